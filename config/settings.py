@@ -1,0 +1,162 @@
+"""Typed configuration for every shardbox role, loaded from one TOML file.
+
+A process reads the whole file but only the sections its role needs must be
+present; `load_config(path, role)` checks that up front so a misconfigured
+process stops at start with a readable message instead of failing mid-request.
+"""
+
+from __future__ import annotations
+
+import base64
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Role = Literal["node", "coordinator", "gateway"]
+
+
+class ConfigError(Exception):
+    """Raised with a human-readable explanation of what is wrong in a config file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class ClusterSection(_Section):
+    """Secrets shared by every process of one cluster."""
+
+    secret: str = Field(min_length=16, description="shared secret for the inter-service credential")
+    master_key: str | None = Field(
+        default=None, description="base64 of 32 bytes; chunk data keys derive from it (gateway only)"
+    )
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_is_32_bytes(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("master_key must be base64") from exc
+        if len(raw) != 32:
+            raise ValueError(f"master_key must decode to 32 bytes, got {len(raw)}")
+        return value
+
+    def master_key_bytes(self) -> bytes:
+        if self.master_key is None:
+            raise ConfigError("[cluster] master_key is required for the gateway")
+        return base64.b64decode(self.master_key)
+
+
+class NodeSection(_Section):
+    """One storage node: one data directory, usually one disk."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    listen: str
+    data_dir: Path
+    advertise: str | None = Field(default=None, description="base URL others use; default http://listen")
+    volume_size: int = Field(default=1 << 30, ge=1 << 20)
+    max_shard_size: int = Field(default=64 << 20, ge=1024)
+    capacity_bytes: int | None = Field(default=None, ge=0, description="cap below the disk size")
+    reserve_bytes: int = Field(default=64 << 20, ge=0, description="free space kept back; below it PUT is 507")
+    compact_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    scrub_interval_s: float = Field(default=86400.0, ge=0.0, description="0 disables periodic scrub")
+    scrub_rate_mb_s: float = Field(default=50.0, gt=0.0)
+    group_commit_ms: float = Field(default=2.0, ge=0.0)
+    pool: str = "hot"
+    host: str | None = None
+    rack: str | None = None
+    coordinator: str | None = Field(default=None, description="coordinator base URL for heartbeats")
+    heartbeat_s: float = Field(default=5.0, gt=0.0)
+
+    _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+
+    def base_url(self) -> str:
+        return self.advertise or f"http://{self.listen}"
+
+
+class CoordinatorSection(_Section):
+    """Metadata service: database, placement, node registry."""
+
+    listen: str
+    database_url: str = Field(description="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+    node_down_after_s: float = Field(default=30.0, gt=0.0)
+    upload_expiry_s: float = Field(default=7 * 86400.0, gt=0.0)
+    gc_grace_s: float = Field(default=3600.0, ge=0.0)
+    dedup_scope: Literal["tenant", "global"] = "tenant"
+    default_quota_bytes: int = Field(default=1 << 50, ge=0)
+
+    _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class GatewaySection(_Section):
+    """S3 and product API front end; stateless."""
+
+    listen: str
+    coordinator: str = Field(description="coordinator base URL")
+    region: str = "us-east-1"
+    domain: str | None = Field(default=None, description="enables virtual-host-style bucket.DOMAIN")
+    chunk_size: int = Field(default=8 << 20, ge=64 << 10, le=8 << 20)
+    shard_timeout_s: float = Field(default=10.0, gt=0.0)
+    min_acks: int = Field(default=12, ge=10, le=14)
+    max_skew_s: int = Field(default=900, ge=1)
+    key_cache_s: float = Field(default=30.0, ge=0.0)
+
+    _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+
+
+class Config(_Section):
+    cluster: ClusterSection
+    node: NodeSection | None = None
+    coordinator: CoordinatorSection | None = None
+    gateway: GatewaySection | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, source: Path | str = "<config>", role: Role | None = None) -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(Path(source), exc)) from None
+    if role is not None and getattr(cfg, role) is None:
+        raise ConfigError(f"{source}: the [{role}] section is required to run a {role}")
+    if role == "gateway" and cfg.cluster.master_key is None:
+        raise ConfigError(f"{source}: [cluster] master_key is required to run a gateway")
+    return cfg
+
+
+def load_config(path: Path | str, role: Role | None = None) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path, role)

@@ -1,0 +1,68 @@
+"""Helpers shared by the test packages: ports, waiting, throwaway PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL 15 cluster on 127.0.0.1, as ../shared/ci-services.md describes."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="sbx-pg-"))
+        shutil.chown(self.root, "postgres")
+
+    def _as_pg(self, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> None:
+        data = str(self.root / "data")
+        self._as_pg(str(PGBIN / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                    "--locale=C.UTF-8", "--no-sync")
+        self._as_pg(str(PGBIN / "pg_ctl"), "-D", data, "-l", str(self.root / "log"), "-w", "start", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+                    "-c max_connections=300")
+
+    def create_db(self, name: str) -> str:
+        subprocess.run([str(PGBIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        name], check=True)
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._as_pg(str(PGBIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_available() -> bool:
+    return (PGBIN / "initdb").exists() and os.geteuid() == 0

@@ -1,0 +1,235 @@
+"""S3 throughput of a `shardbox up` on this machine, with boto3 as the client.
+
+Prints a table (PUT/GET MB/s for 1 x 1 GiB and 8 x 64 MiB objects, 4 KiB PUT/GET ops/s
+with 16 concurrent clients, gateway peak RSS) beside the ceiling measured in the same
+run (single-thread MD5 MB/s), then a one-line summary. Client and servers share the
+machine, so the figures include boto3's own cost (it SHA-256-signs and CRC32s every
+payload over plain HTTP).
+
+    .venv/bin/python bench/s3.py [--big-mib 1024] [--small-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import psutil
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+
+MiB = 1 << 20
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def md5_ceiling(seconds: float = 2.0) -> float:
+    buf = os.urandom(64 * MiB)
+    h = hashlib.md5()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        h.update(buf)
+        n += len(buf)
+    return n / (time.perf_counter() - t0) / 1e6
+
+
+def _free_base(n: int = 16) -> int:
+    for base in range(31000, 60000, 97):
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+class Up:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        port = _free_base()
+        self.log = open(data.parent / "up.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "shardbox", "up", "--data", str(data), "--port",
+                                      str(port)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not (data / "up.json").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"shardbox up failed; see {data.parent / 'up.log'}")
+            time.sleep(0.1)
+        self.info = json.loads((data / "up.json").read_text())
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.info["endpoint"], region_name="us-east-1",
+                            aws_access_key_id=self.info["access_key"],
+                            aws_secret_access_key=self.info["secret_key"],
+                            config=BotoConfig(s3={"addressing_style": "path"}, max_pool_connections=32,
+                                              retries={"max_attempts": 1}))
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.log.close()
+
+
+class PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.p = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self.p.memory_info().rss)
+
+    def close(self) -> int:
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, b: bytes) -> int:
+        self.n += len(b)
+        return len(b)
+
+
+def bench_big(up: Up, size: int) -> tuple[float, float]:
+    s3 = up.client()
+    data = os.urandom(size)
+    cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=10)
+    import io
+    t0 = time.perf_counter()
+    s3.upload_fileobj(io.BytesIO(data), "bench", "big", Config=cfg)
+    put = size / (time.perf_counter() - t0) / 1e6
+    sink = Sink()
+    t0 = time.perf_counter()
+    s3.download_fileobj("bench", "big", sink, Config=cfg)
+    get = size / (time.perf_counter() - t0) / 1e6
+    assert sink.n == size
+    return put, get
+
+
+def bench_many(up: Up, count: int, size: int) -> tuple[float, float]:
+    clients = [up.client() for _ in range(count)]
+    bodies = [os.urandom(size) for _ in range(count)]
+
+    def put(i: int) -> None:
+        clients[i].put_object(Bucket="bench", Key=f"m{i}", Body=bodies[i])
+
+    def get(i: int) -> None:
+        body = clients[i].get_object(Bucket="bench", Key=f"m{i}")["Body"]
+        n = 0
+        for piece in body.iter_chunks(1 * MiB):
+            n += len(piece)
+        assert n == size
+
+    with ThreadPoolExecutor(count) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(put, range(count)))
+        put_rate = count * size / (time.perf_counter() - t0) / 1e6
+        t0 = time.perf_counter()
+        list(pool.map(get, range(count)))
+        get_rate = count * size / (time.perf_counter() - t0) / 1e6
+    return put_rate, get_rate
+
+
+def _small_worker(info: dict, op: str, worker: int, seconds: float, out) -> None:
+    """One client process: boto3's per-request cost is high, so clients get their own GIL."""
+    s3 = boto3.client("s3", endpoint_url=info["endpoint"], region_name="us-east-1",
+                      aws_access_key_id=info["access_key"], aws_secret_access_key=info["secret_key"],
+                      config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    body = os.urandom(4096)
+    n, t_end = 0, time.monotonic() + seconds
+    while time.monotonic() < t_end and n < 100_000:
+        key = f"small/{worker}/{n % 200}"
+        if op == "put":
+            s3.put_object(Bucket="bench", Key=key, Body=body)
+        else:
+            s3.get_object(Bucket="bench", Key=key)["Body"].read()
+        n += 1
+    out.put(n)
+
+
+def bench_small(up: Up, clients: int, seconds: float) -> tuple[float, float]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    rates = []
+    for op in ("put", "get"):
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_small_worker, args=(up.info, op, w, seconds, q)) for w in range(clients)]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        total = sum(q.get(timeout=seconds + 120) for _ in procs)
+        for p in procs:
+            p.join()
+        rates.append(total / (time.perf_counter() - t0))
+    return rates[0], rates[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--small-seconds", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, default=16)
+    args = ap.parse_args()
+
+    ceiling = md5_ceiling()
+    with tempfile.TemporaryDirectory(prefix="sbx-bench-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        up = Up(data)
+        try:
+            up.client().create_bucket(Bucket="bench")
+            rss = PeakRss(up.info["gateway"]["pid"])
+            big_put, big_get = bench_big(up, args.big_mib * MiB)
+            many_put, many_get = bench_many(up, 8, 64 * MiB)
+            small_put, small_get = bench_small(up, args.clients, args.small_seconds)
+            peak = rss.close()
+        finally:
+            up.stop()
+
+    rows = [
+        (f"PUT 1 x {args.big_mib} MiB", f"{big_put:8.1f} MB/s", f"{big_put / ceiling * 100:5.1f}% of MD5"),
+        (f"GET 1 x {args.big_mib} MiB", f"{big_get:8.1f} MB/s", f"{big_get / ceiling * 100:5.1f}% of MD5"),
+        ("PUT 8 x 64 MiB (parallel)", f"{many_put:8.1f} MB/s", f"{many_put / ceiling * 100:5.1f}% of MD5"),
+        ("GET 8 x 64 MiB (parallel)", f"{many_get:8.1f} MB/s", f"{many_get / ceiling * 100:5.1f}% of MD5"),
+        (f"PUT 4 KiB, {args.clients} clients", f"{small_put:8.1f} ops/s", ""),
+        (f"GET 4 KiB, {args.clients} clients", f"{small_get:8.1f} ops/s", ""),
+        ("gateway peak RSS", f"{peak / MiB:8.1f} MiB", ""),
+        ("ceiling: MD5, one thread", f"{ceiling:8.1f} MB/s", ""),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{w}}  {'value':>14}  relative")
+    for name, value, rel in rows:
+        print(f"{name:<{w}}  {value:>14}  {rel}")
+    print(f"summary: 1GiB PUT {big_put:.0f} MB/s ({big_put / ceiling:.0%} of MD5 {ceiling:.0f}), "
+          f"GET {big_get:.0f} MB/s ({big_get / ceiling:.0%}); 4KiB PUT {small_put:.0f}/s GET {small_get:.0f}/s; "
+          f"gateway peak RSS {peak / MiB:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared state and lookups for the query mixins that make up `coordinator.service.Metadata`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from coordinator.db import Database
+from coordinator.errors import error
+from coordinator.names import chunk_key
+from coordinator.schema import buckets, object_versions
+
+MIN_PART_SIZE = 5 << 20
+MAX_PART_NUMBER = 10000
+
+
+class QueryBase:
+    """Holds the database handle and coordinator settings the queries need."""
+
+    def __init__(self, db: Database, *, node_down_after_s: float = 30.0, upload_expiry_s: float = 7 * 86400.0,
+                 dedup_scope: str = "tenant", default_quota_bytes: int = 1 << 50) -> None:
+        self.db = db
+        self.node_down_after_s = node_down_after_s
+        self.upload_expiry_s = upload_expiry_s
+        self.dedup_scope = dedup_scope
+        self.default_quota_bytes = default_quota_bytes
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    def scope(self, tenant_id: str) -> str:
+        return "global" if self.dedup_scope == "global" else tenant_id
+
+    def chunk_key(self, tenant_id: str, sha256: str) -> str:
+        return chunk_key(self.scope(tenant_id), sha256)
+
+    async def bucket_row(self, conn: AsyncConnection, tenant_id: str, name: str) -> Any:
+        """The bucket if it exists and belongs to tenant_id; NoSuchBucket / AccessDenied otherwise."""
+        row = (await conn.execute(sa.select(buckets).where(buckets.c.name == name))).first()
+        if row is None:
+            raise error("NoSuchBucket", f"the bucket {name!r} does not exist")
+        if row.tenant_id != tenant_id:
+            raise error("AccessDenied", f"the bucket {name!r} belongs to another tenant")
+        return row
+
+    async def latest_row(self, conn: AsyncConnection, bucket: str, key: str, *, lock: bool = False) -> Any:
+        ov = object_versions.c
+        stmt = sa.select(object_versions).where(ov.bucket == bucket, ov.key == key, ov.is_latest)
+        if lock:  # the row that occupies the key, whatever its status, is about to be replaced
+            stmt = self.db.for_update(stmt)
+        else:
+            stmt = stmt.where(ov.status != "deleted")
+        return (await conn.execute(stmt)).first()

@@ -1,0 +1,35 @@
+"""Error codes the coordinator answers with, and their HTTP statuses (docs/internals.md)."""
+
+from __future__ import annotations
+
+from coordinator.records import CoordinatorError
+
+STATUS = {
+    "NoSuchBucket": 404,
+    "NoSuchKey": 404,
+    "NoSuchUpload": 404,
+    "NoSuchVersion": 404,
+    "NoSuchTenant": 404,
+    "NoSuchUser": 404,
+    "BucketAlreadyOwnedByYou": 409,
+    "BucketAlreadyExists": 409,
+    "BucketNotEmpty": 409,
+    "AlreadyExists": 409,
+    "InvalidPart": 400,
+    "InvalidPartOrder": 400,
+    "EntityTooSmall": 400,
+    "InvalidBucketName": 400,
+    "InvalidArgument": 400,
+    "InvalidRequest": 400,
+    "BadDigest": 400,
+    "QuotaExceeded": 403,
+    "AccessDenied": 403,
+    "InvalidAccessKeyId": 403,
+    "ServiceUnavailable": 503,
+    "InternalError": 500,
+}
+
+
+def error(code: str, message: str) -> CoordinatorError:
+    """A CoordinatorError with the status that belongs to its code."""
+    return CoordinatorError(code, message, STATUS.get(code, 400))

@@ -1,0 +1,42 @@
+"""Tenant quota: reservations and settlement, each one conditional UPDATE.
+
+`used_bytes` counts the logical size of a tenant's live objects (dedup does not discount
+it); `reserved_bytes` counts bytes of uploads in flight. A reservation succeeds only if
+used + reserved + n stays within quota, decided by the database in one statement, so
+concurrent uploads can never overshoot.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from coordinator.errors import error
+from coordinator.schema import tenants
+
+_t = tenants.c
+
+
+async def _fail(conn: AsyncConnection, tenant_id: str, n: int) -> None:
+    row = (await conn.execute(sa.select(_t.quota_bytes, _t.used_bytes, _t.reserved_bytes)
+                              .where(_t.tenant_id == tenant_id))).first()
+    if row is None:
+        raise error("InvalidArgument", f"unknown tenant {tenant_id!r}")
+    raise error("QuotaExceeded", f"storing {n} more bytes would exceed the quota of {row.quota_bytes} bytes "
+                f"({row.used_bytes} used, {row.reserved_bytes} reserved)")
+
+
+async def adjust(conn: AsyncConnection, tenant_id: str, reserved_delta: int = 0, used_delta: int = 0) -> None:
+    """Apply both deltas at once; if the total grows, it must still fit the quota."""
+    growth = reserved_delta + used_delta
+    stmt = sa.update(tenants).where(_t.tenant_id == tenant_id).values(
+        reserved_bytes=_t.reserved_bytes + reserved_delta, used_bytes=_t.used_bytes + used_delta)
+    if growth > 0:
+        stmt = stmt.where(_t.used_bytes + _t.reserved_bytes + growth <= _t.quota_bytes)
+    result = await conn.execute(stmt)
+    if result.rowcount == 0:
+        await _fail(conn, tenant_id, growth)
+
+
+async def reserve(conn: AsyncConnection, tenant_id: str, n: int) -> None:
+    await adjust(conn, tenant_id, reserved_delta=n)

@@ -1,0 +1,222 @@
+"""The metadata schema: every table, in one place, for SQLite and PostgreSQL alike.
+
+Queries live in the other modules of this package; they only import the tables from here.
+Object keys, bucket names and chunk keys use the binary "C" collation on PostgreSQL so that
+ORDER BY gives the same UTF-8 byte order S3 clients expect (SQLite's default BINARY
+collation already compares bytes).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _ckey(length: int) -> sa.types.TypeEngine:
+    """A string compared byte by byte on both backends."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+_BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite INTEGER is 64-bit already
+_TIME = sa.Float(precision=53)  # unix seconds
+_ID = sa.String(64)
+
+tenants = sa.Table(
+    "tenants", metadata,
+    sa.Column("tenant_id", _ID, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("quota_bytes", _BIG, nullable=False),
+    sa.Column("used_bytes", _BIG, nullable=False, default=0),
+    sa.Column("reserved_bytes", _BIG, nullable=False, default=0),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("user_id", _ID, primary_key=True),
+    sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+access_keys = sa.Table(
+    "access_keys", metadata,
+    sa.Column("access_key", sa.String(32), primary_key=True),
+    # Stored as is: SigV4 verification needs the secret itself (HMAC), not a hash of it.
+    sa.Column("secret_key", sa.String(64), nullable=False),
+    sa.Column("user_id", _ID, sa.ForeignKey("users.user_id"), nullable=False, index=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+buckets = sa.Table(
+    "buckets", metadata,
+    sa.Column("name", _ckey(63), primary_key=True),
+    sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    sa.Column("owner_id", _ID, nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+object_versions = sa.Table(
+    "object_versions", metadata,
+    sa.Column("version_id", _ID, primary_key=True),
+    sa.Column("bucket", _ckey(63), sa.ForeignKey("buckets.name"), nullable=False),
+    sa.Column("key", _ckey(1024), nullable=False),
+    sa.Column("tenant_id", _ID, nullable=False),
+    sa.Column("owner_id", _ID, nullable=False),
+    sa.Column("size", _BIG, nullable=False),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("content_type", sa.String(256)),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # uploading|scanning|ready|quarantined|deleted
+    sa.Column("checksums", sa.JSON, nullable=False),
+    sa.Column("part_count", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("last_modified", _TIME, nullable=False),
+    sa.Column("last_access", _TIME),
+    sa.Column("is_latest", sa.Boolean, nullable=False),
+    # One latest version per key; listing walks this index in key order.
+    sa.Index("ux_object_latest", "bucket", "key", unique=True,
+             sqlite_where=sa.text("is_latest"), postgresql_where=sa.text("is_latest")),
+)
+
+object_chunks = sa.Table(
+    "object_chunks", metadata,
+    sa.Column("version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key"), nullable=False),
+    sa.Column("offset", _BIG, nullable=False),
+    sa.Column("size", _BIG, nullable=False),
+)
+
+object_parts = sa.Table(
+    "object_parts", metadata,
+    sa.Column("version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("part_number", sa.Integer, primary_key=True),
+    sa.Column("offset", _BIG, nullable=False),
+    sa.Column("size", _BIG, nullable=False),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("checksums", sa.JSON, nullable=False),
+    sa.Column("last_modified", _TIME, nullable=False),
+)
+
+chunks = sa.Table(
+    "chunks", metadata,
+    sa.Column("chunk_key", _ckey(64), primary_key=True),
+    sa.Column("scope", _ID, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", _BIG, nullable=False),
+    sa.Column("enc_size", _BIG, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("refcount", _BIG, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("zero_since", _TIME, index=True),  # set when refcount reaches 0 (GC candidates)
+)
+
+chunk_shards = sa.Table(
+    "chunk_shards", metadata,
+    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("node_id", sa.String(64), nullable=False, index=True),
+    sa.Column("checksum", sa.String(32)),
+)
+
+upload_sessions = sa.Table(
+    "upload_sessions", metadata,
+    sa.Column("upload_id", _ckey(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # put | multipart
+    sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False),
+    sa.Column("owner_id", _ID, nullable=False),
+    sa.Column("bucket", _ckey(63), sa.ForeignKey("buckets.name"), nullable=False),
+    sa.Column("key", _ckey(1024), nullable=False),
+    sa.Column("reserved_bytes", _BIG, nullable=False),
+    sa.Column("content_type", sa.String(256)),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("checksum_algorithm", sa.String(16)),
+    sa.Column("initiated", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False, index=True),
+    sa.Index("ix_upload_bucket_key", "bucket", "key", "upload_id"),
+)
+
+upload_parts = sa.Table(
+    "upload_parts", metadata,
+    sa.Column("upload_id", _ckey(64), sa.ForeignKey("upload_sessions.upload_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("part_number", sa.Integer, primary_key=True),
+    sa.Column("size", _BIG, nullable=False),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("checksums", sa.JSON, nullable=False),
+    sa.Column("last_modified", _TIME, nullable=False),
+)
+
+upload_part_chunks = sa.Table(
+    "upload_part_chunks", metadata,
+    sa.Column("upload_id", _ckey(64), primary_key=True),
+    sa.Column("part_number", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key"), nullable=False),
+    sa.Column("size", _BIG, nullable=False),
+    sa.ForeignKeyConstraint(["upload_id", "part_number"],
+                            ["upload_parts.upload_id", "upload_parts.part_number"], ondelete="CASCADE"),
+)
+
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(1200), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("client_addr", sa.String(64)),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("claimed_by", sa.String(128)),
+    sa.Column("claimed_at", _TIME),
+    sa.Column("done_at", _TIME),
+    sa.Index("ix_outbox_pending", "event_type", "done_at", "id"),
+)
+
+nodes = sa.Table(
+    "nodes", metadata,
+    sa.Column("node_id", sa.String(64), primary_key=True),
+    sa.Column("address", sa.String(256), nullable=False),
+    sa.Column("pool", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(128)),
+    sa.Column("rack", sa.String(128)),
+    sa.Column("capacity_bytes", _BIG, nullable=False),
+    sa.Column("free_bytes", _BIG, nullable=False),
+    sa.Column("used_bytes", _BIG, nullable=False),
+    sa.Column("shard_count", _BIG, nullable=False),
+    sa.Column("last_seen", _TIME, nullable=False),
+    # Administrative state; "down" is also derived on read from last_seen.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("health", sa.JSON, nullable=False),  # the node's last /health document
+)
+
+repair_queue = sa.Table(
+    "repair_queue", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("chunk_key", _ckey(64), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("node_id", sa.String(64)),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
+)

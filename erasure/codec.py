@@ -1,0 +1,204 @@
+"""Reed-Solomon 10+4 stripes: layout, encode, decode, reconstruct.
+
+A Codec pairs the shard layout (erasure.layout) with a GF(2^8) kernel
+(erasure.kernels). Encoding multiplies the ten data rows by reedsolo's parity matrix;
+decoding derives, once per erasure pattern, the matrix that maps the ten first
+surviving shards to the missing ones (inverse of those ten rows of the generator) and
+applies it with the same kernel. Matrices and kernel tables are cached per pattern in
+bounded LRUs, so steady-state decode does no matrix work at all.
+
+Hot-path buffers (the 14 x n row matrix, the decode output) are per-thread scratch that
+is reused between calls, because page-faulting fresh multi-MiB buffers costs as much as
+the coding itself; results are copied out into bytes the caller may keep. Everything
+here is safe to call from several threads at once: caches are lru_cache (thread-safe),
+tables are immutable, scratch is thread-local and the kernels release the GIL.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from erasure import layout
+from erasure.gf256 import mat_inv, mat_mul
+from erasure.kernels import Kernel
+from erasure.matrix import DATA, PARITY, TOTAL, generator_matrix, parity_matrix
+
+# Per-thread scratch larger than this is not kept after the call (a 64 MiB input would
+# otherwise pin ~90 MiB per gateway worker thread forever). 8 MiB chunks fit well below.
+SCRATCH_RETAIN_BYTES = 48 << 20
+RECOVERY_CACHE_SIZE = 1024
+
+ShardInput = bytes | bytearray | memoryview | np.ndarray
+
+
+class TooManyErasures(ValueError):
+    """More shards are missing than parity can recover (5+ of 14)."""
+
+
+def shard_size(size: int) -> int:
+    """Bytes per shard for `size` bytes of data: ceil(size / 10), at least 1."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    return max(1, -(-size // DATA))
+
+
+@functools.lru_cache(maxsize=RECOVERY_CACHE_SIZE)
+def recovery_matrix(survivors: tuple[int, ...], wanted: tuple[int, ...]) -> np.ndarray:
+    """(len(wanted) x 10) matrix giving shards `wanted` from the ten shards `survivors`.
+
+    shard_w = G[w] . data and data = inv(G[survivors]) . survivors, so the matrix is
+    G[wanted] . inv(G[survivors]); any 10 rows of an MDS generator are invertible.
+    """
+    if len(survivors) != DATA or len(set(survivors)) != DATA:
+        raise ValueError(f"need {DATA} distinct surviving shards, got {survivors}")
+    g = generator_matrix()
+    m = mat_mul(g[list(wanted)], mat_inv(g[list(survivors)]))
+    m.flags.writeable = False
+    return m
+
+
+class _Scratch(threading.local):
+    """Named, growable per-thread byte buffers."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, nbytes: int) -> np.ndarray:
+        buf = self.buffers.get(name)
+        if buf is not None and buf.size >= nbytes:
+            return buf[:nbytes]
+        buf = np.empty(nbytes, dtype=np.uint8)
+        if nbytes <= SCRATCH_RETAIN_BYTES:
+            self.buffers[name] = buf
+        else:
+            self.buffers.pop(name, None)
+        return buf
+
+
+_scratch = _Scratch()
+
+
+def as_u8(data: Any, what: str = "data") -> np.ndarray:
+    """Zero-copy uint8 view of a contiguous bytes-like object."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1 or not data.flags.c_contiguous:
+            raise ValueError(f"{what} must be a contiguous 1-D uint8 array")
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}") from None
+    if not view.c_contiguous:
+        raise ValueError(f"{what} must be a contiguous buffer")
+    if view.nbytes == 0:
+        return np.empty(0, dtype=np.uint8)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return np.frombuffer(view, dtype=np.uint8)
+
+
+def _missing_message(missing: list[int]) -> str:
+    return (
+        f"{len(missing)} of {TOTAL} shards are missing (indices {missing}); "
+        f"Reed-Solomon {DATA}+{PARITY} can recover at most {PARITY}"
+    )
+
+
+def _check_shards(shards: Sequence[ShardInput | None]) -> tuple[list[np.ndarray | None], int]:
+    """uint8 views of the shards (None where missing) and the common shard length."""
+    if isinstance(shards, bytes | bytearray | memoryview | str | np.ndarray):
+        raise TypeError(f"shards must be a sequence of {TOTAL} shards, not one {type(shards).__name__}")
+    shards = list(shards)
+    if len(shards) != TOTAL:
+        raise ValueError(f"expected {TOTAL} shards (None for missing ones), got {len(shards)}")
+    rows: list[np.ndarray | None] = []
+    length = first = None
+    for i, shard in enumerate(shards):
+        if shard is None:
+            rows.append(None)
+            continue
+        row = as_u8(shard, f"shard {i}")
+        if row.size == 0:
+            raise ValueError(f"shard {i} is empty; shards are at least 1 byte long")
+        if length is None:
+            length, first = row.size, i
+        elif row.size != length:
+            raise ValueError(
+                f"shard {i} is {row.size} bytes but shard {first} is {length}; "
+                "all shards of a stripe must have the same length"
+            )
+        rows.append(row)
+    missing = [i for i, r in enumerate(rows) if r is None]
+    if len(missing) > PARITY or length is None:
+        raise TooManyErasures(_missing_message(missing))
+    return rows, length
+
+
+class Codec:
+    """RS(10,4) encode/decode with one kernel. Get instances from erasure.codec()."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._encode_tables = kernel.prepare(parity_matrix())
+        self._tables = functools.lru_cache(maxsize=kernel.table_cache_size)(self._prepare)
+
+    @property
+    def kernel_name(self) -> str:
+        return self.kernel.name
+
+    def _prepare(self, survivors: tuple[int, ...], wanted: tuple[int, ...]) -> Any:
+        return self.kernel.prepare(recovery_matrix(survivors, wanted))
+
+    def encode(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """14 shards of shard_size(len(data)) bytes: 10 data (column-interleaved) + 4 parity."""
+        src = as_u8(data)
+        size = src.size
+        n = shard_size(size)
+        full = size // DATA
+        rows = _scratch.get("rows", TOTAL * n).reshape(TOTAL, n)
+        layout.split(src[: full * DATA].reshape(full, DATA), rows[:DATA])
+        if n > full:  # last column is partial (or the input is empty): zero-pad it
+            tail = np.zeros(DATA, dtype=np.uint8)
+            tail[: size - full * DATA] = src[full * DATA :]
+            rows[:DATA, full] = tail
+        self.kernel.apply(self._encode_tables, list(rows[:DATA]), list(rows[DATA:]))
+        return [rows[i].tobytes() for i in range(TOTAL)]
+
+    def decode(self, shards: Sequence[ShardInput | None], size: int) -> bytes:
+        """The original `size` bytes from any 10 of the 14 shards (None for missing ones)."""
+        rows, n = _check_shards(shards)
+        if shard_size(size) != n:
+            raise ValueError(f"size {size} needs shards of {shard_size(size)} bytes, but the shards are {n} bytes")
+        if size == 0:
+            return b""
+        data_rows = rows[:DATA]
+        lost = tuple(i for i in range(DATA) if rows[i] is None)
+        if lost:
+            survivors = tuple(i for i in range(TOTAL) if rows[i] is not None)[:DATA]
+            recovered = _scratch.get("recovered", len(lost) * n).reshape(len(lost), n)
+            self.kernel.apply(self._tables(survivors, lost), [rows[i] for i in survivors], list(recovered))
+            for k, i in enumerate(lost):
+                data_rows[i] = recovered[k]
+        out = _scratch.get("out", n * DATA)
+        layout.join(data_rows, out.reshape(n, DATA))
+        return out[:size].tobytes()
+
+    def reconstruct(self, shards: Sequence[ShardInput | None]) -> list[bytes]:
+        """All 14 shards, rebuilding missing data and parity shards from any 10."""
+        rows, n = _check_shards(shards)
+        result: list[bytes | None] = [None if s is None else (s if type(s) is bytes else bytes(s)) for s in shards]
+        missing = tuple(i for i in range(TOTAL) if rows[i] is None)
+        if missing:
+            survivors = tuple(i for i in range(TOTAL) if rows[i] is not None)[:DATA]
+            rebuilt = _scratch.get("recovered", len(missing) * n).reshape(len(missing), n)
+            self.kernel.apply(self._tables(survivors, missing), [rows[i] for i in survivors], list(rebuilt))
+            for k, i in enumerate(missing):
+                result[i] = rebuilt[k].tobytes()
+        return result  # type: ignore[return-value]

@@ -1,0 +1,56 @@
+"""The gateway's streaming data path between S3/product API requests and storage nodes.
+
+Exact public API (everything else in this package is internal)::
+
+    store = ChunkStore(coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
+                       chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
+                       key_id: str = "m1")          # one per gateway process, inside the event loop
+
+    result: WriteResult = await store.write(tenant_id: str, source: AsyncIterator[bytes | memoryview],
+                                            algorithms: set[str], *, request_id: str | None = None)
+        # algorithms: subset of SUPPORTED_CHECKSUMS = {"crc32","crc32c","crc64nvme","sha1","sha256"};
+        #   an unknown name raises UnsupportedChecksum (a ValueError) before anything is read.
+        # WriteResult(size: int, md5_hex: str,
+        #             checksums: dict[str, str],   # requested algo -> base64 as S3 shows it,
+        #                                          # plus "sha256hex": hex SHA-256 of the whole payload
+        #             chunks: list[ChunkRef])      # in order, offset filled; a 0-byte stream has none
+        # Raises WriteFailed (a chunk got < min_acks shard acks -> 503), CoordinatorError from
+        # place_chunks, or whatever the source raised. Nothing is finalized here: the caller
+        # passes result.chunks to finalize_put / put_part. Alias: store.write_stream.
+
+    async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None):
+        # obj.chunks must be filled (get_object(..., with_chunks=True)); end is inclusive like
+        # HTTP ranges; 0 <= start <= end < obj.size (ValueError otherwise; a 0-byte object yields
+        # nothing). Pull the first piece before sending headers: DataUnavailable (-> 503) comes
+        # from there if the first chunk is unreadable. Use contextlib.aclosing() or aclose() when
+        # stopping early so prefetches are cancelled. Alias: store.read_range.
+
+    await store.close()
+
+    MultiHasher(algorithms: Iterable[str])   # .update(buf), .results() -> {algo: base64},
+                                             # .digest(algo), .hexdigest(algo); also accepts "md5"
+    checksum_b64(algorithm, data) -> str     # one-shot, S3 base64 form
+    chunk_key(scope, sha256_hex) -> str
+
+Errors: WriteFailed, DataUnavailable (both carry chunk_key), UnsupportedChecksum(ValueError).
+"""
+
+from gateway.datapath.crypto import ChunkCipher, ChunkCorrupt, chunk_key
+from gateway.datapath.errors import DataUnavailable, WriteFailed
+from gateway.datapath.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
+from gateway.datapath.store import ChunkStore
+from gateway.datapath.writer import WriteResult
+
+__all__ = [
+    "SUPPORTED_CHECKSUMS",
+    "ChunkCipher",
+    "ChunkCorrupt",
+    "ChunkStore",
+    "DataUnavailable",
+    "MultiHasher",
+    "UnsupportedChecksum",
+    "WriteFailed",
+    "WriteResult",
+    "checksum_b64",
+    "chunk_key",
+]

@@ -1,0 +1,149 @@
+"""The read path: a byte range of an object out of its erasure-coded chunks.
+
+Only the chunks overlapping the range are fetched. Per chunk the data shards 0..9 are
+requested in parallel (each with `shard_timeout_s`); every shard a node returns is
+checked against the xxh3-128 recorded at write time. A shard that errors, times out, is
+missing or fails its checksum is reported to the coordinator for repair (fire and
+forget) and replaced by the next parity shard, until 10 verified shards are in hand or
+none are left (-> `DataUnavailable`). Then RS decode and AES-GCM decrypt on a worker
+thread; a tag that does not verify also means `DataUnavailable`: wrong bytes are never
+returned.
+
+While one chunk is being sent, the next `read_ahead` chunks are already being fetched,
+so the network to the nodes and the client overlap. `read_range` is an async generator:
+the caller pulls the first piece before it commits to a 200/206 (a 503 can still be
+answered), and must `aclose()` it (or use `contextlib.aclosing`) if it stops early, which
+cancels the prefetches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+import erasure
+from coordinator.records import ChunkRef, ObjectInfo
+from gateway.datapath.context import DatapathContext
+from gateway.datapath.crypto import ChunkCorrupt
+from gateway.datapath.errors import DataUnavailable
+from gateway.datapath.node_client import ShardError, shard_id
+
+log = logging.getLogger("gateway.datapath.reader")
+
+
+def chunks_for_range(chunks: list[ChunkRef], start: int, end: int) -> list[tuple[ChunkRef, int, int]]:
+    """(chunk, first byte, last byte inclusive) within each chunk overlapping [start, end].
+
+    Offsets are recomputed from the chunk sizes (the manifest order is authoritative).
+    """
+    selected = []
+    offset = 0
+    for ref in chunks:
+        lo, hi = offset, offset + ref.size - 1
+        offset += ref.size
+        if ref.size == 0 or hi < start:
+            continue
+        if lo > end:
+            break
+        selected.append((ref, max(start, lo) - lo, min(end, hi) - lo))
+    return selected
+
+
+def _fetch_order(ref: ChunkRef) -> list[int]:
+    """Data shards first (no decoding needed), parity next; shards known missing last."""
+    have = {p.index for p in ref.shards}
+    missing = set(ref.missing)
+    order = [i for i in range(erasure.TOTAL) if i in have and i not in missing]
+    return order + [i for i in range(erasure.TOTAL) if i in have and i in missing]
+
+
+async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None = None) -> bytes:
+    """The verified plaintext of one chunk, or DataUnavailable."""
+    placements = {p.index: p for p in ref.shards}
+    candidates = deque(_fetch_order(ref))
+    got: dict[int, bytes] = {}
+    failures: dict[int, str] = {}
+    inflight: dict[asyncio.Task[bytes], int] = {}
+
+    def launch() -> None:
+        while candidates and len(got) + len(inflight) < erasure.DATA:
+            i = candidates.popleft()
+            p = placements[i]
+            task = asyncio.get_running_loop().create_task(ctx.nodes.get_shard(
+                p.address, shard_id(ref.chunk_key, i), p.checksum, timeout_s=ctx.shard_timeout_s,
+                request_id=request_id))
+            inflight[task] = i
+
+    try:
+        launch()
+        while len(got) < erasure.DATA and inflight:
+            done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                i = inflight.pop(task)
+                try:
+                    got[i] = task.result()
+                except ShardError as exc:
+                    failures[i] = exc.reason
+                    ctx.report_shard_failure(ref.chunk_key, i, placements[i].node_id, exc.reason, request_id)
+            launch()
+    finally:
+        for task in inflight:
+            task.cancel()
+    if len(got) < erasure.DATA:
+        raise DataUnavailable(
+            f"chunk {ref.chunk_key}: only {len(got)} of {erasure.TOTAL} shards readable, "
+            f"{erasure.DATA} needed",
+            chunk_key=ref.chunk_key, failures=failures)
+    shards: list[bytes | None] = [got.get(i) for i in range(erasure.TOTAL)]
+    try:
+        return await ctx.run(_decode_decrypt, ctx, ref, shards)
+    except (ChunkCorrupt, erasure.TooManyErasures, ValueError) as exc:
+        log.error("chunk.undecodable", extra={"fields": {
+            "chunk_key": ref.chunk_key, "error": str(exc), "request_id": request_id}})
+        raise DataUnavailable(f"chunk {ref.chunk_key}: {exc}", chunk_key=ref.chunk_key,
+                              failures=failures) from None
+
+
+def _decode_decrypt(ctx: DatapathContext, ref: ChunkRef, shards: list[bytes | None]) -> bytes:
+    ciphertext = erasure.decode(shards, ref.enc_size)
+    plaintext = ctx.cipher.decrypt(ref.chunk_key, ciphertext)
+    if len(plaintext) != ref.size:
+        raise ChunkCorrupt(f"chunk {ref.chunk_key} decrypted to {len(plaintext)} bytes, "
+                           f"manifest says {ref.size}")
+    return plaintext
+
+
+async def read_range(ctx: DatapathContext, obj: ObjectInfo, start: int, end: int,
+                     request_id: str | None = None) -> AsyncIterator[bytes]:
+    """Yield the bytes start..end (inclusive) of `obj`, chunk by chunk."""
+    if obj.size == 0 or end < start:
+        return
+    if start < 0 or end >= obj.size:
+        raise ValueError(f"range {start}-{end} outside object of {obj.size} bytes")
+    selected = chunks_for_range(obj.chunks, start, end)
+    covered = sum(hi - lo + 1 for _, lo, hi in selected)
+    if covered != end - start + 1:
+        raise DataUnavailable(f"manifest of {obj.key!r} covers {covered} of the "
+                              f"{end - start + 1} bytes asked")
+    loop = asyncio.get_running_loop()
+    pending: deque[asyncio.Task[bytes]] = deque()
+    next_index = 0
+    try:
+        for _ref, lo, hi in selected:
+            while next_index < len(selected) and len(pending) <= ctx.read_ahead:
+                pending.append(loop.create_task(fetch_chunk(ctx, selected[next_index][0], request_id)))
+                next_index += 1
+            plaintext = await pending.popleft()
+            if lo == 0 and hi == len(plaintext) - 1:
+                yield plaintext
+            else:
+                yield plaintext[lo:hi + 1]
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,73 @@
+"""`ChunkStore`: the gateway's one object for putting bytes on nodes and getting them back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from coordinator.records import CoordinatorAPI, ObjectInfo
+from gateway.datapath.context import DatapathContext
+from gateway.datapath.crypto import ChunkCipher
+from gateway.datapath.node_client import NodeClient
+from gateway.datapath.reader import read_range
+from gateway.datapath.writer import Buffer, StreamWriter, WriteResult
+
+
+class ChunkStore:
+    """One per gateway process: chunking, hashing, encryption, RS coding and shard I/O."""
+
+    def __init__(self, coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
+                 chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
+                 key_id: str = "m1", *, threads: int | None = None, write_depth: int = 3,
+                 upload_depth: int = 2, read_ahead: int = 2) -> None:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        if not 10 <= min_acks <= 14:
+            raise ValueError("min_acks must be between 10 and 14")
+        workers = threads or max(4, 2 * (os.cpu_count() or 1) + 2)
+        self._ctx = DatapathContext(
+            coordinator=coordinator,
+            cipher=ChunkCipher(master_key, key_id),
+            nodes=NodeClient(cluster_secret),
+            executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="datapath"),
+            chunk_size=chunk_size,
+            min_acks=min_acks,
+            shard_timeout_s=shard_timeout_s,
+            write_depth=max(1, write_depth),
+            upload_depth=max(1, upload_depth),
+            read_ahead=max(0, read_ahead),
+        )
+
+    @property
+    def chunk_size(self) -> int:
+        return self._ctx.chunk_size
+
+    @property
+    def nodes(self) -> NodeClient:
+        """The shared node client (also used to delete shards, e.g. by tools)."""
+        return self._ctx.nodes
+
+    async def write(self, tenant_id: str, source: AsyncIterator[Buffer],
+                    algorithms: set[str] | frozenset[str], *, request_id: str | None = None) -> WriteResult:
+        """Store a stream as chunks; see gateway/datapath/__init__.py for the contract."""
+        return await StreamWriter(self._ctx, tenant_id, algorithms, request_id).run(source)
+
+    def read(self, obj: ObjectInfo, start: int, end: int, *,
+             request_id: str | None = None) -> AsyncIterator[bytes]:
+        """Bytes start..end (inclusive) of an object whose `chunks` are filled in."""
+        return read_range(self._ctx, obj, start, end, request_id)
+
+    # Names used by docs/internals.md.
+    write_stream = write
+    read_range = read
+
+    async def close(self) -> None:
+        """Close the node connection pool, let failure reports finish, stop the threads."""
+        if self._ctx.background:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(list(self._ctx.background), timeout=5.0)
+        await self._ctx.nodes.close()
+        self._ctx.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,260 @@
+"""The write path: a byte stream in, durable erasure-coded chunks out.
+
+Per chunk of `chunk_size` bytes (the last one shorter):
+
+1. copy from the source into a reusable buffer (the only copy of the plaintext);
+2. on worker threads, at the same time: MD5 (the ETag; the most expensive step, so it
+   gets a thread of its own), the full-payload hashers (SHA-256 + requested S3
+   checksums) and the chunk's own SHA-256 (its id);
+3. `place_chunks` on the coordinator: an existing chunk is reused as is (dedup), a new
+   one gets 14 placements;
+4. on a worker thread: convergent AES-256-GCM into a reusable buffer, RS(10,4) encode,
+   xxh3-128 of each shard;
+5. 14 shard PUTs in parallel; durable at `min_acks` acknowledgements, the others are
+   recorded in `ChunkRef.missing` for repair; fewer -> `WriteFailed`.
+
+Chunks overlap: while chunk N is hashed/encoded, chunk N+1 is read from the network and
+chunk N-1's shards are uploaded. At most `write_depth` chunk buffers and `upload_depth`
+chunks of shards exist per write, so memory stays bounded whatever the stream length.
+MD5 and the full-payload hashers are sequential over the stream; each chunk's update
+waits for the previous chunk's (a chain of tasks), the per-chunk work does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import erasure
+from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
+from gateway.datapath.context import DatapathContext
+from gateway.datapath.crypto import enc_size
+from gateway.datapath.errors import WriteFailed
+from gateway.datapath.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum
+from gateway.datapath.node_client import ShardError, shard_checksum, shard_id
+
+log = logging.getLogger("gateway.datapath.writer")
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass
+class WriteResult:
+    size: int
+    md5_hex: str
+    checksums: dict[str, str]        # algorithm -> base64 (as S3 shows it), plus "sha256hex"
+    chunks: list[ChunkRef] = field(default_factory=list)
+
+
+@dataclass
+class _Slot:
+    """One chunk's working memory: plaintext buffer and ciphertext buffer, reused."""
+
+    plain: bytearray
+    cipher: bytearray
+
+
+class _Chain:
+    """Runs a function on worker threads over successive buffers, strictly in order."""
+
+    def __init__(self, ctx: DatapathContext, func) -> None:
+        self._ctx = ctx
+        self._func = func
+        self._last: asyncio.Task | None = None
+
+    def submit(self, view: memoryview) -> asyncio.Task:
+        prev = self._last
+
+        async def step() -> None:
+            if prev is not None:
+                await prev
+            await self._ctx.run(self._func, view)
+
+        self._last = asyncio.get_running_loop().create_task(step())
+        return self._last
+
+    async def drain(self) -> None:
+        if self._last is not None:
+            await self._last
+
+
+class StreamWriter:
+    """One write: created per call, not reusable."""
+
+    def __init__(self, ctx: DatapathContext, tenant_id: str, algorithms: set[str] | frozenset[str],
+                 request_id: str | None) -> None:
+        unknown = set(algorithms) - SUPPORTED_CHECKSUMS
+        if unknown:
+            raise UnsupportedChecksum(f"unsupported checksum algorithm(s): {', '.join(sorted(unknown))}")
+        self._ctx = ctx
+        self._tenant_id = tenant_id
+        self._algorithms = frozenset(algorithms)
+        self._request_id = request_id
+        self._md5 = hashlib.md5()
+        self._full = MultiHasher(self._algorithms | {"sha256"})
+        self._md5_chain = _Chain(ctx, self._md5.update)
+        self._full_chain = _Chain(ctx, self._full.update)
+        self._free: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._slots_made = 0
+        self._upload_sem = asyncio.Semaphore(ctx.upload_depth)
+        self._tasks: list[asyncio.Task[ChunkRef]] = []
+        self._all_slots: list[_Slot] = []
+        self._error: BaseException | None = None
+
+    # -- slots ---------------------------------------------------------------------------
+
+    async def _take_slot(self) -> _Slot:
+        if self._free.empty() and self._slots_made < self._ctx.write_depth:
+            self._slots_made += 1
+            size = self._ctx.chunk_size
+            slot = _Slot(self._ctx.take_buffer(size), self._ctx.take_buffer(size + 16))
+            self._all_slots.append(slot)
+            return slot
+        return await self._free.get()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    # -- the stream ------------------------------------------------------------------------
+
+    async def run(self, source: AsyncIterator[Buffer]) -> WriteResult:
+        size = 0
+        try:
+            slot = await self._take_slot()
+            filled = 0
+            chunk_size = self._ctx.chunk_size
+            async for data in source:
+                mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+                while mv:
+                    n = min(len(mv), chunk_size - filled)
+                    slot.plain[filled:filled + n] = mv[:n]
+                    filled += n
+                    mv = mv[n:]
+                    if filled == chunk_size:
+                        self._dispatch(slot, filled, size)
+                        size += filled
+                        filled = 0
+                        slot = await self._take_slot()
+                        self._raise_if_failed()
+            if filled:
+                self._dispatch(slot, filled, size)
+                size += filled
+            else:
+                self._free.put_nowait(slot)
+            chunks = list(await asyncio.gather(*self._tasks))
+            await self._md5_chain.drain()
+            await self._full_chain.drain()
+        except BaseException:
+            await self._abort()
+            raise
+        # Success: every thread is done with the buffers, they can serve the next write.
+        for s in self._all_slots:
+            self._ctx.give_buffer(s.plain)
+            self._ctx.give_buffer(s.cipher)
+        checksums = {name: value for name, value in self._full.results().items() if name in self._algorithms}
+        checksums["sha256hex"] = self._full.hexdigest("sha256")
+        return WriteResult(size=size, md5_hex=self._md5.hexdigest(), checksums=checksums, chunks=chunks)
+
+    async def _abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Buffers are not returned to the pool: a cancelled thread job may still read them.
+
+    def _dispatch(self, slot: _Slot, n: int, offset: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._process(slot, n, offset))
+        self._tasks.append(task)
+
+    # -- one chunk ---------------------------------------------------------------------------
+
+    async def _process(self, slot: _Slot, n: int, offset: int) -> ChunkRef:
+        view = memoryview(slot.plain)[:n]
+        ctx = self._ctx
+        md5_done = self._md5_chain.submit(view)
+        full_done = self._full_chain.submit(view)
+        shards: list[bytes] | None = None
+        try:
+            sha_hex = await ctx.run(_sha256_hex, view)
+            plans = await ctx.coordinator.place_chunks(self._tenant_id, [(sha_hex, n)])
+            plan = plans[0]
+            if plan.sha256 != sha_hex:
+                raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
+            if not plan.exists:
+                shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, slot.cipher)
+            await md5_done
+            await full_done
+        except BaseException as exc:
+            # The write is lost; hand the slot back anyway so the reading loop wakes up
+            # and sees the error (a thread may still read the buffer: harmless, its
+            # results are discarded with the failed write).
+            if self._error is None and not isinstance(exc, asyncio.CancelledError):
+                self._error = exc
+            for t in (md5_done, full_done):
+                t.cancel()
+            self._free.put_nowait(slot)
+            raise
+        self._free.put_nowait(slot)
+        if shards is None:
+            return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
+                            key_id=ctx.cipher.key_id, shards=list(plan.shards), missing=[], offset=offset)
+        try:
+            async with self._upload_sem:
+                placements, missing = await self._upload(plan, shards, checksums)
+        except BaseException as exc:
+            if self._error is None and not isinstance(exc, asyncio.CancelledError):
+                self._error = exc
+            raise
+        return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
+                        key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset)
+
+    def _encode(self, chunk_key: str, plain: memoryview,
+                cipher_buf: bytearray) -> tuple[list[bytes], list[str]]:
+        ciphertext = self._ctx.cipher.encrypt_into(chunk_key, plain, cipher_buf)
+        shards = erasure.encode(ciphertext)
+        return shards, [shard_checksum(s) for s in shards]
+
+    async def _upload(self, plan: ChunkPlan, shards: list[bytes],
+                      checksums: list[str]) -> tuple[list[ShardPlacement], list[int]]:
+        ctx = self._ctx
+        by_index = {p.index: p for p in plan.shards if 0 <= p.index < erasure.TOTAL}
+        indexes = sorted(by_index)
+        results = await asyncio.gather(*(
+            ctx.nodes.put_shard(by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
+                                timeout_s=ctx.shard_timeout_s, request_id=self._request_id)
+            for i in indexes), return_exceptions=True)
+        failed: dict[int, str] = {}
+        for i, result in zip(indexes, results, strict=True):
+            if isinstance(result, ShardError):
+                failed[i] = result.reason
+            elif isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                log.error("shard.put_error", exc_info=result, extra={"fields": {
+                    "chunk_key": plan.chunk_key, "index": i, "request_id": self._request_id}})
+                failed[i] = f"error ({type(result).__name__})"
+        missing = sorted(set(range(erasure.TOTAL)) - (set(indexes) - set(failed)))
+        acks = erasure.TOTAL - len(missing)
+        placements = [ShardPlacement(index=i, node_id=by_index[i].node_id, address=by_index[i].address,
+                                     checksum=checksums[i]) for i in indexes]
+        if missing:
+            log.warning("chunk.shards_missing", extra={"fields": {
+                "chunk_key": plan.chunk_key, "acks": acks, "missing": missing,
+                "reasons": {str(k): v for k, v in failed.items()}, "request_id": self._request_id}})
+        if acks < ctx.min_acks:
+            raise WriteFailed(f"chunk {plan.chunk_key}: {acks} of {erasure.TOTAL} shards stored, "
+                              f"{ctx.min_acks} needed", chunk_key=plan.chunk_key, acks=acks,
+                              needed=ctx.min_acks)
+        return placements, missing
+
+
+def _sha256_hex(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()

@@ -1,0 +1,138 @@
+"""Service- and bucket-level operations: ListBuckets, Create/Head/Delete bucket, bucket subresources.
+
+Subresources shardbox does not implement (policy, tagging, CORS, ...) answer what AWS answers
+for a bucket that has none configured, so SDK probes and sync tools carry on; writes to them
+answer NotImplemented.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.s3.context import S3Context
+from gateway.s3.errors import S3Error
+from gateway.s3.responses import decode_token, encode_token, int_param, owner, xml_response
+from gateway.s3.xmlio import find_text, iso8601, parse_xml
+
+
+async def list_buckets(ctx: S3Context) -> web.StreamResponse:
+    """GET / : the caller's buckets by name, optionally paged (max-buckets, continuation-token)."""
+    buckets = sorted(await ctx.state.coordinator.list_buckets(ctx.tenant_id), key=lambda b: b.name)
+    prefix = ctx.query.get("prefix") or ""
+    if prefix:
+        buckets = [b for b in buckets if b.name.startswith(prefix)]
+    token = ctx.query.get("continuation-token")
+    if token:
+        after = decode_token(token)
+        buckets = [b for b in buckets if b.name > after]
+    paged = "max-buckets" in ctx.query
+    limit = int_param(ctx.query, "max-buckets", 10000, low=1, high=10000)
+    page, rest = buckets[:limit], buckets[limit:]
+    children: list[tuple[str, object]] = [
+        ("Owner", owner(ctx.user_id, ctx.auth.key.user_name)),
+        ("Buckets", [("Bucket", [("Name", b.name), ("CreationDate", iso8601(b.created_at)),
+                                 ("BucketRegion", b.region)]) for b in page] or {}),
+    ]
+    if paged and rest:
+        children.append(("ContinuationToken", encode_token(page[-1].name)))
+    if prefix:
+        children.append(("Prefix", prefix))
+    return xml_response("ListAllMyBucketsResult", children)
+
+
+async def create_bucket(ctx: S3Context) -> web.StreamResponse:
+    """PUT /bucket with an optional CreateBucketConfiguration naming our region."""
+    region = ctx.state.cfg.region
+    body = await ctx.read_small_body()
+    if body.strip():
+        doc = parse_xml(body, "CreateBucketConfiguration")
+        wanted = find_text(doc, "LocationConstraint")
+        if wanted and wanted != region:
+            raise S3Error("IllegalLocationConstraintException",
+                          f"The {wanted} location constraint is incompatible for the region "
+                          f"specific endpoint this request was sent to.", status=400)
+    acl = ctx.headers.get("x-amz-acl")
+    if acl not in (None, "private"):
+        raise S3Error("NotImplemented", "Only the private canned ACL is supported", status=501)
+    await ctx.state.coordinator.create_bucket(ctx.tenant_id, ctx.user_id, ctx.bucket, region)
+    return web.Response(status=200, headers={"Location": f"/{ctx.bucket}"})
+
+
+async def head_bucket(ctx: S3Context) -> web.StreamResponse:
+    info = await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    return web.Response(status=200, headers={"x-amz-bucket-region": info.region})
+
+
+async def delete_bucket(ctx: S3Context) -> web.StreamResponse:
+    await ctx.state.coordinator.delete_bucket(ctx.tenant_id, ctx.bucket)
+    return web.Response(status=204)
+
+
+async def get_bucket_location(ctx: S3Context) -> web.StreamResponse:
+    info = await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    # AWS answers an empty constraint for us-east-1.
+    return xml_response("LocationConstraint", "" if info.region == "us-east-1" else info.region)
+
+
+async def get_bucket_versioning(ctx: S3Context) -> web.StreamResponse:
+    """Buckets are never versioned: an empty configuration, as AWS shows for a fresh bucket."""
+    await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    return xml_response("VersioningConfiguration", None)
+
+
+async def get_acl(ctx: S3Context) -> web.StreamResponse:
+    """The only ACL there is: the owner has FULL_CONTROL."""
+    if ctx.key is None:
+        await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    else:
+        await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key)
+    who = owner(ctx.user_id, ctx.auth.key.user_name)
+    return xml_response("AccessControlPolicy", [
+        ("Owner", who),
+        ("AccessControlList", [("Grant", [("Grantee", who), ("Permission", "FULL_CONTROL")])]),
+    ])
+
+
+async def get_object_tagging(ctx: S3Context) -> web.StreamResponse:
+    await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key)
+    return xml_response("Tagging", [("TagSet", {})])
+
+
+async def get_bucket_logging(ctx: S3Context) -> web.StreamResponse:
+    await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    return xml_response("BucketLoggingStatus", None)
+
+
+async def get_request_payment(ctx: S3Context) -> web.StreamResponse:
+    await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+    return xml_response("RequestPaymentConfiguration", [("Payer", "BucketOwner")])
+
+
+# subresource -> (code, message) AWS answers on GET when the bucket has none configured
+NOT_CONFIGURED = {
+    "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
+    "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
+    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+    "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
+    "encryption": ("ServerSideEncryptionConfigurationNotFoundError",
+                   "The server side encryption configuration was not found"),
+    "object-lock": ("ObjectLockConfigurationNotFoundError",
+                    "Object Lock configuration does not exist for this bucket"),
+    "replication": ("ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
+    "ownershipControls": ("OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
+    "publicAccessBlock": ("NoSuchPublicAccessBlockConfiguration",
+                          "The public access block configuration was not found"),
+}
+
+
+def not_configured(subresource: str):
+    """A GET handler answering the 404 AWS gives for an unconfigured `subresource`."""
+    code, message = NOT_CONFIGURED[subresource]
+
+    async def handler(ctx: S3Context) -> web.StreamResponse:
+        await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+        raise S3Error(code, message, status=404, BucketName=ctx.bucket)
+
+    handler.__name__ = f"get_bucket_{subresource.replace('-', '_')}"
+    return handler

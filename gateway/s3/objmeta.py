@@ -1,0 +1,125 @@
+"""Object metadata on the wire: which request headers are stored and how they come back.
+
+S3 keeps `x-amz-meta-*` (names lower-cased, values byte-exact), Content-Type and five
+representation headers with an object; GET/HEAD return them, optionally overridden by the
+`response-*` query parameters. Handlers for PUT, copy, multipart and GET all need the same
+rules, so they live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from coordinator.records import ObjectInfo
+from gateway.s3.errors import S3Error
+from gateway.s3.xmlio import http_date
+
+META_PREFIX = "x-amz-meta-"
+MAX_USER_METADATA = 2048          # bytes of names + values, as S3 counts them
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                   "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
+
+# response-* query parameter -> response header it overrides
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+@dataclass
+class RequestMetadata:
+    """What a PUT / CreateMultipartUpload / CopyObject(REPLACE) asks to store."""
+
+    content_type: str | None
+    metadata: dict[str, str]
+    headers: dict[str, str]
+    storage_class: str
+
+
+def _strip_aws_chunked(value: str) -> str | None:
+    """`Content-Encoding: aws-chunked[, gzip]`: aws-chunked is transport framing, never stored."""
+    codings = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "aws-chunked"]
+    return ", ".join(codings) or None
+
+
+def from_request(headers: Mapping[str, str]) -> RequestMetadata:
+    """Collect the storable metadata of a write request; MetadataTooLarge beyond 2 KiB."""
+    metadata: dict[str, str] = {}
+    size = 0
+    for name, value in headers.items():
+        lname = name.lower()
+        if lname.startswith(META_PREFIX) and len(lname) > len(META_PREFIX):
+            short = lname[len(META_PREFIX):]
+            if short in metadata:                 # repeated header: S3 joins with commas
+                metadata[short] = f"{metadata[short]},{value}"
+            else:
+                metadata[short] = value
+            size += len(short.encode()) + len(value.encode("utf-8", "surrogateescape"))
+    if size > MAX_USER_METADATA:
+        raise S3Error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.",
+                      status=400, Size=str(size), MaxSizeAllowed=str(MAX_USER_METADATA))
+    stored: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            value = _strip_aws_chunked(value)
+            if value is None:
+                continue
+        stored[name] = value
+    storage_class = headers.get("x-amz-storage-class", "STANDARD")
+    if storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", ArgumentName="x-amz-storage-class",
+                      ArgumentValue=storage_class)
+    return RequestMetadata(content_type=headers.get("Content-Type"), metadata=metadata, headers=stored,
+                           storage_class=storage_class)
+
+
+def response_headers(obj: ObjectInfo, query: Mapping[str, str] | None = None,
+                     checksums: bool = False) -> dict[str, str]:
+    """Headers describing `obj` on GET / HEAD (without Content-Length / Content-Range)."""
+    out: dict[str, str] = {
+        "Content-Type": obj.content_type or DEFAULT_CONTENT_TYPE,
+        "ETag": obj.etag,
+        "Last-Modified": http_date(obj.last_modified),
+        "Accept-Ranges": "bytes",
+    }
+    canonical = {
+        "cache-control": "Cache-Control", "content-disposition": "Content-Disposition",
+        "content-encoding": "Content-Encoding", "content-language": "Content-Language", "expires": "Expires",
+    }
+    for name, value in obj.headers.items():
+        out[canonical.get(name.lower(), name)] = value
+    for name, value in obj.metadata.items():
+        out[META_PREFIX + name] = value
+    if obj.storage_class and obj.storage_class != "STANDARD":
+        out["x-amz-storage-class"] = obj.storage_class
+    if checksums:
+        out.update(checksum_headers(obj.checksums))
+    if query:
+        for param, header in RESPONSE_OVERRIDES.items():
+            value = query.get(param)
+            if value is not None:
+                out[header] = value
+    return out
+
+
+def checksum_headers(checksums: Mapping[str, str]) -> dict[str, str]:
+    """`{"crc32": b64}` -> `{"x-amz-checksum-crc32": b64}` (hex-only internal entries skipped)."""
+    return {f"x-amz-checksum-{algo.lower()}": value for algo, value in checksums.items()
+            if not algo.lower().endswith("hex")}
+
+
+def checksum_xml(checksums: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`{"crc32c": b64}` -> `[("ChecksumCRC32C", b64)]` for CopyObjectResult / CompleteMultipartUpload."""
+    names = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "sha1": "ChecksumSHA1",
+             "sha256": "ChecksumSHA256", "crc64nvme": "ChecksumCRC64NVME"}
+    return [(names[a.lower()], v) for a, v in checksums.items() if a.lower() in names]

@@ -1,0 +1,55 @@
+"""Small builders shared by the handlers: XML answers, owner elements, tokens, integer params."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.s3.errors import XML_CONTENT_TYPE, S3Error
+from gateway.s3.xmlio import to_xml
+
+
+def xml_response(root: str, children: Any, status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=to_xml(root, children), content_type=XML_CONTENT_TYPE,
+                        headers=dict(headers or {}))
+
+
+def owner(user_id: str, display_name: str | None = None) -> list[tuple[str, str]]:
+    return [("ID", user_id), ("DisplayName", display_name or user_id)]
+
+
+def int_param(query: Mapping[str, str], name: str, default: int, *, low: int = 0,
+              high: int | None = None, cap: int | None = None) -> int:
+    """An integer query parameter; InvalidArgument when malformed or out of [low, high]."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
+                      ArgumentName=name, ArgumentValue=raw) from None
+    if value < low or (high is not None and value > high):
+        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between {low} and "
+                      f"{high if high is not None else 2147483647}", ArgumentName=name, ArgumentValue=raw)
+    if cap is not None:
+        value = min(value, cap)
+    return value
+
+
+def encode_token(marker: str) -> str:
+    """An opaque continuation token for `marker` (what the client hands back, unchanged)."""
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
+
+
+def decode_token(token: str, name: str = "continuation-token") -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      ArgumentName=name, ArgumentValue=token) from None

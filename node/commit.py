@@ -1,0 +1,99 @@
+"""Group commit: many writers, one fdatasync per volume and one LMDB transaction per batch.
+
+A writer appends its record, then `submit`s the index change together with the
+volume it wrote to and waits. The committer takes everything queued so far, syncs
+each touched volume once, applies all index changes in one synced transaction and
+wakes every writer of the batch. While a batch is on disk the next one accumulates,
+so under load the cost of a sync is shared by all concurrent writers; with writers
+still streaming, the committer waits up to `group_commit_ms` for them to join.
+
+Syncing and committing run on one dedicated thread: the event loop never blocks and
+LMDB sees a single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from node.index import Applied, MoveItem, PutItem
+from node.volumes import Volume
+
+log = logging.getLogger("node.commit")
+
+
+@dataclass
+class _Pending:
+    items: Sequence[PutItem | MoveItem]
+    volumes: set[Volume]
+    future: asyncio.Future = field(repr=False)
+
+
+class GroupCommitter:
+    def __init__(self, apply_batch: Callable[[list[Volume], list[PutItem | MoveItem]], list[Applied]],
+                 delay_s: float, writers_busy: Callable[[], int]) -> None:
+        self._apply_batch = apply_batch
+        self._delay_s = delay_s
+        self._writers_busy = writers_busy
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def submit(self, items: Sequence[PutItem | MoveItem], volumes: set[Volume]) -> list[Applied]:
+        """Queue index changes whose bytes are written; return once synced and committed."""
+        if self._closing:
+            raise RuntimeError("store is shutting down")
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(items, volumes, fut))
+        self._wake.set()
+        return await fut
+
+    async def close(self) -> None:
+        """Commit whatever is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self._thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._delay_s > 0 and self._writers_busy() > len(self._queue) and not self._closing:
+                await asyncio.sleep(self._delay_s)
+            batch, self._queue = self._queue, []
+            volumes: dict[int, Volume] = {}
+            items: list[PutItem | MoveItem] = []
+            for p in batch:
+                for v in p.volumes:
+                    volumes[id(v)] = v
+                items.extend(p.items)
+            try:
+                results = await loop.run_in_executor(self._thread, self._apply_batch,
+                                                     list(volumes.values()), items)
+            except Exception as exc:  # an I/O error fails the whole batch, nothing acknowledged
+                log.error("commit.failed", exc_info=True, extra={"fields": {"items": len(items)}})
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            pos = 0
+            for p in batch:
+                n = len(p.items)
+                if not p.future.done():
+                    p.future.set_result(results[pos:pos + n])
+                pos += n

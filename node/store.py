@@ -1,0 +1,409 @@
+"""The shard store: volumes + index + group commit, with crash recovery at open.
+
+Layout under `data_dir`:
+    LOCK          flock'ed by the process that owns the store
+    volumes/      00000001.vol, 00000002.vol, ... (append-only records, see records.py)
+    index/        LMDB environment (see index.py)
+
+Write protocol (PUT): read the first buffer of the body; reserve a region (capacity
+check + header) in the active volume; stream the data into it from a worker thread
+while hashing; compare with the claimed checksum; submit the index change to the group
+committer, which fdatasyncs the volume and commits LMDB; only then acknowledge. A PUT
+that fails at any step leaves at most a garbage region, which no index entry points at
+and which recovery and rebuild recognise by its checksum.
+
+Recovery at open: for each volume, scan records after the end of the last indexed one;
+records newer (by seq) than what the index says are indexed (crash between fsync and
+commit), damaged tails are truncated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from config.settings import NodeSection
+from node.commit import GroupCommitter
+from node.index import Applied, Index, MoveItem, PutItem
+from node.metrics import Metrics
+from node.records import EMPTY_CHECKSUM, FLAG_TOMBSTONE, IndexEntry
+from node.scan import ScanStats, scan_volume
+from node.volumes import Reservation, StorageFull, Volume, VolumeSet
+
+log = logging.getLogger("node.store")
+
+BUFFER = 1 << 20     # body bytes held per PUT at a time
+
+
+class StoreError(Exception):
+    """A request-level failure with the API code and status it maps to."""
+
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadDigest(StoreError):
+    status, code = 400, "BadDigest"
+
+
+class IncompleteBody(StoreError):
+    status, code = 400, "IncompleteBody"
+
+
+class InsufficientStorage(StoreError):
+    status, code = 507, "InsufficientStorage"
+
+
+class ShardCorrupt(StoreError):
+    status, code = 500, "ShardCorrupt"
+
+
+class StoreLocked(Exception):
+    """Another process owns this data directory."""
+
+
+@dataclass(frozen=True)
+class PutResult:
+    shard_id: str
+    length: int
+    checksum: str
+    written: bool     # False when an identical shard was already stored
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    shard_id: str
+    length: int
+    checksum: str
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Take the exclusive store lock; the fd must stay open for as long as it is held."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreLocked(f"{data_dir} is in use by another shardbox node process") from None
+    return fd
+
+
+class ShardStore:
+    def __init__(self, section: NodeSection, metrics: Metrics | None = None) -> None:
+        self.cfg = section
+        self.data_dir = Path(section.data_dir)
+        self.metrics = metrics or Metrics()
+        self._lock_fd = lock_data_dir(self.data_dir)
+        self.index = Index(self.data_dir / "index")
+        self.volumes = VolumeSet(self.data_dir / "volumes", section.volume_size,
+                                 persist_ceiling=self.index.set_seq_ceiling)
+        self.stats_lock = threading.Lock()
+        self.live: dict[int, int] = {}        # volume -> bytes of records the index points at
+        self.shard_count = 0
+        self.corrupt: set[str] = set()
+        self.writers_busy = 0
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="store-io")
+        self.committer: GroupCommitter | None = None
+        self.recovery: dict = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> dict:
+        """Recover from a crash (tail scan + truncation) and load the in-memory stats."""
+        started = time.monotonic()
+        recovered: list[PutItem] = []
+        truncated = 0
+        max_seq = 0
+        for number in self.volumes.numbers():
+            vol = self.volumes.get(number)
+            assert vol is not None
+            stats = ScanStats()
+            for offset, header in scan_volume(vol, self.index.last_end(number), stats):
+                entry = IndexEntry(number, offset, header.length, header.checksum, header.flags,
+                                   header.seq, len(header.shard_id))
+                recovered.append(PutItem(header.shard_id, entry, require_existing=header.tombstone))
+            max_seq = max(max_seq, stats.max_seq)
+            if stats.torn_at is not None:
+                truncated += vol.file_size() - stats.torn_at
+                log.warning("recovery.torn_tail", extra={"fields": {
+                    "volume": number, "offset": stats.torn_at, "bytes": vol.file_size() - stats.torn_at}})
+                vol.truncate(stats.torn_at)
+        recovered.sort(key=lambda item: item.entry.seq)
+        applied = sum(r.applied for r in self.index.apply(recovered)) if recovered else 0
+        live: dict[int, int] = {}
+        count = 0
+        for _, entry in self.index.iter_all():
+            live[entry.volume] = live.get(entry.volume, 0) + entry.record_size
+            count += not entry.tombstone
+            max_seq = max(max_seq, entry.seq)
+        self.live, self.shard_count = live, count
+        self.corrupt = set(self.index.corrupt_ids())
+        self.volumes.next_seq = max(self.index.seq_ceiling(), max_seq + 1)
+        self.volumes.seq_ceiling = self.volumes.next_seq
+        self.recovery = {"recovered_records": applied, "truncated_bytes": truncated,
+                         "seconds": round(time.monotonic() - started, 3)}
+        log.info("store.open", extra={"fields": {**self.recovery, "shards": count,
+                                                  "volumes": len(self.volumes.numbers())}})
+        return self.recovery
+
+    def start(self) -> None:
+        """Start the group committer on the running loop."""
+        delay = self.cfg.group_commit_ms / 1000.0
+        self.committer = GroupCommitter(self._apply_batch, delay, lambda: self.writers_busy)
+        self.committer.start()
+
+    async def close(self) -> None:
+        if self.committer is not None:
+            await self.committer.close()
+        self.pool.shutdown(wait=True)
+        self.index.close()
+        os.close(self._lock_fd)
+
+    async def run_io(self, fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    # -- capacity ------------------------------------------------------------------------
+
+    def disk_stats(self) -> tuple[int, int]:
+        """(filesystem size, filesystem bytes available to us)."""
+        st = os.statvfs(self.data_dir)
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+    def capacity_bytes(self) -> int:
+        disk, _ = self.disk_stats()
+        cap = self.cfg.capacity_bytes
+        return disk if cap is None else min(cap, disk)
+
+    def free_bytes(self) -> int:
+        used = self.volumes.used_bytes()
+        _, avail = self.disk_stats()
+        by_fs = avail - self.cfg.reserve_bytes
+        by_cap = self.capacity_bytes() - used
+        return max(0, min(by_fs, by_cap))
+
+    def _check_space(self, size: int) -> None:
+        cap = self.cfg.capacity_bytes
+        if cap is not None:
+            used = self.volumes.used_bytes()
+            if used + size > cap:
+                raise StorageFull(f"node capacity_bytes={cap} reached ({used} bytes used, "
+                                  f"{size} more needed)")
+        _, avail = self.disk_stats()
+        if avail - size < self.cfg.reserve_bytes:
+            raise StorageFull(f"data disk has {avail} bytes free; writing {size} more would cut into "
+                              f"reserve_bytes={self.cfg.reserve_bytes}")
+
+    def garbage_bytes(self) -> int:
+        with self.stats_lock:
+            return sum(max(0, v.end - self.live.get(n, 0)) for n, v in list(self.volumes.volumes.items()))
+
+    # -- group commit ------------------------------------------------------------------
+
+    def _apply_batch(self, volumes: list[Volume], items: list[PutItem | MoveItem]) -> list[Applied]:
+        """Runs on the committer thread: sync volumes, commit the index, update counters."""
+        for vol in volumes:
+            vol.datasync()
+            self.metrics.inc("shardbox_node_fsyncs_total")
+        results = self.index.apply(items)
+        self.metrics.inc("shardbox_node_index_commits_total")
+        self.metrics.inc("shardbox_node_commit_batches_total")
+        self.metrics.inc("shardbox_node_commit_items_total", len(items))
+        with self.stats_lock:
+            for item, res in zip(items, results, strict=True):
+                if not res.applied:
+                    continue
+                new = item.entry
+                self.live[new.volume] = self.live.get(new.volume, 0) + new.record_size
+                old = res.old
+                if old is not None:
+                    self.live[old.volume] = self.live.get(old.volume, 0) - old.record_size
+                if not isinstance(item, MoveItem):
+                    was_live = old is not None and not old.tombstone
+                    self.shard_count += int(not new.tombstone) - int(was_live)
+                    self.corrupt.discard(item.shard_id)
+        return results
+
+    async def _commit(self, items: list[PutItem | MoveItem], volumes: set[Volume]) -> list[Applied]:
+        assert self.committer is not None, "store not started"
+        return await self.committer.submit(items, volumes)
+
+    # -- PUT -----------------------------------------------------------------------------
+
+    def _reserve_and_write(self, shard_id: str, length: int, checksum: bytes, first: bytes,
+                           hasher: xxhash.xxh3_128) -> Reservation:
+        try:
+            res = self.volumes.reserve(shard_id, length, checksum, check_space=self._check_space)
+        except StorageFull as exc:
+            raise InsufficientStorage(str(exc)) from None
+        try:
+            self._write_part(res, 0, first, hasher)
+        except BaseException:
+            self.volumes.release(res)
+            raise
+        return res
+
+    def _write_part(self, res: Reservation, pos: int, data: bytes, hasher: xxhash.xxh3_128) -> None:
+        hasher.update(data)
+        try:
+            res.volume.pwrite(res.data_offset + pos, data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("no space left on the data disk while writing the shard") from None
+            raise
+
+    async def put(self, shard_id: str, length: int, checksum_hex: str,
+                  read_exactly: Callable[[int], Awaitable[bytes]]) -> PutResult:
+        """Store a shard whose body arrives through `read_exactly(n)` (raises on a short body)."""
+        claimed = bytes.fromhex(checksum_hex)
+        existing = self.index.get(shard_id)
+        if (existing is not None and not existing.tombstone and existing.checksum == claimed
+                and existing.length == length and shard_id not in self.corrupt):
+            self.metrics.inc("shardbox_node_put_dedup_total")
+            return PutResult(shard_id, length, checksum_hex, written=False)
+
+        async def read(n: int) -> bytes:
+            try:
+                return await read_exactly(n)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                raise IncompleteBody(f"request body ended before Content-Length={length} bytes") from None
+
+        self.writers_busy += 1
+        busy = True
+        res: Reservation | None = None
+        try:
+            hasher = xxhash.xxh3_128()
+            first = await read(min(length, BUFFER))
+            res = await self.run_io(self._reserve_and_write, shard_id, length, claimed, first, hasher)
+            pos = len(first)
+            while pos < length:
+                part = await read(min(length - pos, BUFFER))
+                await self.run_io(self._write_part, res, pos, part, hasher)
+                pos += len(part)
+            if hasher.digest() != claimed:
+                raise BadDigest(f"body hashes to {hasher.hexdigest()}, X-Shardbox-Content-Hash "
+                                f"claimed {checksum_hex}")
+            entry = IndexEntry(res.volume.number, res.offset, length, claimed, 0, res.seq, len(shard_id))
+            self.writers_busy -= 1
+            busy = False
+            await self._commit([PutItem(shard_id, entry)], {res.volume})
+        finally:
+            if busy:
+                self.writers_busy -= 1
+            if res is not None:
+                self.volumes.release(res)
+        self.metrics.inc("shardbox_node_puts_total")
+        self.metrics.inc("shardbox_node_put_bytes_total", length)
+        return PutResult(shard_id, length, checksum_hex, written=True)
+
+    # -- GET / HEAD --------------------------------------------------------------------
+
+    def lookup(self, shard_id: str) -> ShardInfo | None:
+        entry = self.index.get(shard_id)
+        if entry is None or entry.tombstone:
+            return None
+        return ShardInfo(shard_id, entry.length, entry.checksum_hex)
+
+    def _read(self, shard_id: str) -> tuple[ShardInfo, bytes] | None:
+        for _ in range(5):
+            entry = self.index.get(shard_id)
+            if entry is None or entry.tombstone:
+                return None
+            vol = self.volumes.get(entry.volume)
+            if vol is None:      # compaction moved it between our lookup and now: look again
+                continue
+            data = vol.pread(entry.data_offset, entry.length)
+            if len(data) != entry.length or xxhash.xxh3_128_digest(data) != entry.checksum:
+                self.report_corrupt(shard_id, "read")
+                raise ShardCorrupt(f"shard {shard_id} failed its checksum on this node")
+            return ShardInfo(shard_id, entry.length, entry.checksum_hex), data
+        raise StoreError(f"shard {shard_id} kept moving while being read")
+
+    async def get(self, shard_id: str) -> tuple[ShardInfo, bytes] | None:
+        found = await self.run_io(self._read, shard_id)
+        if found is not None:
+            self.metrics.inc("shardbox_node_gets_total")
+            self.metrics.inc("shardbox_node_get_bytes_total", found[0].length)
+        return found
+
+    def report_corrupt(self, shard_id: str, where: str) -> None:
+        """Remember a shard whose bytes failed their checksum (thread-safe)."""
+        self.metrics.inc("shardbox_node_corrupt_detected_total")
+        log.error("shard.corrupt", extra={"fields": {"shard": shard_id, "found_by": where}})
+        if shard_id not in self.corrupt:
+            self.corrupt.add(shard_id)
+            self.index.mark_corrupt(shard_id)
+
+    # -- DELETE --------------------------------------------------------------------------
+
+    def _append_tombstones(self, ids: list[str]) -> tuple[list[PutItem], list[Reservation], list[str]]:
+        items, reservations, missing = [], [], []
+        try:
+            for shard_id in ids:
+                entry = self.index.get(shard_id)
+                if entry is None or entry.tombstone:
+                    missing.append(shard_id)
+                    continue
+                res = self.volumes.reserve(shard_id, 0, EMPTY_CHECKSUM, FLAG_TOMBSTONE)
+                reservations.append(res)
+                items.append(PutItem(shard_id, IndexEntry(res.volume.number, res.offset, 0, EMPTY_CHECKSUM,
+                                                          FLAG_TOMBSTONE, res.seq, len(shard_id)),
+                                     require_existing=True))
+        except StorageFull as exc:
+            for res in reservations:
+                self.volumes.release(res)
+            raise InsufficientStorage(str(exc)) from None
+        return items, reservations, missing
+
+    async def delete(self, ids: list[str]) -> tuple[list[str], list[str]]:
+        """Tombstone shards; returns (deleted, missing)."""
+        unique = list(dict.fromkeys(ids))
+        items, reservations, missing = await self.run_io(self._append_tombstones, unique)
+        deleted: list[str] = []
+        try:
+            if items:
+                results = await self._commit(items, {r.volume for r in reservations})
+                for item, res in zip(items, results, strict=True):
+                    (deleted if res.applied else missing).append(item.shard_id)
+        finally:
+            for res in reservations:
+                self.volumes.release(res)
+        self.metrics.inc("shardbox_node_deletes_total", len(deleted))
+        return deleted, missing
+
+    # -- listing / health --------------------------------------------------------------
+
+    def list_shards(self, after: str | None, limit: int) -> tuple[list[ShardInfo], str | None]:
+        rows, nxt = self.index.list_live(after, limit)
+        return [ShardInfo(sid, e.length, e.checksum_hex) for sid, e in rows], nxt
+
+    def health(self, last_scrub: dict | None) -> dict:
+        used = self.volumes.used_bytes()
+        sec = self.cfg
+        corrupt = sorted(self.corrupt)
+        return {
+            "node_id": sec.id, "pool": sec.pool, "host": sec.host, "rack": sec.rack,
+            "capacity_bytes": self.capacity_bytes(), "used_bytes": used, "free_bytes": self.free_bytes(),
+            "shard_count": self.shard_count, "volumes": len(self.volumes.numbers()),
+            "garbage_bytes": self.garbage_bytes(), "last_scrub": last_scrub,
+            "fsyncs": self.metrics.counters.get("shardbox_node_fsyncs_total", 0),
+            "index_commits": self.metrics.counters.get("shardbox_node_index_commits_total", 0),
+            "corrupt_count": len(corrupt), "corrupt": corrupt[:1000],
+        }

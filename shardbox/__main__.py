@@ -1,0 +1,5 @@
+import sys
+
+from shardbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,302 @@
+"""`shardbox up`: the embedded deployment — one coordinator, 14 nodes and one gateway here.
+
+Secrets and ports are created on the first run and kept in DATA/config/cluster.json, so
+a second `shardbox up` on the same directory finds the same data and credentials. Role
+configs are written anew on every start from that state, which keeps them in step with
+the code's defaults. Each role runs as its own process (the same binaries a cluster
+uses); this module only supervises them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from config.settings import ConfigError, parse_config
+
+NODE_COUNT = 14
+DEFAULT_PORT = 9000
+STATE_FILE = "cluster.json"
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path
+    port: int | None = None
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Child:
+    name: str
+    role: str
+    config: Path
+    log: Path
+    address: str
+    proc: asyncio.subprocess.Process | None = None
+    expected_exit: bool = False
+    node_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the supervisor is killed, its children get SIGTERM."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def load_or_create_state(opts: UpOptions) -> dict:
+    """Read DATA/config/cluster.json, creating secrets on the first run."""
+    cfg_dir = opts.data_dir / "config"
+    path = cfg_dir / STATE_FILE
+    if path.exists():
+        state = json.loads(path.read_text())
+    else:
+        state = {
+            "secret": secrets.token_urlsafe(32),
+            "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "port": DEFAULT_PORT,
+            "host": opts.host,
+            "database_url": None,
+        }
+    if opts.port is not None:
+        state["port"] = opts.port
+    if opts.database_url is not None:
+        state["database_url"] = opts.database_url
+    state["host"] = opts.host
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return state
+
+
+def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
+    """Write one TOML per process and return the children to start, in start order."""
+    data_dir = data_dir.resolve()
+    cfg_dir, log_dir = data_dir / "config", data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    host, port = state["host"], int(state["port"])
+    coord_port = port + 1
+    coord_url = f"http://{host}:{coord_port}"
+    db_url = state["database_url"] or f"sqlite+aiosqlite:///{data_dir / 'meta' / 'shardbox.db'}"
+    (data_dir / "meta").mkdir(exist_ok=True)
+    cluster = {"secret": state["secret"], "master_key": state["master_key"]}
+
+    docs: list[tuple[Child, dict]] = []
+    coord = Child("coordinator", "coordinator", cfg_dir / "coordinator.toml", log_dir / "coordinator.log",
+                  coord_url)
+    docs.append((coord, {"cluster": cluster, "coordinator": {"listen": f"{host}:{coord_port}",
+                                                             "database_url": db_url}}))
+    for i in range(NODE_COUNT):
+        node_id = f"node-{i + 1:02d}"
+        node_port = port + 2 + i
+        child = Child(node_id, "node", cfg_dir / f"{node_id}.toml", log_dir / f"{node_id}.log",
+                      f"http://{host}:{node_port}", node_id=node_id)
+        docs.append((child, {"cluster": cluster, "node": {
+            "id": node_id, "listen": f"{host}:{node_port}", "data_dir": str(data_dir / "nodes" / node_id),
+            "coordinator": coord_url, "heartbeat_s": 2.0, "host": node_id,
+        }}))
+    gw = Child("gateway", "gateway", cfg_dir / "gateway.toml", log_dir / "gateway.log", f"http://{host}:{port}")
+    docs.append((gw, {"cluster": cluster, "gateway": {"listen": f"{host}:{port}", "coordinator": coord_url}}))
+
+    for child, doc in docs:
+        parse_config(doc, child.config, child.role)  # refuse to start anything on a bad config
+        child.config.write_bytes(tomli_w.dumps(doc).encode())
+        os.chmod(child.config, 0o600)
+    return [c for c, _ in docs]
+
+
+def _port_in_use(address: str) -> bool:
+    hostport = address.removeprefix("http://")
+    host, _, port = hostport.rpartition(":")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return True
+    return False
+
+
+async def _wait_port(child: Child, timeout: float) -> None:
+    hostport = child.address.removeprefix("http://")
+    host, _, port = hostport.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc is not None and child.proc.returncode is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}; see {child.log}")
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{child.name} did not start listening on {child.address} within {timeout:.0f}s; "
+                       f"see {child.log}")
+
+
+class Supervisor:
+    def __init__(self, opts: UpOptions) -> None:
+        self.opts = opts
+        self.children: list[Child] = []
+        self.stopping = asyncio.Event()
+        self.failed: str | None = None
+
+    async def _spawn(self, child: Child) -> None:
+        log = open(child.log, "ab")  # noqa: SIM115 - handed to the child, closed on exit
+        child.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shardbox", child.role, "--config", str(child.config),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=_die_with_parent)
+        log.close()
+        asyncio.get_running_loop().create_task(self._watch(child))
+
+    async def _watch(self, child: Child) -> None:
+        assert child.proc is not None
+        code = await child.proc.wait()
+        if self.stopping.is_set() or child.expected_exit:
+            return
+        _say(f"shardbox: {child.name} (pid {child.proc.pid}) exited with code {code}; see {child.log}")
+        if child.role != "node":
+            self.failed = f"{child.name} exited unexpectedly"
+            self.stopping.set()
+
+    async def _wait_nodes_registered(self, client, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        up = 0
+        while time.monotonic() < deadline:
+            nodes = await client.list_nodes()
+            up = sum(1 for n in nodes if n.state == "up")
+            if up >= NODE_COUNT:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"only {up} of {NODE_COUNT} nodes registered with the coordinator within "
+                           f"{timeout:.0f}s; see the logs in {self.opts.data_dir / 'logs'}")
+
+    async def start(self) -> dict:
+        from coordinator.client import CoordinatorClient
+
+        state = load_or_create_state(self.opts)
+        self.children = write_role_configs(self.opts.data_dir, state)
+        busy = [c.address for c in self.children if _port_in_use(c.address)]
+        if busy:
+            raise RuntimeError(f"ports already in use: {', '.join(busy)} (another shardbox up? "
+                               "choose another base with --port)")
+        coord, nodes, gateway = self.children[0], self.children[1:-1], self.children[-1]
+        await self._spawn(coord)
+        await _wait_port(coord, 60)
+        await asyncio.gather(*(self._spawn(n) for n in nodes))
+        await asyncio.gather(*(_wait_port(n, 60) for n in nodes))
+        client = CoordinatorClient(coord.address, state["secret"])
+        try:
+            await self._wait_nodes_registered(client)
+            await self._spawn(gateway)
+            await _wait_port(gateway, 60)
+            key = await client.ensure_admin()
+        finally:
+            await client.close()
+        info = {
+            "endpoint": gateway.address,
+            "region": "us-east-1",
+            "access_key": key.access_key,
+            "secret_key": key.secret_key,
+            "user": key.user_name,
+            "coordinator": {"address": coord.address, "pid": coord.proc.pid},
+            "gateway": {"address": gateway.address, "pid": gateway.proc.pid},
+            "nodes": [{"id": n.node_id, "pid": n.proc.pid, "address": n.address,
+                       "data_dir": str((self.opts.data_dir / "nodes" / n.node_id).resolve())} for n in nodes],
+            "data_dir": str(self.opts.data_dir.resolve()),
+            "started_at": time.time(),
+        }
+        up_json = self.opts.data_dir / "up.json"
+        tmp = up_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(up_json)
+        return info
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        # Gateway first so no new writes start, coordinator last so nodes can still report.
+        order = [self.children[-1], *self.children[1:-1], self.children[0]] if self.children else []
+        for group in (order[:1], order[1:-1], order[-1:]):
+            live = [c for c in group if c.proc is not None and c.proc.returncode is None]
+            for c in live:
+                c.proc.send_signal(signal.SIGTERM)
+            for c in live:
+                try:
+                    await asyncio.wait_for(c.proc.wait(), 15)
+                except TimeoutError:
+                    c.proc.kill()
+                    await c.proc.wait()
+
+
+def _banner(info: dict, data_dir: Path) -> str:
+    ep, ak, sk = info["endpoint"], info["access_key"], info["secret_key"]
+    return "\n".join([
+        "shardbox is up",
+        f"  S3 endpoint : {ep}",
+        "  region      : us-east-1",
+        f"  access key  : {ak}",
+        f"  secret key  : {sk}",
+        f"  data        : {data_dir}  (scripts: {data_dir / 'up.json'}, logs: {data_dir / 'logs'})",
+        f"  nodes       : {len(info['nodes'])} (pids {', '.join(str(n['pid']) for n in info['nodes'])})",
+        "",
+        f"  AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} aws --endpoint-url {ep} s3 ls",
+        "",
+        "Press Ctrl-C to stop.",
+    ])
+
+
+async def _main(opts: UpOptions) -> int:
+    sup = Supervisor(opts)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.stopping.set)
+    try:
+        start = asyncio.ensure_future(sup.start())
+        stop_wait = asyncio.ensure_future(sup.stopping.wait())
+        done, _ = await asyncio.wait({start, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if start not in done:
+            start.cancel()
+            await sup.stop()
+            return 1 if sup.failed else 0
+        info = start.result()
+        _say(_banner(info, opts.data_dir))
+        await sup.stopping.wait()
+    except (RuntimeError, ConfigError, OSError) as exc:
+        _say(f"shardbox: {exc}")
+        await sup.stop()
+        return 1
+    _say("shardbox: stopping" + (f" ({sup.failed})" if sup.failed else ""))
+    await sup.stop()
+    _say("shardbox: stopped")
+    return 1 if sup.failed else 0
+
+
+def run_up(opts: UpOptions) -> int:
+    try:
+        import uvloop
+        return uvloop.run(_main(opts))
+    except ImportError:
+        return asyncio.run(_main(opts))

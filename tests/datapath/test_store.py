@@ -1,0 +1,307 @@
+"""ChunkStore against 14 real node processes: round trips, ranges, faults, corruption."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import zlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from coordinator.records import ObjectInfo
+from gateway.datapath import (
+    SUPPORTED_CHECKSUMS,
+    ChunkStore,
+    DataUnavailable,
+    UnsupportedChecksum,
+    WriteFailed,
+    WriteResult,
+)
+from gateway.datapath.node_client import shard_id
+from tests.datapath.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
+
+CHUNK = 256 << 10
+TENANT = "tenant-a"
+
+
+def make_coordinator(cluster: NodeCluster) -> PlacementCoordinator:
+    return PlacementCoordinator([(n.node_id, n.address) for n in cluster.nodes])
+
+
+def make_store(coord: PlacementCoordinator, cluster: NodeCluster, **kw) -> ChunkStore:
+    kw.setdefault("shard_timeout_s", 5.0)
+    return ChunkStore(coord, MASTER_KEY, cluster.secret, chunk_size=CHUNK, min_acks=12, **kw)
+
+
+async def pieces(data: bytes, size: int = 70_001) -> AsyncIterator[bytes | memoryview]:
+    view = memoryview(data)
+    for i, start in enumerate(range(0, len(data), size)):
+        piece = view[start:start + size]
+        yield piece if i % 2 else bytes(piece)
+
+
+def as_object(data_len: int, result: WriteResult) -> ObjectInfo:
+    return ObjectInfo(bucket="b", key="k", version_id="v", tenant_id=TENANT, size=data_len, etag="",
+                      last_modified=0.0, chunks=result.chunks)
+
+
+async def read_all(store: ChunkStore, obj: ObjectInfo, start: int = 0, end: int | None = None) -> bytes:
+    end = obj.size - 1 if end is None else end
+    out = bytearray()
+    async for piece in store.read(obj, start, end):
+        out += piece
+    return bytes(out)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, CHUNK * 7 // 2])
+def test_write_then_read_is_bit_exact(healthy: NodeCluster, size: int):
+    data = os.urandom(size)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set(SUPPORTED_CHECKSUMS))
+            obj = as_object(size, result)
+            back = await read_all(store, obj)
+        finally:
+            await store.close()
+        return result, back
+
+    result, back = run(main())
+    assert back == data
+    assert result.size == size
+    assert result.md5_hex == hashlib.md5(data).hexdigest()
+    assert result.checksums["sha256hex"] == hashlib.sha256(data).hexdigest()
+    assert result.checksums["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert result.checksums["sha1"] == base64.b64encode(hashlib.sha1(data).digest()).decode()
+    assert result.checksums["crc32"] == base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    assert set(result.checksums) == {"crc32", "crc32c", "crc64nvme", "sha1", "sha256", "sha256hex"}
+    assert len(result.chunks) == -(-size // CHUNK)
+    offset = 0
+    for ref in result.chunks:
+        assert ref.offset == offset
+        assert ref.enc_size == ref.size + 16
+        assert ref.sha256 == hashlib.sha256(data[offset:offset + ref.size]).hexdigest()
+        assert ref.key_id == "m1"
+        assert ref.missing == []
+        assert sorted(p.index for p in ref.shards) == list(range(14))
+        assert all(p.checksum for p in ref.shards)
+        offset += ref.size
+    assert offset == size
+
+
+def test_only_requested_checksums_are_returned(healthy: NodeCluster):
+    data = os.urandom(1000)
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            return await store.write(TENANT, pieces(data), set())
+        finally:
+            await store.close()
+
+    result = run(main())
+    assert result.checksums == {"sha256hex": hashlib.sha256(data).hexdigest()}
+
+
+def test_unknown_checksum_is_refused_before_reading(healthy: NodeCluster):
+    consumed = []
+
+    async def source():
+        consumed.append(1)
+        yield b"x"
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            await store.write(TENANT, source(), {"md4"})
+        finally:
+            await store.close()
+
+    with pytest.raises(UnsupportedChecksum):
+        run(main())
+    assert consumed == []
+
+
+def test_source_error_propagates(healthy: NodeCluster):
+    class ClientWentAway(Exception):
+        pass
+
+    async def source():
+        yield os.urandom(CHUNK * 2 + 5)
+        raise ClientWentAway()
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            await store.write(TENANT, source(), set())
+        finally:
+            await store.close()
+
+    with pytest.raises(ClientWentAway):
+        run(main())
+
+
+def test_range_reads_touch_only_the_chunks_they_need(healthy: NodeCluster):
+    """Shards of chunks 0 and 3 are deleted: ranges inside chunks 1-2 still read exactly."""
+    data = os.urandom(CHUNK * 4)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            obj = as_object(len(data), result)
+            for ref in (result.chunks[0], result.chunks[3]):
+                for p in ref.shards:
+                    assert await store.nodes.delete_shard(p.address, shard_id(ref.chunk_key, p.index),
+                                                          timeout_s=5)
+            ranges = [(CHUNK, 2 * CHUNK - 1), (CHUNK, CHUNK), (2 * CHUNK - 1, 2 * CHUNK),
+                      (CHUNK + 17, 3 * CHUNK - 1), (3 * CHUNK - 1, 3 * CHUNK - 1), (CHUNK + 5, CHUNK + 99)]
+            got = [await read_all(store, obj, a, b) for a, b in ranges]
+            reports_before = list(coord.reports)
+            with pytest.raises(DataUnavailable):
+                await read_all(store, obj, CHUNK - 1, CHUNK)   # needs chunk 0
+            with pytest.raises(DataUnavailable):
+                await read_all(store, obj, 3 * CHUNK, 3 * CHUNK)   # needs chunk 3
+            return ranges, got, reports_before
+        finally:
+            await store.close()
+
+    ranges, got, reports_before = run(main())
+    for (a, b), piece in zip(ranges, got, strict=True):
+        assert piece == data[a:b + 1], (a, b)
+    assert reports_before == []   # no shard of chunk 0 or 3 was ever asked for
+
+
+def test_four_nodes_down_still_exact_five_down_unavailable(healthy: NodeCluster):
+    data = os.urandom(CHUNK * 2 + 1234)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            obj = as_object(len(data), result)
+            # Kill the nodes holding data shards 0..3 of the first chunk: forces a parity decode.
+            first = {p.index: p.node_id for p in result.chunks[0].shards}
+            victims = [int(first[i][1:]) for i in range(4)]
+            healthy.kill(victims)
+            back4 = await read_all(store, obj)
+            ranged = await read_all(store, obj, 100, CHUNK + 100)
+            reports = list(coord.reports)
+            healthy.kill([int(first[4][1:])])
+            with pytest.raises(DataUnavailable) as info:
+                await read_all(store, obj)
+            return back4, ranged, reports, victims, info.value
+        finally:
+            await store.close()
+
+    back4, ranged, reports, victims, err = run(main())
+    assert back4 == data
+    assert ranged == data[100:CHUNK + 101]
+    killed_ids = {f"n{v:02d}" for v in victims}
+    assert reports and {r.node_id for r in reports} <= killed_ids
+    assert len(err.failures) >= 5
+
+
+def test_corrupt_shard_on_disk_is_detected_and_read_is_exact(healthy: NodeCluster):
+    data = os.urandom(CHUNK + 999)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            ref = result.chunks[0]
+            p = next(s for s in ref.shards if s.index == 2)
+            sid = shard_id(ref.chunk_key, 2)
+            shard = await store.nodes.get_shard(p.address, sid, p.checksum, timeout_s=5)
+            healthy.corrupt(int(p.node_id[1:]), shard)
+            back = await read_all(store, as_object(len(data), result))
+            await asyncio.sleep(0.05)   # failure reports are fire and forget
+            return back, list(coord.reports), ref.chunk_key, p.node_id
+        finally:
+            await store.close()
+
+    back, reports, key, node_id = run(main())
+    assert back == data
+    assert [(r.chunk_key, r.index, r.node_id) for r in reports] == [(key, 2, node_id)]
+    assert "corrupt" in reports[0].reason or "checksum" in reports[0].reason
+
+
+def test_write_with_two_nodes_down_records_missing_three_down_fails(healthy: NodeCluster):
+    data = os.urandom(CHUNK * 2 + 10)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy, shard_timeout_s=3.0)
+        try:
+            healthy.kill([3, 9])
+            result = await store.write(TENANT, pieces(data), set())
+            back = await read_all(store, as_object(len(data), result))
+            healthy.kill([11])
+            with pytest.raises(WriteFailed) as info:
+                await store.write(TENANT, pieces(os.urandom(CHUNK + 1)), set())
+            return result, back, info.value
+        finally:
+            await store.close()
+
+    result, back, err = run(main())
+    assert back == data
+    for ref in result.chunks:
+        down = sorted(p.index for p in ref.shards if p.node_id in ("n03", "n09"))
+        assert ref.missing == down and len(down) == 2
+    assert err.acks == 11 and err.needed == 12
+
+
+def test_dedup_reuses_committed_chunks_and_writes_are_convergent(healthy: NodeCluster):
+    data = os.urandom(CHUNK * 2)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            first = await store.write(TENANT, pieces(data), set())
+            again = await store.write(TENANT, pieces(data), set())   # not committed: stored again
+            coord.commit(first.chunks)
+            healthy.kill(list(range(14)))   # a dedup hit must not touch any node
+            deduped = await store.write(TENANT, pieces(data), {"crc32"})
+            healthy.start()
+            back = await read_all(store, as_object(len(data), deduped))
+            other = await store.write("tenant-b", pieces(data), set())
+            return first, again, deduped, back, other
+        finally:
+            await store.close()
+
+    first, again, deduped, back, other = run(main())
+    assert back == data
+    assert [c.chunk_key for c in again.chunks] == [c.chunk_key for c in first.chunks]
+    assert [[p.checksum for p in c.shards] for c in again.chunks] == \
+        [[p.checksum for p in c.shards] for c in first.chunks]
+    assert [c.chunk_key for c in deduped.chunks] == [c.chunk_key for c in first.chunks]
+    assert deduped.md5_hex == first.md5_hex
+    assert [c.chunk_key for c in other.chunks] != [c.chunk_key for c in first.chunks]
+
+
+def test_concurrent_writes_and_reads(healthy: NodeCluster):
+    blobs = [os.urandom(CHUNK * 3 + i * 1000) for i in range(4)]
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            results = await asyncio.gather(*(store.write(TENANT, pieces(b), set()) for b in blobs))
+            return await asyncio.gather(*(read_all(store, as_object(len(b), r))
+                                          for b, r in zip(blobs, results, strict=True)))
+        finally:
+            await store.close()
+
+    assert run(main()) == blobs

@@ -1,0 +1,113 @@
+"""A real `shardbox up` started as a subprocess on 127.0.0.1, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+PORTS_PER_CLUSTER = 16
+
+
+def free_port_block(n: int = PORTS_PER_CLUSTER) -> int:
+    """A base port such that base..base+n-1 are all free on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of ports")
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen
+    info: dict
+
+    @property
+    def endpoint(self) -> str:
+        return self.info["endpoint"]
+
+    def s3(self, **config) -> object:
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=self.info["access_key"], aws_secret_access_key=self.info["secret_key"],
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, **config))
+
+    def aws_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(AWS_ACCESS_KEY_ID=self.info["access_key"], AWS_SECRET_ACCESS_KEY=self.info["secret_key"],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        return env
+
+    def aws(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        aws_bin = str(Path(sys.executable).with_name("aws"))
+        return subprocess.run([aws_bin, "--endpoint-url", self.endpoint, *args], env=self.aws_env(),
+                              capture_output=True, text=True, check=check, timeout=timeout)
+
+    def node_pids(self) -> list[int]:
+        return [n["pid"] for n in self.info["nodes"]]
+
+    def kill_node(self, index: int) -> None:
+        os.kill(self.info["nodes"][index]["pid"], signal.SIGKILL)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_cluster(data_dir: Path, port: int | None = None, database_url: str | None = None,
+                  timeout: float = 120) -> Cluster:
+    port = port or free_port_block()
+    up_json = data_dir / "up.json"
+    if up_json.exists():
+        up_json.unlink()
+    cmd = [sys.executable, "-m", "shardbox", "up", "--data", str(data_dir), "--port", str(port)]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    log = open(data_dir.parent / f"{data_dir.name}-up.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"shardbox up exited with {proc.returncode}: "
+                               f"{(data_dir.parent / f'{data_dir.name}-up.log').read_text()[-3000:]}")
+        if up_json.exists():
+            try:
+                info = json.loads(up_json.read_text())
+                return Cluster(data_dir, port, proc, info)
+            except json.JSONDecodeError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    raise TimeoutError("shardbox up did not write up.json in time")

@@ -1,0 +1,39 @@
+"""Talking to storage nodes directly from tests, with the cluster credential of a `shardbox up`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import urllib3
+
+from config.cluster_auth import body_hash, sign_headers
+
+_pool = urllib3.PoolManager(maxsize=16)
+
+
+def cluster_secret(data_dir: Path) -> str:
+    return json.loads((data_dir / "config" / "cluster.json").read_text())["secret"]
+
+
+def node_request(secret: str, address: str, method: str, path: str, body: bytes = b"",
+                 timeout: float = 30) -> urllib3.BaseHTTPResponse:
+    headers = sign_headers(secret, method, path, body_hash(body))
+    return _pool.request(method, address + path, body=body or None, headers=headers, timeout=timeout)
+
+
+def node_json(secret: str, address: str, method: str, path: str, body: bytes = b"") -> dict:
+    r = node_request(secret, address, method, path, body)
+    assert r.status == 200, (r.status, r.data[:300])
+    return json.loads(r.data)
+
+
+def all_shards(secret: str, address: str) -> list[dict]:
+    out, after = [], None
+    while True:
+        path = "/shards?limit=10000" + (f"&after={after}" if after else "")
+        page = node_json(secret, address, "GET", path)
+        out += page["shards"]
+        after = page.get("next")
+        if not after:
+            return out

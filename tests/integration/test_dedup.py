@@ -1,0 +1,36 @@
+"""Content dedup: the same bytes are stored once, however many objects name them."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.integration.metadata import chunk_refcounts
+from tests.integration.nodes import cluster_secret, node_json
+
+MiB = 1 << 20
+
+
+def total_shards(cluster) -> int:
+    secret = cluster_secret(cluster.data_dir)
+    return sum(node_json(secret, n["address"], "GET", "/health")["shard_count"] for n in cluster.info["nodes"])
+
+
+def test_fifty_concurrent_puts_of_one_body_store_one_copy(cluster, s3, bucket):
+    body = os.urandom(20 * MiB)  # 8 + 8 + 4 MiB: three chunks
+    before = total_shards(cluster)
+
+    def put(i: int) -> str:
+        return s3.put_object(Bucket=bucket, Key=f"same/{i:02d}", Body=body)["ETag"]
+
+    with ThreadPoolExecutor(50) as pool:
+        etags = set(pool.map(put, range(50)))
+    assert len(etags) == 1
+    assert total_shards(cluster) - before == 3 * 14, "the 3 chunks must be stored exactly once"
+    counts = chunk_refcounts(cluster)
+    assert sorted(counts.values()) == [50, 50, 50]
+
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"same/{i:02d}"} for i in range(49)]})
+    assert sorted(chunk_refcounts(cluster).values()) == [1, 1, 1]
+    assert s3.get_object(Bucket=bucket, Key="same/49")["Body"].read() == body
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["same/49"]

@@ -1,0 +1,45 @@
+"""Configuration: the shipped examples load, and mistakes are reported readably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import ConfigError, load_config, parse_config
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
+
+
+@pytest.mark.parametrize("role", ["coordinator", "node", "gateway"])
+def test_examples_load(role):
+    cfg = load_config(EXAMPLES / f"{role}.toml", role)
+    assert getattr(cfg, role) is not None
+
+
+def test_errors_name_every_bad_field():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"cluster": {"secret": "short"}, "node": {"id": "n", "listen": "x", "data_dir": "d",
+                                                               "volume_sise": 5}}, "n.toml", "node")
+    text = str(e.value)
+    assert "cluster.secret" in text and "node.listen" in text and "node.volume_sise" in text
+
+
+def test_role_section_required():
+    with pytest.raises(ConfigError, match=r"\[gateway\] section is required"):
+        parse_config({"cluster": {"secret": "x" * 20}}, "g.toml", "gateway")
+
+
+def test_gateway_needs_a_32_byte_master_key():
+    with pytest.raises(ConfigError, match="master_key"):
+        parse_config({"cluster": {"secret": "x" * 20, "master_key": "c2hvcnQ="},
+                      "gateway": {"listen": "127.0.0.1:1", "coordinator": "http://x"}}, "g.toml", "gateway")
+    with pytest.raises(ConfigError, match="master_key is required"):
+        parse_config({"cluster": {"secret": "x" * 20},
+                      "gateway": {"listen": "127.0.0.1:1", "coordinator": "http://x"}}, "g.toml", "gateway")
+
+
+def test_database_url_scheme_checked():
+    with pytest.raises(ConfigError, match="database_url"):
+        parse_config({"cluster": {"secret": "x" * 20},
+                      "coordinator": {"listen": "127.0.0.1:1", "database_url": "mysql://x"}}, "c.toml")

@@ -60,9 +60,12 @@ class PeakRss:
         self._thread.join()
 
 
+POOL_BYTES = 64 << 20
+
+
 async def source(total: int, piece: int):
     """`total` bytes in `piece`-sized views of a random pool; a counter keeps chunks distinct."""
-    pool = memoryview(os.urandom(64 << 20))
+    pool = memoryview(os.urandom(POOL_BYTES))
     sent = 0
     n = 0
     while sent < total:
@@ -81,31 +84,58 @@ async def bench(args: argparse.Namespace, cluster: NodeCluster) -> None:
     store = ChunkStore(coord, MASTER_KEY, cluster.secret, chunk_size=args.chunk_mib << 20, min_acks=12,
                        shard_timeout_s=30.0)
     total = args.size_mib << 20
+    me = psutil.Process()
+    node_procs = [psutil.Process(n.proc.pid) for n in cluster.nodes]
+
+    def nodes_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in node_procs)
+    src = source(total, args.piece_kib << 10)
+    await anext(src)   # allocates the source's pool before the baseline is taken
+    base_rss = me.memory_info().rss
+    pool_bytes = POOL_BYTES   # the source's pool is not the data path's memory: reported without it
+
+    async def stream():
+        yield (0).to_bytes(8, "big")
+        async for piece in src:
+            yield piece
+
     try:
         with PeakRss() as rss_w:
+            cpu0, ncpu0 = sum(me.cpu_times()[:2]), nodes_cpu()
             t0 = time.perf_counter()
-            result = await store.write("bench", source(total, args.piece_kib << 10), set(args.checksums))
+            result = await store.write("bench", stream(), set(args.checksums),
+                                       payload_sha256=not args.no_payload_sha256)
             write_s = time.perf_counter() - t0
+            write_cpu = sum(me.cpu_times()[:2]) - cpu0
+            write_ncpu = nodes_cpu() - ncpu0
         obj = ObjectInfo(bucket="b", key="k", version_id="v", tenant_id="bench", size=result.size, etag="",
                          last_modified=0.0, chunks=result.chunks)
         with PeakRss() as rss_r:
+            cpu0, ncpu0 = sum(me.cpu_times()[:2]), nodes_cpu()
             t0 = time.perf_counter()
             got = 0
             async for piece in store.read(obj, 0, obj.size - 1):
                 got += len(piece)
             read_s = time.perf_counter() - t0
+            read_cpu = sum(me.cpu_times()[:2]) - cpu0
+            read_ncpu = nodes_cpu() - ncpu0
         assert got == total
     finally:
         await store.close()
     md5 = md5_speed()
     w = total / write_s / 1e6
     r = total / read_s / 1e6
+    gib = total / (1 << 30)
     print("| payload | chunk | checksums | write MB/s | read MB/s | md5 1-thread MB/s | write/md5 "
-          "| read/md5 | peak RSS write MB | peak RSS read MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| read/md5 | CPU s/GiB write: gateway | nodes | read: gateway | nodes "
+          "| peak RSS MB write | read | (baseline) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     algos = ",".join(args.checksums) or "-"
     print(f"| {args.size_mib} MiB | {args.chunk_mib} MiB | {algos} | {w:.0f} | {r:.0f} "
-          f"| {md5:.0f} | {w / md5:.0%} | {r / md5:.0%} | {rss_w.peak / 1e6:.0f} | {rss_r.peak / 1e6:.0f} |")
+          f"| {md5:.0f} | {w / md5:.0%} | {r / md5:.0%} | {write_cpu / gib:.2f} | {write_ncpu / gib:.2f} "
+          f"| {read_cpu / gib:.2f} | {read_ncpu / gib:.2f} "
+          f"| {(rss_w.peak - pool_bytes) / 1e6:.0f} | {(rss_r.peak - pool_bytes) / 1e6:.0f} "
+          f"| {(base_rss - pool_bytes) / 1e6:.0f} |")
 
 
 def main() -> None:
@@ -115,6 +145,8 @@ def main() -> None:
     parser.add_argument("--chunk-mib", type=int, default=8)
     parser.add_argument("--piece-kib", type=int, default=1024, help="size of the pieces the source yields")
     parser.add_argument("--checksums", nargs="*", default=["crc32"], help="S3 checksums to compute too")
+    parser.add_argument("--no-payload-sha256", action="store_true",
+                        help="skip the full-payload SHA-256 (unsigned payload)")
     args = parser.parse_args()
     try:
         import uvloop

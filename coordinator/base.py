@@ -20,8 +20,15 @@ MAX_PART_NUMBER = 10000
 class QueryBase:
     """Holds the database handle and coordinator settings the queries need."""
 
-    def __init__(self, db: Database, *, node_down_after_s: float = 30.0, upload_expiry_s: float = 7 * 86400.0,
-                 dedup_scope: str = "tenant", default_quota_bytes: int = 1 << 50) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        node_down_after_s: float = 30.0,
+        upload_expiry_s: float = 7 * 86400.0,
+        dedup_scope: str = "tenant",
+        default_quota_bytes: int = 1 << 50,
+    ) -> None:
         self.db = db
         self.node_down_after_s = node_down_after_s
         self.upload_expiry_s = upload_expiry_s
@@ -50,8 +57,6 @@ class QueryBase:
     async def latest_row(self, conn: AsyncConnection, bucket: str, key: str, *, lock: bool = False) -> Any:
         ov = object_versions.c
         stmt = sa.select(object_versions).where(ov.bucket == bucket, ov.key == key, ov.is_latest)
-        if lock:  # the row that occupies the key, whatever its status, is about to be replaced
-            stmt = self.db.for_update(stmt)
-        else:
-            stmt = stmt.where(ov.status != "deleted")
+        # Locking: the row occupying the key, whatever its status, is about to be replaced.
+        stmt = self.db.for_update(stmt) if lock else stmt.where(ov.status != "deleted")
         return (await conn.execute(stmt)).first()

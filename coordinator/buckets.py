@@ -19,17 +19,28 @@ _b = buckets.c
 
 
 def _info(row: Any) -> BucketInfo:
-    return BucketInfo(name=row.name, tenant_id=row.tenant_id, owner_id=row.owner_id, created_at=row.created_at,
-                      region=row.region)
+    return BucketInfo(
+        name=row.name,
+        tenant_id=row.tenant_id,
+        owner_id=row.owner_id,
+        created_at=row.created_at,
+        region=row.region,
+    )
 
 
 class BucketQueries(QueryBase):
     async def create_bucket(self, tenant_id: str, owner_id: str, name: str, region: str) -> BucketInfo:
         check_bucket_name(name)
+
         async def tx(conn: AsyncConnection) -> BucketInfo:
             now = self.now()
-            stmt = self.db.insert(buckets).values(name=name, tenant_id=tenant_id, owner_id=owner_id,
-                                                  region=region or "us-east-1", created_at=now)
+            stmt = self.db.insert(buckets).values(
+                name=name,
+                tenant_id=tenant_id,
+                owner_id=owner_id,
+                region=region or "us-east-1",
+                created_at=now,
+            )
             try:
                 result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=[_b.name]))
             except sa.exc.IntegrityError:
@@ -38,8 +49,14 @@ class BucketQueries(QueryBase):
                 existing = (await conn.execute(sa.select(buckets).where(_b.name == name))).first()
                 raise _taken(name, tenant_id, existing)
             await record_audit(conn, owner_id, "bucket.create", name, {"tenant_id": tenant_id}, at=now)
-            return BucketInfo(name=name, tenant_id=tenant_id, owner_id=owner_id, created_at=now,
-                              region=region or "us-east-1")
+            return BucketInfo(
+                name=name,
+                tenant_id=tenant_id,
+                owner_id=owner_id,
+                created_at=now,
+                region=region or "us-east-1",
+            )
+
         return await self.db.write(tx)
 
     async def get_bucket(self, tenant_id: str, name: str) -> BucketInfo:
@@ -47,23 +64,36 @@ class BucketQueries(QueryBase):
 
     async def list_buckets(self, tenant_id: str) -> list[BucketInfo]:
         async def q(conn: AsyncConnection) -> list[Any]:
-            return list((await conn.execute(sa.select(buckets).where(_b.tenant_id == tenant_id)
-                                            .order_by(_b.name))).all())
+            return list(
+                (
+                    await conn.execute(sa.select(buckets).where(_b.tenant_id == tenant_id).order_by(_b.name))
+                ).all()
+            )
+
         return [_info(r) for r in await self.db.read(q)]
 
     async def delete_bucket(self, tenant_id: str, name: str) -> None:
         """Only an empty bucket (no live object, no multipart upload in progress) can go."""
+
         async def tx(conn: AsyncConnection) -> None:
             await self.bucket_row(conn, tenant_id, name)
             ov, us = object_versions.c, upload_sessions.c
-            if (await conn.execute(sa.select(ov.version_id).where(ov.bucket == name).limit(1))).first():
+            if (
+                await conn.execute(sa.select(ov.version_id).where(ov.bucket == name, ov.is_latest).limit(1))
+            ).first():
                 raise error("BucketNotEmpty", f"the bucket {name!r} is not empty")
-            if (await conn.execute(sa.select(us.upload_id).where(us.bucket == name, us.kind == "multipart")
-                                   .limit(1))).first():
+            if (
+                await conn.execute(
+                    sa.select(us.upload_id).where(us.bucket == name, us.kind == "multipart").limit(1)
+                )
+            ).first():
                 raise error("BucketNotEmpty", f"the bucket {name!r} has multipart uploads in progress")
             # Single-PUT sessions still streaming into this bucket lose their reservation and fail.
-            puts = (await conn.execute(sa.select(us.upload_id, us.tenant_id, us.reserved_bytes)
-                                       .where(us.bucket == name))).all()
+            puts = (
+                await conn.execute(
+                    sa.select(us.upload_id, us.tenant_id, us.reserved_bytes).where(us.bucket == name)
+                )
+            ).all()
             for p in puts:
                 await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == p.upload_id))
                 await conn.execute(sa.delete(upload_sessions).where(us.upload_id == p.upload_id))
@@ -73,6 +103,7 @@ class BucketQueries(QueryBase):
             except sa.exc.IntegrityError:
                 raise error("BucketNotEmpty", f"the bucket {name!r} is not empty") from None
             await record_audit(conn, tenant_id, "bucket.delete", name, {"tenant_id": tenant_id})
+
         await self.db.write(tx)
 
 

@@ -14,14 +14,31 @@ from coordinator.schema import audit, outbox
 client_addr: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_addr", default=None)
 
 
-async def record_audit(conn: AsyncConnection, actor: str, action: str, target: str,
-                       detail: dict[str, Any] | None = None, at: float | None = None) -> None:
-    await conn.execute(audit.insert().values(
-        at=time.time() if at is None else at, actor=actor or "-", action=action, target=target[:1200],
-        detail=detail or {}, client_addr=client_addr.get()))
+async def record_audit(
+    conn: AsyncConnection,
+    actor: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+    at: float | None = None,
+) -> None:
+    await conn.execute(
+        audit.insert().values(
+            at=time.time() if at is None else at,
+            actor=actor or "-",
+            action=action,
+            target=target[:1200],
+            detail=detail or {},
+            client_addr=client_addr.get(),
+        )
+    )
 
 
-async def emit(conn: AsyncConnection, event_type: str, payload: dict[str, Any],
-               at: float | None = None) -> None:
-    await conn.execute(outbox.insert().values(
-        event_type=event_type, payload=payload, created_at=time.time() if at is None else at))
+async def emit(
+    conn: AsyncConnection, event_type: str, payload: dict[str, Any], at: float | None = None
+) -> None:
+    await conn.execute(
+        outbox.insert().values(
+            event_type=event_type, payload=payload, created_at=time.time() if at is None else at
+        )
+    )

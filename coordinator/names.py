@@ -25,8 +25,11 @@ def new_id() -> str:
 def check_bucket_name(name: str) -> None:
     """S3 bucket naming rules; InvalidBucketName (400) otherwise."""
     if not _BUCKET_RE.match(name):
-        raise error("InvalidBucketName", f"bucket name {name!r} must be 3-63 characters of lowercase "
-                    "letters, digits, dots and hyphens, starting and ending with a letter or digit")
+        raise error(
+            "InvalidBucketName",
+            f"bucket name {name!r} must be 3-63 characters of lowercase "
+            "letters, digits, dots and hyphens, starting and ending with a letter or digit",
+        )
     if ".." in name or ".-" in name or "-." in name:
         raise error("InvalidBucketName", f"bucket name {name!r} has adjacent dots or a dot next to a hyphen")
     if _IPV4_RE.match(name):

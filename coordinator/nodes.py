@@ -17,7 +17,8 @@ from coordinator.base import QueryBase
 from coordinator.errors import error
 from coordinator.names import check_sha256
 from coordinator.records import ChunkPlan, NodeInfo, ShardPlacement
-from coordinator.schema import chunk_shards, chunks, nodes, repair_queue
+from coordinator.schema import chunk_shards, nodes, repair_queue
+from coordinator.schema import chunks as chunks_t
 
 log = logging.getLogger(__name__)
 _n = nodes.c
@@ -31,13 +32,33 @@ class NodeQueries(QueryBase):
         return "up" if now - row.last_seen <= self.node_down_after_s else "down"
 
     def _info(self, row: Any, now: float) -> NodeInfo:
-        return NodeInfo(node_id=row.node_id, address=row.address, pool=row.pool, host=row.host, rack=row.rack,
-                        capacity_bytes=row.capacity_bytes, free_bytes=row.free_bytes, used_bytes=row.used_bytes,
-                        shard_count=row.shard_count, state=self._state(row, now), last_seen=row.last_seen)
+        return NodeInfo(
+            node_id=row.node_id,
+            address=row.address,
+            pool=row.pool,
+            host=row.host,
+            rack=row.rack,
+            capacity_bytes=row.capacity_bytes,
+            free_bytes=row.free_bytes,
+            used_bytes=row.used_bytes,
+            shard_count=row.shard_count,
+            state=self._state(row, now),
+            last_seen=row.last_seen,
+        )
 
-    async def heartbeat(self, node_id: str, address: str, pool: str = "hot", host: str | None = None,
-                        rack: str | None = None, capacity_bytes: int = 0, used_bytes: int = 0,
-                        free_bytes: int = 0, shard_count: int = 0, health: dict[str, Any] | None = None) -> NodeInfo:
+    async def heartbeat(
+        self,
+        node_id: str,
+        address: str,
+        pool: str = "hot",
+        host: str | None = None,
+        rack: str | None = None,
+        capacity_bytes: int = 0,
+        used_bytes: int = 0,
+        free_bytes: int = 0,
+        shard_count: int = 0,
+        health: dict[str, Any] | None = None,
+    ) -> NodeInfo:
         """Register or refresh a node; returns what the registry now holds for it."""
         if not node_id or len(node_id) > 64:
             raise error("InvalidArgument", "node_id must be 1-64 characters")
@@ -46,17 +67,30 @@ class NodeQueries(QueryBase):
         if min(capacity_bytes, used_bytes, free_bytes, shard_count) < 0:
             raise error("InvalidArgument", "node sizes and counts must not be negative")
         now = self.now()
-        values = {"address": address.rstrip("/"), "pool": pool, "host": host, "rack": rack,
-                  "capacity_bytes": capacity_bytes, "used_bytes": used_bytes, "free_bytes": free_bytes,
-                  "shard_count": shard_count, "last_seen": now, "health": health or {}}
+        values = {
+            "address": address.rstrip("/"),
+            "pool": pool,
+            "host": host,
+            "rack": rack,
+            "capacity_bytes": capacity_bytes,
+            "used_bytes": used_bytes,
+            "free_bytes": free_bytes,
+            "shard_count": shard_count,
+            "last_seen": now,
+            "health": health or {},
+        }
+
         async def tx(conn: AsyncConnection) -> Any:
             old = (await conn.execute(sa.select(_n.last_seen, _n.state).where(_n.node_id == node_id))).first()
             stmt = self.db.insert(nodes).values(node_id=node_id, state="up", **values)
             await conn.execute(stmt.on_conflict_do_update(index_elements=[_n.node_id], set_=values))
             return old
+
         old = await self.db.write(tx)
         if old is None or now - old.last_seen > self.node_down_after_s:
-            log.info("node.up", extra={"fields": {"node_id": node_id, "address": address, "new": old is None}})
+            log.info(
+                "node.up", extra={"fields": {"node_id": node_id, "address": address, "new": old is None}}
+            )
         return NodeInfo(node_id=node_id, state="up", **{k: v for k, v in values.items() if k != "health"})
 
     async def _node_rows(self, conn: AsyncConnection) -> list[Any]:
@@ -73,15 +107,15 @@ class NodeQueries(QueryBase):
             counts[n.state] = counts.get(n.state, 0) + 1
         return counts
 
-    async def place_chunks(self, tenant_id: str, chunks_: list[tuple[str, int]]) -> list[ChunkPlan]:
+    async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
         """For each (sha256, size): the recorded placement if stored, else 14 fresh placements."""
-        if len(chunks_) > MAX_PLACE_BATCH:
+        if len(chunks) > MAX_PLACE_BATCH:
             raise error("InvalidArgument", f"at most {MAX_PLACE_BATCH} chunks per call")
-        for sha, size in chunks_:
+        for sha, size in chunks:
             check_sha256(sha)
             if size < 0:
                 raise error("InvalidArgument", "chunk size must not be negative")
-        keys = [self.chunk_key(tenant_id, sha) for sha, _ in chunks_]
+        keys = [self.chunk_key(tenant_id, sha) for sha, _ in chunks]
 
         async def q(conn: AsyncConnection) -> tuple[list[Any], dict[str, list[Any]]]:
             node_rows = await self._node_rows(conn)
@@ -89,11 +123,13 @@ class NodeQueries(QueryBase):
             wanted = sorted(set(keys))
             cs = chunk_shards.c
             for i in range(0, len(wanted), 500):
-                batch = wanted[i:i + 500]
+                batch = wanted[i : i + 500]
                 rows = await conn.execute(
                     sa.select(cs.chunk_key, cs.idx, cs.node_id, cs.checksum)
-                    .select_from(chunks.join(chunk_shards, chunks.c.chunk_key == cs.chunk_key))
-                    .where(chunks.c.chunk_key.in_(batch), chunks.c.refcount > 0).order_by(cs.chunk_key, cs.idx))
+                    .select_from(chunks_t.join(chunk_shards, chunks_t.c.chunk_key == cs.chunk_key))
+                    .where(chunks_t.c.chunk_key.in_(batch), chunks_t.c.refcount > 0)
+                    .order_by(cs.chunk_key, cs.idx)
+                )
                 for r in rows:
                     stored.setdefault(r.chunk_key, []).append(r)
             return node_rows, stored
@@ -103,19 +139,38 @@ class NodeQueries(QueryBase):
         address = {r.node_id: r.address for r in node_rows}
         candidates = self._candidates(node_rows, now)
         plans = []
-        for (sha, _size), key in zip(chunks_, keys, strict=True):
+        for (sha, _size), key in zip(chunks, keys, strict=True):
             if key in stored:
-                shards = [ShardPlacement(index=r.idx, node_id=r.node_id, address=address.get(r.node_id, ""),
-                                         checksum=r.checksum) for r in stored[key]]
+                shards = [
+                    ShardPlacement(
+                        index=r.idx,
+                        node_id=r.node_id,
+                        address=address.get(r.node_id, ""),
+                        checksum=r.checksum,
+                    )
+                    for r in stored[key]
+                ]
                 plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=True, shards=shards))
                 continue
             try:
                 chosen = placement.place(key, candidates)
             except placement.NotEnoughNodes:
-                raise error("ServiceUnavailable", f"only {len(candidates)} storage nodes are up; "
-                            f"{placement.SHARDS} are needed to store new data") from None
-            plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=False, shards=[
-                ShardPlacement(index=i, node_id=c.node_id, address=address[c.node_id]) for i, c in enumerate(chosen)]))
+                raise error(
+                    "ServiceUnavailable",
+                    f"only {len(candidates)} storage nodes are up; "
+                    f"{placement.SHARDS} are needed to store new data",
+                ) from None
+            plans.append(
+                ChunkPlan(
+                    sha256=sha,
+                    chunk_key=key,
+                    exists=False,
+                    shards=[
+                        ShardPlacement(index=i, node_id=c.node_id, address=address[c.node_id])
+                        for i, c in enumerate(chosen)
+                    ],
+                )
+            )
         return plans
 
     def _candidates(self, node_rows: list[Any], now: float) -> list[placement.Candidate]:
@@ -123,19 +178,36 @@ class NodeQueries(QueryBase):
         up = [r for r in node_rows if self._state(r, now) == "up"]
         hot = [r for r in up if r.pool == "hot"]
         use = hot if len(hot) >= placement.SHARDS else up
-        return [placement.Candidate(node_id=r.node_id, weight=float(r.free_bytes) if r.free_bytes > 0 else 1.0,
-                                    host=r.host, rack=r.rack) for r in use]
+        return [
+            placement.Candidate(
+                node_id=r.node_id,
+                weight=float(r.free_bytes) if r.free_bytes > 0 else 1.0,
+                host=r.host,
+                rack=r.rack,
+            )
+            for r in use
+        ]
 
     async def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str) -> None:
         """A reader found a shard missing or corrupt: queue it for repair (once per shard)."""
         if not 0 <= index < placement.SHARDS:
             raise error("InvalidArgument", f"shard index must be 0..13, got {index}")
-        async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(self.db.insert(repair_queue).values(
-                chunk_key=chunk_key, idx=index, reason=(reason or "read_failure")[:256], node_id=node_id,
-                created_at=self.now()).on_conflict_do_nothing(
-                    index_elements=[repair_queue.c.chunk_key, repair_queue.c.idx]))
-        await self.db.write(tx)
-        log.warning("shard.failure", extra={"fields": {"chunk_key": chunk_key, "index": index, "node_id": node_id,
-                                                       "reason": reason}})
 
+        async def tx(conn: AsyncConnection) -> None:
+            await conn.execute(
+                self.db.insert(repair_queue)
+                .values(
+                    chunk_key=chunk_key,
+                    idx=index,
+                    reason=(reason or "read_failure")[:256],
+                    node_id=node_id,
+                    created_at=self.now(),
+                )
+                .on_conflict_do_nothing(index_elements=[repair_queue.c.chunk_key, repair_queue.c.idx])
+            )
+
+        await self.db.write(tx)
+        log.warning(
+            "shard.failure",
+            extra={"fields": {"chunk_key": chunk_key, "index": index, "node_id": node_id, "reason": reason}},
+        )

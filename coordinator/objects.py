@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import chunkrefs, quota
 from coordinator.base import QueryBase
-from coordinator.db import RetryTransaction
+from coordinator.db import RetryTransaction, is_unique_violation
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import check_key, new_id
@@ -26,6 +26,7 @@ from coordinator.schema import object_chunks, object_parts, object_versions
 _ov = object_versions.c
 MAX_LIST = 1000
 MAX_DELETE = 1000
+TOUCH_GRANULARITY_S = 300.0
 _LIST_BATCH = 1000
 _SKIP = "\U0010ffff"  # sorts after every character, so P + _SKIP is past every key under P
 
@@ -35,16 +36,28 @@ class NewVersion:
     """Everything needed to install a version: its row values, manifest and parts."""
 
     values: dict[str, Any]
-    manifest: list[tuple[str, int]]                      # (chunk_key, size) in order
+    manifest: list[tuple[str, int]]  # (chunk_key, size) in order
     parts: list[dict[str, Any]] = field(default_factory=list)  # object_parts rows without version_id
 
 
 def object_info(row: Any, parts: list[PartInfo] | None = None, chunks: list | None = None) -> ObjectInfo:
-    return ObjectInfo(bucket=row.bucket, key=row.key, version_id=row.version_id, tenant_id=row.tenant_id,
-                      size=row.size, etag=row.etag, last_modified=row.last_modified,
-                      content_type=row.content_type, metadata=dict(row.metadata or {}),
-                      headers=dict(row.headers or {}), storage_class=row.storage_class, status=row.status,
-                      checksums=dict(row.checksums or {}), parts=parts or [], chunks=chunks or [])
+    return ObjectInfo(
+        bucket=row.bucket,
+        key=row.key,
+        version_id=row.version_id,
+        tenant_id=row.tenant_id,
+        size=row.size,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        content_type=row.content_type,
+        metadata=dict(row.metadata or {}),
+        headers=dict(row.headers or {}),
+        storage_class=row.storage_class,
+        status=row.status,
+        checksums=dict(row.checksums or {}),
+        parts=parts or [],
+        chunks=chunks or [],
+    )
 
 
 class ObjectQueries(QueryBase):
@@ -58,14 +71,16 @@ class ObjectQueries(QueryBase):
         await conn.execute(sa.delete(object_versions).where(_ov.version_id == row.version_id))
         return keys
 
-    async def install_version(self, conn: AsyncConnection, new: NewVersion,
-                              deltas: Counter[str]) -> tuple[Any, list[dict[str, Any]]]:
+    async def install_version(
+        self, conn: AsyncConnection, new: NewVersion, deltas: Counter[str]
+    ) -> tuple[Any, list[dict[str, Any]]]:
         """Replace the key's latest version with `new`; returns (replaced row or None, manifest rows).
 
         Adds to `deltas` the references the new version takes and the old one drops; the
         caller applies them. Quota is settled by the caller too (it knows the reservation).
         """
         v = new.values
+        await self.db.lock_name(conn, f"object:{v['bucket']}/{v['key']}")
         old = await self.latest_row(conn, v["bucket"], v["key"], lock=True)
         if old is not None:
             for k in await self.remove_version(conn, old):
@@ -73,27 +88,35 @@ class ObjectQueries(QueryBase):
         rows = []
         offset = 0
         for seq, (ck, size) in enumerate(new.manifest):
-            rows.append({"version_id": v["version_id"], "seq": seq, "chunk_key": ck, "offset": offset, "size": size})
+            rows.append(
+                {"version_id": v["version_id"], "seq": seq, "chunk_key": ck, "offset": offset, "size": size}
+            )
             offset += size
             deltas[ck] += 1
         try:
             await conn.execute(object_versions.insert().values(**v))
-        except sa.exc.IntegrityError:
-            raise RetryTransaction() from None  # a concurrent writer installed this key first
+        except sa.exc.IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise RetryTransaction() from None  # a concurrent writer installed this key first
+            raise error("NoSuchBucket", f"the bucket {v['bucket']!r} does not exist") from None
         return old, rows
 
-    async def write_manifest(self, conn: AsyncConnection, new: NewVersion, rows: list[dict[str, Any]]) -> None:
-        """Manifest rows go in after the chunk rows exist (foreign keys)."""
+    async def write_manifest(
+        self, conn: AsyncConnection, new: NewVersion, rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert the manifest (in batches) and the part table of a new version."""
         for i in range(0, len(rows), 2000):
-            await conn.execute(object_chunks.insert(), rows[i:i + 2000])
+            await conn.execute(object_chunks.insert(), rows[i : i + 2000])
         if new.parts:
-            await conn.execute(object_parts.insert(),
-                               [{"version_id": new.values["version_id"], **p} for p in new.parts])
+            await conn.execute(
+                object_parts.insert(), [{"version_id": new.values["version_id"], **p} for p in new.parts]
+            )
 
     # ---- reads ------------------------------------------------------------------------------
 
-    async def get_object(self, tenant_id: str, bucket: str, key: str, version_id: str | None = None,
-                         with_chunks: bool = False) -> ObjectInfo:
+    async def get_object(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None = None, with_chunks: bool = False
+    ) -> ObjectInfo:
         async def q(conn: AsyncConnection) -> ObjectInfo:
             await self.bucket_row(conn, tenant_id, bucket)
             if version_id is None:
@@ -101,24 +124,50 @@ class ObjectQueries(QueryBase):
                 if row is None:
                     raise error("NoSuchKey", f"the key {key!r} does not exist")
             else:
-                row = (await conn.execute(sa.select(object_versions).where(
-                    _ov.version_id == version_id, _ov.bucket == bucket, _ov.key == key,
-                    _ov.status != "deleted"))).first()
+                row = (
+                    await conn.execute(
+                        sa.select(object_versions).where(
+                            _ov.version_id == version_id,
+                            _ov.bucket == bucket,
+                            _ov.key == key,
+                            _ov.status != "deleted",
+                        )
+                    )
+                ).first()
                 if row is None:
                     raise error("NoSuchVersion", f"version {version_id!r} of {key!r} does not exist")
             parts = await self._parts(conn, row.version_id) if row.part_count else []
             chunks = await chunkrefs.load_refs(conn, row.version_id) if with_chunks else []
             return object_info(row, parts, chunks)
+
         return await self.db.read(q)
 
     async def _parts(self, conn: AsyncConnection, version_id: str) -> list[PartInfo]:
         op = object_parts.c
-        rows = await conn.execute(sa.select(object_parts).where(op.version_id == version_id).order_by(op.part_number))
-        return [PartInfo(part_number=r.part_number, size=r.size, etag=r.etag, last_modified=r.last_modified,
-                         offset=r.offset, checksums=dict(r.checksums or {})) for r in rows]
+        rows = await conn.execute(
+            sa.select(object_parts).where(op.version_id == version_id).order_by(op.part_number)
+        )
+        return [
+            PartInfo(
+                part_number=r.part_number,
+                size=r.size,
+                etag=r.etag,
+                last_modified=r.last_modified,
+                offset=r.offset,
+                checksums=dict(r.checksums or {}),
+            )
+            for r in rows
+        ]
 
-    async def list_objects(self, tenant_id: str, bucket: str, prefix: str, delimiter: str | None,
-                           marker: str | None, max_keys: int) -> ListResult:
+    async def list_objects(
+        self,
+        tenant_id: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        marker: str | None,
+        max_keys: int,
+    ) -> ListResult:
         """Keys after marker in byte order; a common prefix is one entry and is skipped over whole."""
         if max_keys < 0:
             raise error("InvalidArgument", "max_keys must not be negative")
@@ -133,40 +182,43 @@ class ObjectQueries(QueryBase):
                 return result
             entries: list[tuple[str, Any]] = []  # (key or prefix, row or None), up to limit + 1
             after = marker if marker and marker >= prefix else None
+            batch = min(max(limit + 1, 16), _LIST_BATCH)
             while len(entries) <= limit:
-                stmt = (sa.select(_ov.key, _ov.size, _ov.etag, _ov.last_modified, _ov.storage_class, _ov.owner_id)
-                        .where(_ov.bucket == bucket, _ov.is_latest, _ov.status != "deleted"))
+                stmt = sa.select(
+                    _ov.key, _ov.size, _ov.etag, _ov.last_modified, _ov.storage_class, _ov.owner_id
+                ).where(_ov.bucket == bucket, _ov.is_latest, _ov.status != "deleted")
                 stmt = stmt.where(_ov.key > after) if after is not None else stmt.where(_ov.key >= prefix)
-                rows = (await conn.execute(stmt.order_by(_ov.key).limit(_LIST_BATCH))).all()
-                if not rows:
-                    break
-                jumped = False
+                rows = (await conn.execute(stmt.order_by(_ov.key).limit(batch))).all()
+                current = None  # the common prefix whose keys are being passed over
                 for row in rows:
                     k = row.key
                     if not k.startswith(prefix):
                         return _finish(result, entries, limit)
+                    if current is not None and k.startswith(current):
+                        continue
                     cut = k.find(delimiter, len(prefix)) if delimiter else -1
                     if cut < 0:
                         entries.append((k, row))
-                        after = k
+                        current = None
                     else:
-                        common = k[:cut + len(delimiter)]
-                        if not (marker and common <= marker) and (not entries or entries[-1][0] != common):
-                            entries.append((common, None))
-                        after = common + _SKIP  # continue after every key under this prefix
-                        jumped = True
+                        current = k[: cut + len(delimiter)]
+                        if not (marker and current <= marker) and (not entries or entries[-1][0] != current):
+                            entries.append((current, None))
                     if len(entries) > limit:
                         break
-                    if jumped:
-                        break
-                if not jumped and len(rows) < _LIST_BATCH:
+                if len(rows) < batch:
                     break
+                # Continue after the last key, or after every key under the prefix being passed
+                # over: one query per common prefix however many keys it holds.
+                after = current + _SKIP if current is not None else rows[-1].key
             return _finish(result, entries, limit)
+
         return await self.db.read(q)
 
     # ---- writes -----------------------------------------------------------------------------
 
     async def _delete_latest(self, conn: AsyncConnection, tenant_id: str, bucket: str, key: str) -> bool:
+        await self.db.lock_name(conn, f"object:{bucket}/{key}")
         row = await self.latest_row(conn, bucket, key, lock=True)
         if row is None:
             return False
@@ -176,17 +228,24 @@ class ObjectQueries(QueryBase):
             deltas[k] -= 1
         await chunkrefs.apply_deltas(self.db, conn, deltas, {}, self.scope(row.tenant_id), now)
         await quota.adjust(conn, row.tenant_id, used_delta=-row.size)
-        payload = {"version_id": row.version_id, "bucket": bucket, "key": key, "tenant_id": row.tenant_id,
-                   "size": row.size}
+        payload = {
+            "version_id": row.version_id,
+            "bucket": bucket,
+            "key": key,
+            "tenant_id": row.tenant_id,
+            "size": row.size,
+        }
         await record_audit(conn, tenant_id, "object.delete", f"{bucket}/{key}", payload, at=now)
         await emit(conn, "object.deleted", payload, at=now)
         return True
 
     async def delete_object(self, tenant_id: str, bucket: str, key: str) -> None:
         """Idempotent: a missing key is not an error; a missing bucket is."""
+
         async def tx(conn: AsyncConnection) -> None:
             await self.bucket_row(conn, tenant_id, bucket)
             await self._delete_latest(conn, tenant_id, bucket, key)
+
         await self.db.write(tx)
 
     async def delete_objects(self, tenant_id: str, bucket: str, keys: list[str]) -> list[DeleteResult]:
@@ -196,12 +255,20 @@ class ObjectQueries(QueryBase):
         results = []
         for key in keys:
             if not key:
-                results.append(DeleteResult(key=key, deleted=False, error_code="InvalidArgument",
-                                            error_message="object key must not be empty"))
+                results.append(
+                    DeleteResult(
+                        key=key,
+                        deleted=False,
+                        error_code="InvalidArgument",
+                        error_message="object key must not be empty",
+                    )
+                )
                 continue
+
             async def tx(conn: AsyncConnection, key: str = key) -> None:
                 await self.bucket_row(conn, tenant_id, bucket)
                 await self._delete_latest(conn, tenant_id, bucket, key)
+
             await self.db.write(tx)
             results.append(DeleteResult(key=key, deleted=True))
         return results
@@ -209,16 +276,28 @@ class ObjectQueries(QueryBase):
     async def get_bucket_checked(self, tenant_id: str, bucket: str) -> None:
         await self.db.read(lambda conn: self.bucket_row(conn, tenant_id, bucket))
 
-    async def copy_object(self, tenant_id: str, owner_id: str, src_bucket: str, src_key: str,
-                          dst_bucket: str, dst_key: str, replace_metadata: bool,
-                          content_type: str | None, metadata: dict[str, str],
-                          headers: dict[str, str]) -> ObjectInfo:
+    async def copy_object(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        replace_metadata: bool,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+    ) -> ObjectInfo:
         """Metadata-only copy: a new version referencing the source's chunks (refcount+1 each)."""
         check_key(dst_key)
         if src_bucket == dst_bucket and src_key == dst_key and not replace_metadata:
-            raise error("InvalidRequest", "This copy request is illegal because it is trying to copy an object "
-                        "to itself without changing the object's metadata, storage class, website redirect "
-                        "location or encryption attributes.")
+            raise error(
+                "InvalidRequest",
+                "This copy request is illegal because it is trying to copy an object "
+                "to itself without changing the object's metadata, storage class, website redirect "
+                "location or encryption attributes.",
+            )
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
             await self.bucket_row(conn, tenant_id, src_bucket)
@@ -226,21 +305,50 @@ class ObjectQueries(QueryBase):
             src = await self.latest_row(conn, src_bucket, src_key)
             if src is None:
                 raise error("NoSuchKey", f"the source key {src_key!r} does not exist")
-            manifest = [(r.chunk_key, r.size) for r in (await conn.execute(
-                sa.select(object_chunks.c.chunk_key, object_chunks.c.size)
-                .where(object_chunks.c.version_id == src.version_id).order_by(object_chunks.c.seq)))]
-            parts = [{"part_number": p.part_number, "offset": p.offset, "size": p.size, "etag": p.etag,
-                      "checksums": p.checksums, "last_modified": p.last_modified}
-                     for p in await self._parts(conn, src.version_id)] if src.part_count else []
+            manifest = [
+                (r.chunk_key, r.size)
+                for r in (
+                    await conn.execute(
+                        sa.select(object_chunks.c.chunk_key, object_chunks.c.size)
+                        .where(object_chunks.c.version_id == src.version_id)
+                        .order_by(object_chunks.c.seq)
+                    )
+                )
+            ]
+            parts = (
+                [
+                    {
+                        "part_number": p.part_number,
+                        "offset": p.offset,
+                        "size": p.size,
+                        "etag": p.etag,
+                        "checksums": p.checksums,
+                        "last_modified": p.last_modified,
+                    }
+                    for p in await self._parts(conn, src.version_id)
+                ]
+                if src.part_count
+                else []
+            )
             now = self.now()
             values = {
-                "version_id": new_id(), "bucket": dst_bucket, "key": dst_key, "tenant_id": tenant_id,
-                "owner_id": owner_id, "size": src.size, "etag": src.etag,
+                "version_id": new_id(),
+                "bucket": dst_bucket,
+                "key": dst_key,
+                "tenant_id": tenant_id,
+                "owner_id": owner_id,
+                "size": src.size,
+                "etag": src.etag,
                 "content_type": content_type if replace_metadata else src.content_type,
                 "metadata": dict(metadata) if replace_metadata else dict(src.metadata or {}),
                 "headers": dict(headers) if replace_metadata else dict(src.headers or {}),
-                "storage_class": src.storage_class, "status": src.status, "checksums": dict(src.checksums or {}),
-                "part_count": src.part_count, "created_at": now, "last_modified": now, "last_access": None,
+                "storage_class": src.storage_class,
+                "status": src.status,
+                "checksums": dict(src.checksums or {}),
+                "part_count": src.part_count,
+                "created_at": now,
+                "last_modified": now,
+                "last_access": None,
                 "is_latest": True,
             }
             new = NewVersion(values=values, manifest=manifest, parts=parts)
@@ -249,21 +357,41 @@ class ObjectQueries(QueryBase):
             await chunkrefs.apply_deltas(self.db, conn, deltas, {}, self.scope(tenant_id), now)
             await self.write_manifest(conn, new, rows)
             await quota.adjust(conn, tenant_id, used_delta=src.size - (old.size if old is not None else 0))
-            payload = {"version_id": values["version_id"], "bucket": dst_bucket, "key": dst_key,
-                       "tenant_id": tenant_id, "size": src.size, "source": f"{src_bucket}/{src_key}"}
+            payload = {
+                "version_id": values["version_id"],
+                "bucket": dst_bucket,
+                "key": dst_key,
+                "tenant_id": tenant_id,
+                "size": src.size,
+                "source": f"{src_bucket}/{src_key}",
+            }
             await record_audit(conn, owner_id, "object.copy", f"{dst_bucket}/{dst_key}", payload, at=now)
             await emit(conn, "object.copied", payload, at=now)
-            row = (await conn.execute(sa.select(object_versions)
-                                      .where(_ov.version_id == values["version_id"]))).one()
+            row = (
+                await conn.execute(sa.select(object_versions).where(_ov.version_id == values["version_id"]))
+            ).one()
             return object_info(row, [PartInfo(**p) for p in parts])
+
         return await self.db.write(tx)
 
     async def touch_object(self, version_id: str) -> None:
-        """Record a read for lifecycle decisions; best effort, never an error for a gone version."""
+        """Record a read for lifecycle decisions; best effort, never an error for a gone version.
+
+        Lifecycle rules work in days, so a version read again within TOUCH_GRANULARITY_S keeps
+        its recorded time and the UPDATE changes no row (hot objects do not rewrite rows).
+        """
         now = self.now()
+
         async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(sa.update(object_versions).where(_ov.version_id == version_id)
-                               .values(last_access=now))
+            await conn.execute(
+                sa.update(object_versions)
+                .where(
+                    _ov.version_id == version_id,
+                    sa.or_(_ov.last_access.is_(None), _ov.last_access < now - TOUCH_GRANULARITY_S),
+                )
+                .values(last_access=now)
+            )
+
         await self.db.write(tx)
 
 
@@ -276,7 +404,14 @@ def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> L
         if row is None:
             result.common_prefixes.append(name)
         else:
-            result.contents.append(ListEntry(key=row.key, size=row.size, etag=row.etag,
-                                             last_modified=row.last_modified, storage_class=row.storage_class,
-                                             owner_id=row.owner_id))
+            result.contents.append(
+                ListEntry(
+                    key=row.key,
+                    size=row.size,
+                    etag=row.etag,
+                    last_modified=row.last_modified,
+                    storage_class=row.storage_class,
+                    owner_id=row.owner_id,
+                )
+            )
     return result

@@ -28,7 +28,7 @@ class NotEnoughNodes(Exception):
 @dataclass(frozen=True)
 class Candidate:
     node_id: str
-    weight: float = 1.0          # e.g. free bytes; <= 0 is treated as tiny, not excluded
+    weight: float = 1.0  # e.g. free bytes; <= 0 is treated as tiny, not excluded
     host: str | None = None
     rack: str | None = None
 

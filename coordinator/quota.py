@@ -18,19 +18,28 @@ _t = tenants.c
 
 
 async def _fail(conn: AsyncConnection, tenant_id: str, n: int) -> None:
-    row = (await conn.execute(sa.select(_t.quota_bytes, _t.used_bytes, _t.reserved_bytes)
-                              .where(_t.tenant_id == tenant_id))).first()
+    row = (
+        await conn.execute(
+            sa.select(_t.quota_bytes, _t.used_bytes, _t.reserved_bytes).where(_t.tenant_id == tenant_id)
+        )
+    ).first()
     if row is None:
         raise error("InvalidArgument", f"unknown tenant {tenant_id!r}")
-    raise error("QuotaExceeded", f"storing {n} more bytes would exceed the quota of {row.quota_bytes} bytes "
-                f"({row.used_bytes} used, {row.reserved_bytes} reserved)")
+    raise error(
+        "QuotaExceeded",
+        f"storing {n} more bytes would exceed the quota of {row.quota_bytes} bytes "
+        f"({row.used_bytes} used, {row.reserved_bytes} reserved)",
+    )
 
 
 async def adjust(conn: AsyncConnection, tenant_id: str, reserved_delta: int = 0, used_delta: int = 0) -> None:
     """Apply both deltas at once; if the total grows, it must still fit the quota."""
     growth = reserved_delta + used_delta
-    stmt = sa.update(tenants).where(_t.tenant_id == tenant_id).values(
-        reserved_bytes=_t.reserved_bytes + reserved_delta, used_bytes=_t.used_bytes + used_delta)
+    stmt = (
+        sa.update(tenants)
+        .where(_t.tenant_id == tenant_id)
+        .values(reserved_bytes=_t.reserved_bytes + reserved_delta, used_bytes=_t.used_bytes + used_delta)
+    )
     if growth > 0:
         stmt = stmt.where(_t.used_bytes + _t.reserved_bytes + growth <= _t.quota_bytes)
     result = await conn.execute(stmt)

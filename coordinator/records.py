@@ -39,7 +39,7 @@ def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """Build a (possibly nested) record; unknown keys are ignored for forward compatibility."""
     kwargs = {}
     hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for name, f in hints.items():
+    for name in hints:
         if name not in data:
             continue
         value = data[name]

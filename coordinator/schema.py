@@ -1,6 +1,10 @@
 """The metadata schema: every table, in one place, for SQLite and PostgreSQL alike.
 
 Queries live in the other modules of this package; they only import the tables from here.
+Manifest rows (object_chunks, upload_part_chunks) have no foreign key to chunks: the
+refcount is what keeps a referenced chunk alive, and an FK there would make every chunk
+row deletion by GC scan the largest table (or need another index on it).
+
 Object keys, bucket names and chunk keys use the binary "C" collation on PostgreSQL so that
 ORDER BY gives the same UTF-8 byte order S3 clients expect (SQLite's default BINARY
 collation already compares bytes).
@@ -20,10 +24,11 @@ def _ckey(length: int) -> sa.types.TypeEngine:
 
 _BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite INTEGER is 64-bit already
 _TIME = sa.Float(precision=53)  # unix seconds
-_ID = sa.String(64)
+_ID = sa.String(64)  # generated ids (uuid4 hex); free-form input goes in Text columns
 
 tenants = sa.Table(
-    "tenants", metadata,
+    "tenants",
+    metadata,
     sa.Column("tenant_id", _ID, primary_key=True),
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("quota_bytes", _BIG, nullable=False),
@@ -33,7 +38,8 @@ tenants = sa.Table(
 )
 
 users = sa.Table(
-    "users", metadata,
+    "users",
+    metadata,
     sa.Column("user_id", _ID, primary_key=True),
     sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False),
     sa.Column("name", sa.String(128), nullable=False, unique=True),
@@ -42,7 +48,8 @@ users = sa.Table(
 )
 
 access_keys = sa.Table(
-    "access_keys", metadata,
+    "access_keys",
+    metadata,
     sa.Column("access_key", sa.String(32), primary_key=True),
     # Stored as is: SigV4 verification needs the secret itself (HMAC), not a hash of it.
     sa.Column("secret_key", sa.String(64), nullable=False),
@@ -52,27 +59,29 @@ access_keys = sa.Table(
 )
 
 buckets = sa.Table(
-    "buckets", metadata,
+    "buckets",
+    metadata,
     sa.Column("name", _ckey(63), primary_key=True),
     sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False, index=True),
-    sa.Column("owner_id", _ID, nullable=False),
-    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
+    sa.Column("region", sa.Text, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
 )
 
 object_versions = sa.Table(
-    "object_versions", metadata,
+    "object_versions",
+    metadata,
     sa.Column("version_id", _ID, primary_key=True),
     sa.Column("bucket", _ckey(63), sa.ForeignKey("buckets.name"), nullable=False),
     sa.Column("key", _ckey(1024), nullable=False),
     sa.Column("tenant_id", _ID, nullable=False),
-    sa.Column("owner_id", _ID, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
     sa.Column("size", _BIG, nullable=False),
-    sa.Column("etag", sa.String(80), nullable=False),
-    sa.Column("content_type", sa.String(256)),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("headers", sa.JSON, nullable=False),
-    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("storage_class", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # uploading|scanning|ready|quarantined|deleted
     sa.Column("checksums", sa.JSON, nullable=False),
     sa.Column("part_count", sa.Integer, nullable=False, default=0),
@@ -80,126 +89,156 @@ object_versions = sa.Table(
     sa.Column("last_modified", _TIME, nullable=False),
     sa.Column("last_access", _TIME),
     sa.Column("is_latest", sa.Boolean, nullable=False),
-    # One latest version per key; listing walks this index in key order.
-    sa.Index("ux_object_latest", "bucket", "key", unique=True,
-             sqlite_where=sa.text("is_latest"), postgresql_where=sa.text("is_latest")),
+    # For the foreign key check when a bucket is deleted.
+    sa.Index("ix_object_bucket", "bucket"),
+    # One latest version per key; listing walks this index in key order. The SQLite
+    # predicate is spelled as SQLAlchemy renders `is_latest` in queries, or SQLite's
+    # planner would not use the partial index.
+    sa.Index(
+        "ux_object_latest",
+        "bucket",
+        "key",
+        unique=True,
+        sqlite_where=sa.text("is_latest = 1"),
+        postgresql_where=sa.text("is_latest"),
+    ),
 )
 
 object_chunks = sa.Table(
-    "object_chunks", metadata,
-    sa.Column("version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"),
-              primary_key=True),
+    "object_chunks",
+    metadata,
+    sa.Column(
+        "version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key"), nullable=False),
+    sa.Column("chunk_key", _ckey(64), nullable=False),  # no FK: refcounts guard it, see module doc
     sa.Column("offset", _BIG, nullable=False),
     sa.Column("size", _BIG, nullable=False),
 )
 
 object_parts = sa.Table(
-    "object_parts", metadata,
-    sa.Column("version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"),
-              primary_key=True),
+    "object_parts",
+    metadata,
+    sa.Column(
+        "version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("part_number", sa.Integer, primary_key=True),
     sa.Column("offset", _BIG, nullable=False),
     sa.Column("size", _BIG, nullable=False),
-    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
     sa.Column("checksums", sa.JSON, nullable=False),
     sa.Column("last_modified", _TIME, nullable=False),
 )
 
 chunks = sa.Table(
-    "chunks", metadata,
+    "chunks",
+    metadata,
     sa.Column("chunk_key", _ckey(64), primary_key=True),
     sa.Column("scope", _ID, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", _BIG, nullable=False),
     sa.Column("enc_size", _BIG, nullable=False),
-    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.Text, nullable=False),
     sa.Column("refcount", _BIG, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("zero_since", _TIME, index=True),  # set when refcount reaches 0 (GC candidates)
 )
 
 chunk_shards = sa.Table(
-    "chunk_shards", metadata,
-    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key", ondelete="CASCADE"),
-              primary_key=True),
+    "chunk_shards",
+    metadata,
+    sa.Column(
+        "chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("idx", sa.Integer, primary_key=True),
     sa.Column("node_id", sa.String(64), nullable=False, index=True),
-    sa.Column("checksum", sa.String(32)),
+    sa.Column("checksum", sa.Text),
 )
 
 upload_sessions = sa.Table(
-    "upload_sessions", metadata,
+    "upload_sessions",
+    metadata,
     sa.Column("upload_id", _ckey(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # put | multipart
     sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False),
-    sa.Column("owner_id", _ID, nullable=False),
+    sa.Column("owner_id", sa.Text, nullable=False),
     sa.Column("bucket", _ckey(63), sa.ForeignKey("buckets.name"), nullable=False),
     sa.Column("key", _ckey(1024), nullable=False),
     sa.Column("reserved_bytes", _BIG, nullable=False),
-    sa.Column("content_type", sa.String(256)),
+    sa.Column("content_type", sa.Text),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("headers", sa.JSON, nullable=False),
-    sa.Column("storage_class", sa.String(32), nullable=False),
-    sa.Column("checksum_algorithm", sa.String(16)),
+    sa.Column("storage_class", sa.Text, nullable=False),
+    sa.Column("checksum_algorithm", sa.Text),
     sa.Column("initiated", _TIME, nullable=False),
     sa.Column("expires_at", _TIME, nullable=False, index=True),
     sa.Index("ix_upload_bucket_key", "bucket", "key", "upload_id"),
 )
 
 upload_parts = sa.Table(
-    "upload_parts", metadata,
-    sa.Column("upload_id", _ckey(64), sa.ForeignKey("upload_sessions.upload_id", ondelete="CASCADE"),
-              primary_key=True),
+    "upload_parts",
+    metadata,
+    sa.Column(
+        "upload_id",
+        _ckey(64),
+        sa.ForeignKey("upload_sessions.upload_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("part_number", sa.Integer, primary_key=True),
     sa.Column("size", _BIG, nullable=False),
-    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
     sa.Column("checksums", sa.JSON, nullable=False),
     sa.Column("last_modified", _TIME, nullable=False),
 )
 
 upload_part_chunks = sa.Table(
-    "upload_part_chunks", metadata,
+    "upload_part_chunks",
+    metadata,
     sa.Column("upload_id", _ckey(64), primary_key=True),
     sa.Column("part_number", sa.Integer, primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key"), nullable=False),
+    sa.Column("chunk_key", _ckey(64), nullable=False),  # no FK: refcounts guard it, see module doc
     sa.Column("size", _BIG, nullable=False),
-    sa.ForeignKeyConstraint(["upload_id", "part_number"],
-                            ["upload_parts.upload_id", "upload_parts.part_number"], ondelete="CASCADE"),
+    sa.ForeignKeyConstraint(
+        ["upload_id", "part_number"],
+        ["upload_parts.upload_id", "upload_parts.part_number"],
+        ondelete="CASCADE",
+    ),
 )
 
 audit = sa.Table(
-    "audit", metadata,
+    "audit",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", _TIME, nullable=False),
-    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("target", sa.String(1200), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
-    sa.Column("client_addr", sa.String(64)),
+    sa.Column("client_addr", sa.Text),
 )
 
 outbox = sa.Table(
-    "outbox", metadata,
+    "outbox",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("event_type", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
-    sa.Column("claimed_by", sa.String(128)),
+    sa.Column("claimed_by", sa.Text),
     sa.Column("claimed_at", _TIME),
     sa.Column("done_at", _TIME),
     sa.Index("ix_outbox_pending", "event_type", "done_at", "id"),
 )
 
 nodes = sa.Table(
-    "nodes", metadata,
+    "nodes",
+    metadata,
     sa.Column("node_id", sa.String(64), primary_key=True),
-    sa.Column("address", sa.String(256), nullable=False),
-    sa.Column("pool", sa.String(32), nullable=False),
-    sa.Column("host", sa.String(128)),
-    sa.Column("rack", sa.String(128)),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("pool", sa.Text, nullable=False),
+    sa.Column("host", sa.Text),
+    sa.Column("rack", sa.Text),
     sa.Column("capacity_bytes", _BIG, nullable=False),
     sa.Column("free_bytes", _BIG, nullable=False),
     sa.Column("used_bytes", _BIG, nullable=False),
@@ -211,12 +250,13 @@ nodes = sa.Table(
 )
 
 repair_queue = sa.Table(
-    "repair_queue", metadata,
+    "repair_queue",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("chunk_key", _ckey(64), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
-    sa.Column("reason", sa.String(256), nullable=False),
-    sa.Column("node_id", sa.String(64)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("node_id", sa.Text),
     sa.Column("created_at", _TIME, nullable=False),
     sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
 )

@@ -7,9 +7,10 @@ surviving shards to the missing ones (inverse of those ten rows of the generator
 applies it with the same kernel. Matrices and kernel tables are cached per pattern in
 bounded LRUs, so steady-state decode does no matrix work at all.
 
-Hot-path buffers (the 14 x n row matrix, the decode output) are per-thread scratch that
-is reused between calls, because page-faulting fresh multi-MiB buffers costs as much as
-the coding itself; results are copied out into bytes the caller may keep. Everything
+Results are written straight into fresh bytes objects (erasure.buffers), so the data
+is transposed exactly once and never copied again; intermediate buffers (recovered
+data rows, kernel and layout block scratch) are per-thread and reused between calls,
+because page-faulting fresh multi-MiB buffers costs as much as the coding itself. Everything
 here is safe to call from several threads at once: caches are lru_cache (thread-safe),
 tables are immutable, scratch is thread-local and the kernels release the GIL.
 """
@@ -24,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from erasure import layout
+from erasure.buffers import FreshBytes
 from erasure.gf256 import mat_inv, mat_mul
 from erasure.kernels import Kernel
 from erasure.matrix import DATA, PARITY, TOTAL, generator_matrix, parity_matrix
 
-# Per-thread scratch larger than this is not kept after the call (a 64 MiB input would
-# otherwise pin ~90 MiB per gateway worker thread forever). 8 MiB chunks fit well below.
-SCRATCH_RETAIN_BYTES = 48 << 20
+# Per-thread scratch larger than this is not kept after the call (a huge input would
+# otherwise pin its size per gateway worker thread forever). 8 MiB chunks fit well below.
+SCRATCH_RETAIN_BYTES = 32 << 20
 RECOVERY_CACHE_SIZE = 1024
 
 ShardInput = bytes | bytearray | memoryview | np.ndarray
@@ -104,6 +106,14 @@ def as_u8(data: Any, what: str = "data") -> np.ndarray:
     return np.frombuffer(view, dtype=np.uint8)
 
 
+def _as_bytes(row: np.ndarray) -> bytes:
+    """The shard as bytes: the caller's own bytes object when it was one (no copy)."""
+    base = row.base
+    if isinstance(base, memoryview) and type(base.obj) is bytes and base.nbytes == len(base.obj):
+        return base.obj
+    return row.tobytes()
+
+
 def _missing_message(missing: list[int]) -> str:
     return (
         f"{len(missing)} of {TOTAL} shards are missing (indices {missing}); "
@@ -162,20 +172,38 @@ class Codec:
         size = src.size
         n = shard_size(size)
         full = size // DATA
-        rows = _scratch.get("rows", TOTAL * n).reshape(TOTAL, n)
-        layout.split(src[: full * DATA].reshape(full, DATA), rows[:DATA])
-        if n > full:  # last column is partial (or the input is empty): zero-pad it
-            tail = np.zeros(DATA, dtype=np.uint8)
-            tail[: size - full * DATA] = src[full * DATA :]
-            rows[:DATA, full] = tail
-        self.kernel.apply(self._encode_tables, list(rows[:DATA]), list(rows[DATA:]))
-        return [rows[i].tobytes() for i in range(TOTAL)]
+        shards = [FreshBytes(n) for _ in range(TOTAL)]
+        rows = [s.view for s in shards]
+        data_rows, parity_rows = rows[:DATA], rows[DATA:]
+        tables = self._encode_tables
+        apply_pairs = getattr(self.kernel, "apply_pairs", None)
+        if apply_pairs is not None:
+            # Fused: compute parity block by block from the transpose's uint16 pairs.
+            def on_block(pairs: np.ndarray, start: int, stop: int) -> None:
+                apply_pairs(tables, pairs, [p[start:stop] for p in parity_rows])
+
+            layout.split(src[: full * DATA].reshape(full, DATA), data_rows, on_block)
+        else:
+            layout.split(src[: full * DATA].reshape(full, DATA), data_rows)
+        if n > full:  # the last column is partial (or the input is empty): zero-pad it
+            tail = src[full * DATA :]
+            for i in range(DATA):
+                data_rows[i][full] = tail[i] if i < tail.size else 0
+        done = full if apply_pairs is not None else 0
+        if done < n:
+            self.kernel.apply(tables, [r[done:] for r in data_rows], [p[done:] for p in parity_rows])
+        return [s.value for s in shards]
 
     def decode(self, shards: Sequence[ShardInput | None], size: int) -> bytes:
-        """The original `size` bytes from any 10 of the 14 shards (None for missing ones)."""
+        """The original `size` bytes from any 10 of the 14 shards (None for missing ones).
+
+        With all ten data shards present this is a pure interleave: no matrix work.
+        """
         rows, n = _check_shards(shards)
         if shard_size(size) != n:
-            raise ValueError(f"size {size} needs shards of {shard_size(size)} bytes, but the shards are {n} bytes")
+            raise ValueError(
+                f"size {size} needs shards of {shard_size(size)} bytes, but the shards are {n} bytes"
+            )
         if size == 0:
             return b""
         data_rows = rows[:DATA]
@@ -186,19 +214,25 @@ class Codec:
             self.kernel.apply(self._tables(survivors, lost), [rows[i] for i in survivors], list(recovered))
             for k, i in enumerate(lost):
                 data_rows[i] = recovered[k]
-        out = _scratch.get("out", n * DATA)
-        layout.join(data_rows, out.reshape(n, DATA))
-        return out[:size].tobytes()
+        out = FreshBytes(size)
+        full = size // DATA
+        layout.join(data_rows, out.view[: full * DATA].reshape(full, DATA))
+        for i in range(size - full * DATA):  # partial last column
+            out.view[full * DATA + i] = data_rows[i][full]
+        return out.value
 
     def reconstruct(self, shards: Sequence[ShardInput | None]) -> list[bytes]:
         """All 14 shards, rebuilding missing data and parity shards from any 10."""
         rows, n = _check_shards(shards)
-        result: list[bytes | None] = [None if s is None else (s if type(s) is bytes else bytes(s)) for s in shards]
+        # Present shards are handed back as bytes (no copy if they already are).
+        result: list[bytes | None] = [None if r is None else _as_bytes(r) for r in rows]
         missing = tuple(i for i in range(TOTAL) if rows[i] is None)
         if missing:
             survivors = tuple(i for i in range(TOTAL) if rows[i] is not None)[:DATA]
-            rebuilt = _scratch.get("recovered", len(missing) * n).reshape(len(missing), n)
-            self.kernel.apply(self._tables(survivors, missing), [rows[i] for i in survivors], list(rebuilt))
-            for k, i in enumerate(missing):
-                result[i] = rebuilt[k].tobytes()
+            rebuilt = [FreshBytes(n) for _ in missing]
+            self.kernel.apply(
+                self._tables(survivors, missing), [rows[i] for i in survivors], [b.view for b in rebuilt]
+            )
+            for i, b in zip(missing, rebuilt, strict=True):
+                result[i] = b.value
         return result  # type: ignore[return-value]

@@ -42,6 +42,9 @@ class Kernel(Protocol):
         """outputs[r] = sum_c matrix[r, c] * inputs[c] over GF(2^8), for equal-length uint8 rows."""
         ...
 
+    # Optional: apply_pairs(tables, pairs, outputs) with the inputs pre-paired as uint16
+    # (see kernel_numpy); the encoder then computes parity inside its transpose loop.
+
 
 def load_kernel(name: str) -> Kernel:
     """Instantiate the named kernel; KernelUnavailable if it cannot run here."""

@@ -10,32 +10,44 @@ throughput of a byte-wise strided copy) and split with vectorised casts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from erasure.matrix import DATA
 
 BLOCK = 65536  # columns per block: 640 KiB of data
+# Explicit little-endian pairs: the value's low byte is always the even shard (native,
+# hence free, on x86-64 and arm64).
+PAIR = np.dtype("<u2")
 
 
 class _Scratch(threading.local):
     def __init__(self) -> None:
-        self.pairs = np.empty((DATA // 2, BLOCK), dtype=np.uint16)
-        self.word = np.empty(BLOCK, dtype=np.uint16)
+        self.pairs = np.empty((DATA // 2, BLOCK), dtype=PAIR)
+        self.word = np.empty(BLOCK, dtype=PAIR)
 
 
 _scratch = _Scratch()
 
 
-def split(columns: np.ndarray, rows: np.ndarray) -> None:
-    """rows[i, k] = columns[k, i] for an (m, 10) uint8 source and a (10, >= m) destination."""
+def split(
+    columns: np.ndarray,
+    rows: Sequence[np.ndarray],
+    on_block: Callable[[np.ndarray, int, int], None] | None = None,
+) -> None:
+    """rows[i][k] = columns[k, i] for an (m, 10) uint8 source and ten uint8 rows of >= m bytes.
+
+    on_block(pairs, start, stop), if given, is called after each block with the block's
+    shards paired as uint16 (pairs[j] = row 2j | row 2j+1 << 8, shape (5, stop-start)),
+    while they are still in cache; the array is scratch, valid only during the call.
+    """
     m = columns.shape[0]
     if m == 0:
         return
     if columns.strides[1] != 1 or columns.strides[0] != DATA:
         raise ValueError("split needs a contiguous (m, 10) column matrix")
-    words = columns.reshape(-1).view(np.uint16).reshape(m, DATA // 2)
+    words = columns.reshape(-1).view(PAIR).reshape(m, DATA // 2)
     s = _scratch
     for start in range(0, m, BLOCK):
         stop = min(m, start + BLOCK)
@@ -44,10 +56,12 @@ def split(columns: np.ndarray, rows: np.ndarray) -> None:
         word = s.word[:count]
         pairs[...] = words[start:stop].T
         for j in range(DATA // 2):
-            # Little-endian: the low byte of pair j is shard 2j, the high byte shard 2j+1.
-            np.copyto(rows[2 * j, start:stop], pairs[j], casting="unsafe")
+            # The low byte of pair j is shard 2j, the high byte shard 2j+1.
+            np.copyto(rows[2 * j][start:stop], pairs[j], casting="unsafe")
             np.right_shift(pairs[j], 8, out=word)
-            np.copyto(rows[2 * j + 1, start:stop], word, casting="unsafe")
+            np.copyto(rows[2 * j + 1][start:stop], word, casting="unsafe")
+        if on_block is not None:
+            on_block(pairs, start, stop)
 
 
 def join(rows: Sequence[np.ndarray], columns: np.ndarray) -> None:

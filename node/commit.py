@@ -4,8 +4,9 @@ A writer appends its record, then `submit`s the index change together with the
 volume it wrote to and waits. The committer takes everything queued so far, syncs
 each touched volume once, applies all index changes in one synced transaction and
 wakes every writer of the batch. While a batch is on disk the next one accumulates,
-so under load the cost of a sync is shared by all concurrent writers; with writers
-still streaming, the committer waits up to `group_commit_ms` for them to join.
+so under load the cost of a sync is shared by all concurrent writers; while other
+writers are still streaming their bodies, the committer waits for them to submit, at
+most `group_commit_ms`.
 
 Syncing and committing run on one dedicated thread: the event loop never blocks and
 LMDB sees a single writer.
@@ -64,6 +65,19 @@ class GroupCommitter:
             await self._task
         self._thread.shutdown(wait=True)
 
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give writers still streaming their body up to delay_s to join this batch."""
+        deadline = loop.time() + self._delay_s
+        while self._writers_busy() > 0 and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -73,8 +87,7 @@ class GroupCommitter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self._delay_s > 0 and self._writers_busy() > len(self._queue) and not self._closing:
-                await asyncio.sleep(self._delay_s)
+            await self._gather(loop)
             batch, self._queue = self._queue, []
             volumes: dict[int, Volume] = {}
             items: list[PutItem | MoveItem] = []

@@ -105,6 +105,8 @@ def lock_data_dir(data_dir: Path) -> int:
 
 
 class ShardStore:
+    """One node's shards. Blocking work runs on `pool` threads; index writes go through the committer."""
+
     def __init__(self, section: NodeSection, metrics: Metrics | None = None) -> None:
         self.cfg = section
         self.data_dir = Path(section.data_dir)
@@ -278,6 +280,8 @@ class ShardStore:
             return PutResult(shard_id, length, checksum_hex, written=False)
 
         async def read(n: int) -> bytes:
+            if n == 0:
+                return b""
             try:
                 return await read_exactly(n)
             except asyncio.CancelledError:

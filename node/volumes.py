@@ -198,6 +198,12 @@ class VolumeSet:
         with self.lock:
             res.volume.inflight -= 1
 
+    def seal(self, number: int) -> None:
+        """Stop appending to volume `number` if it is the active one (before compacting it)."""
+        with self.lock:
+            if self.volumes and max(self.volumes) == number:
+                self._new_volume()
+
     def remove(self, number: int) -> None:
         """Forget and unlink a volume (compaction moved everything live out of it)."""
         with self.lock:

@@ -7,12 +7,16 @@ Exact public API (everything else in this package is internal)::
                        key_id: str = "m1")          # one per gateway process, inside the event loop
 
     result: WriteResult = await store.write(tenant_id: str, source: AsyncIterator[bytes | memoryview],
-                                            algorithms: set[str], *, request_id: str | None = None)
+                                            algorithms: set[str], *, request_id: str | None = None,
+                                            payload_sha256: bool = True)
         # algorithms: subset of SUPPORTED_CHECKSUMS = {"crc32","crc32c","crc64nvme","sha1","sha256"};
         #   an unknown name raises UnsupportedChecksum (a ValueError) before anything is read.
         # WriteResult(size: int, md5_hex: str,
         #             checksums: dict[str, str],   # requested algo -> base64 as S3 shows it,
         #                                          # plus "sha256hex": hex SHA-256 of the whole payload
+        #                                          # (left out with payload_sha256=False, which saves
+        #                                          # a SHA-256 pass when the client did not sign the
+        #                                          # payload and did not ask for a sha256 checksum)
         #             chunks: list[ChunkRef])      # in order, offset filled; a 0-byte stream has none
         # Raises WriteFailed (a chunk got < min_acks shard acks -> 503), CoordinatorError from
         # place_chunks, or whatever the source raised. Nothing is finalized here: the caller

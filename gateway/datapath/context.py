@@ -30,8 +30,7 @@ class DatapathContext:
     chunk_size: int
     min_acks: int
     shard_timeout_s: float
-    write_depth: int = 3        # chunks being read/hashed/encoded at once per write
-    upload_depth: int = 2       # chunks whose 14 shard PUTs are in flight at once per write
+    write_depth: int = 2        # chunks hashed/encoded/uploaded at once per write (+1 being read)
     read_ahead: int = 2         # chunks fetched ahead of the one being sent per read
     buffer_pool: list[bytearray] = field(default_factory=list)   # reusable chunk buffers
     buffer_pool_max: int = 8

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from coordinator.records import CoordinatorAPI, ObjectInfo
 from gateway.datapath.context import DatapathContext
 from gateway.datapath.crypto import ChunkCipher
+from gateway.datapath.memory import fix_mmap_threshold
 from gateway.datapath.node_client import NodeClient
 from gateway.datapath.reader import read_range
 from gateway.datapath.writer import Buffer, StreamWriter, WriteResult
@@ -21,13 +22,18 @@ class ChunkStore:
 
     def __init__(self, coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
                  chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
-                 key_id: str = "m1", *, threads: int | None = None, write_depth: int = 3,
-                 upload_depth: int = 2, read_ahead: int = 2) -> None:
+                 key_id: str = "m1", *, threads: int | None = None, write_depth: int = 2,
+                 read_ahead: int = 2, tune_malloc: bool = True) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         if not 10 <= min_acks <= 14:
             raise ValueError("min_acks must be between 10 and 14")
-        workers = threads or max(4, 2 * (os.cpu_count() or 1) + 2)
+        if tune_malloc:
+            fix_mmap_threshold()
+        # MD5, the in-order full-payload hashers, the chunk SHA-256 and encrypt+encode of one
+        # write run at once; a few more threads let concurrent requests overlap. More threads
+        # than that only add malloc arenas (memory), not speed: the work is CPU bound.
+        workers = threads or max(4, (os.cpu_count() or 1) + 2)
         self._ctx = DatapathContext(
             coordinator=coordinator,
             cipher=ChunkCipher(master_key, key_id),
@@ -37,7 +43,6 @@ class ChunkStore:
             min_acks=min_acks,
             shard_timeout_s=shard_timeout_s,
             write_depth=max(1, write_depth),
-            upload_depth=max(1, upload_depth),
             read_ahead=max(0, read_ahead),
         )
 
@@ -51,9 +56,11 @@ class ChunkStore:
         return self._ctx.nodes
 
     async def write(self, tenant_id: str, source: AsyncIterator[Buffer],
-                    algorithms: set[str] | frozenset[str], *, request_id: str | None = None) -> WriteResult:
+                    algorithms: set[str] | frozenset[str], *, request_id: str | None = None,
+                    payload_sha256: bool = True) -> WriteResult:
         """Store a stream as chunks; see gateway/datapath/__init__.py for the contract."""
-        return await StreamWriter(self._ctx, tenant_id, algorithms, request_id).run(source)
+        writer = StreamWriter(self._ctx, tenant_id, algorithms, request_id, payload_sha256)
+        return await writer.run(source)
 
     def read(self, obj: ObjectInfo, start: int, end: int, *,
              request_id: str | None = None) -> AsyncIterator[bytes]:

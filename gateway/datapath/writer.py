@@ -14,8 +14,9 @@ Per chunk of `chunk_size` bytes (the last one shorter):
    recorded in `ChunkRef.missing` for repair; fewer -> `WriteFailed`.
 
 Chunks overlap: while chunk N is hashed/encoded, chunk N+1 is read from the network and
-chunk N-1's shards are uploaded. At most `write_depth` chunk buffers and `upload_depth`
-chunks of shards exist per write, so memory stays bounded whatever the stream length.
+chunk N-1's shards are uploaded. At most `write_depth` chunks are in flight per write
+(each holding a plaintext buffer or its 14 shards) plus the one being read, so memory
+stays bounded whatever the stream length or the speed of the nodes.
 MD5 and the full-payload hashers are sequential over the stream; each chunk's update
 waits for the previous chunk's (a chain of tasks), the per-chunk work does not.
 """
@@ -50,14 +51,6 @@ class WriteResult:
     chunks: list[ChunkRef] = field(default_factory=list)
 
 
-@dataclass
-class _Slot:
-    """One chunk's working memory: plaintext buffer and ciphertext buffer, reused."""
-
-    plain: bytearray
-    cipher: bytearray
-
-
 class _Chain:
     """Runs a function on worker threads over successive buffers, strictly in order."""
 
@@ -86,7 +79,7 @@ class StreamWriter:
     """One write: created per call, not reusable."""
 
     def __init__(self, ctx: DatapathContext, tenant_id: str, algorithms: set[str] | frozenset[str],
-                 request_id: str | None) -> None:
+                 request_id: str | None, payload_sha256: bool = True) -> None:
         unknown = set(algorithms) - SUPPORTED_CHECKSUMS
         if unknown:
             raise UnsupportedChecksum(f"unsupported checksum algorithm(s): {', '.join(sorted(unknown))}")
@@ -95,26 +88,37 @@ class StreamWriter:
         self._algorithms = frozenset(algorithms)
         self._request_id = request_id
         self._md5 = hashlib.md5()
-        self._full = MultiHasher(self._algorithms | {"sha256"})
+        self._payload_sha256 = payload_sha256
+        self._full = MultiHasher(self._algorithms | ({"sha256"} if payload_sha256 else set()))
         self._md5_chain = _Chain(ctx, self._md5.update)
         self._full_chain = _Chain(ctx, self._full.update)
-        self._free: asyncio.Queue[_Slot] = asyncio.Queue()
+        # Plaintext buffers: one being filled from the source plus one per chunk being hashed.
+        self._free: asyncio.Queue[bytearray] = asyncio.Queue()
         self._slots_made = 0
-        self._upload_sem = asyncio.Semaphore(ctx.upload_depth)
+        # Chunks between dispatch and the end of their upload.
+        self._inflight = asyncio.Semaphore(ctx.write_depth)
+        # Ciphertext buffers, only held for the duration of one encrypt+encode job.
+        self._cipher_free: list[bytearray] = []
+        self._owned: list[bytearray] = []
         self._tasks: list[asyncio.Task[ChunkRef]] = []
-        self._all_slots: list[_Slot] = []
         self._error: BaseException | None = None
 
     # -- slots ---------------------------------------------------------------------------
 
-    async def _take_slot(self) -> _Slot:
-        if self._free.empty() and self._slots_made < self._ctx.write_depth:
+    async def _take_slot(self) -> bytearray:
+        if self._free.empty() and self._slots_made < self._ctx.write_depth + 1:
             self._slots_made += 1
-            size = self._ctx.chunk_size
-            slot = _Slot(self._ctx.take_buffer(size), self._ctx.take_buffer(size + 16))
-            self._all_slots.append(slot)
-            return slot
+            buf = self._ctx.take_buffer(self._ctx.chunk_size)
+            self._owned.append(buf)
+            return buf
         return await self._free.get()
+
+    def _take_cipher(self) -> bytearray:
+        if self._cipher_free:
+            return self._cipher_free.pop()
+        buf = self._ctx.take_buffer(self._ctx.chunk_size + 16)
+        self._owned.append(buf)
+        return buf
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -135,17 +139,17 @@ class StreamWriter:
                 mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
                 while mv:
                     n = min(len(mv), chunk_size - filled)
-                    slot.plain[filled:filled + n] = mv[:n]
+                    slot[filled:filled + n] = mv[:n]
                     filled += n
                     mv = mv[n:]
                     if filled == chunk_size:
-                        self._dispatch(slot, filled, size)
+                        await self._dispatch(slot, filled, size)
                         size += filled
                         filled = 0
                         slot = await self._take_slot()
                         self._raise_if_failed()
             if filled:
-                self._dispatch(slot, filled, size)
+                await self._dispatch(slot, filled, size)
                 size += filled
             else:
                 self._free.put_nowait(slot)
@@ -156,11 +160,11 @@ class StreamWriter:
             await self._abort()
             raise
         # Success: every thread is done with the buffers, they can serve the next write.
-        for s in self._all_slots:
-            self._ctx.give_buffer(s.plain)
-            self._ctx.give_buffer(s.cipher)
+        for buf in self._owned:
+            self._ctx.give_buffer(buf)
         checksums = {name: value for name, value in self._full.results().items() if name in self._algorithms}
-        checksums["sha256hex"] = self._full.hexdigest("sha256")
+        if "sha256" in self._full.algorithms:
+            checksums["sha256hex"] = self._full.hexdigest("sha256")
         return WriteResult(size=size, md5_hex=self._md5.hexdigest(), checksums=checksums, chunks=chunks)
 
     async def _abort(self) -> None:
@@ -170,14 +174,17 @@ class StreamWriter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         # Buffers are not returned to the pool: a cancelled thread job may still read them.
 
-    def _dispatch(self, slot: _Slot, n: int, offset: int) -> None:
+    async def _dispatch(self, slot: bytearray, n: int, offset: int) -> None:
+        await self._inflight.acquire()
+        self._raise_if_failed()
         task = asyncio.get_running_loop().create_task(self._process(slot, n, offset))
+        task.add_done_callback(lambda _t: self._inflight.release())
         self._tasks.append(task)
 
     # -- one chunk ---------------------------------------------------------------------------
 
-    async def _process(self, slot: _Slot, n: int, offset: int) -> ChunkRef:
-        view = memoryview(slot.plain)[:n]
+    async def _process(self, slot: bytearray, n: int, offset: int) -> ChunkRef:
+        view = memoryview(slot)[:n]
         ctx = self._ctx
         md5_done = self._md5_chain.submit(view)
         full_done = self._full_chain.submit(view)
@@ -189,7 +196,9 @@ class StreamWriter:
             if plan.sha256 != sha_hex:
                 raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
             if not plan.exists:
-                shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, slot.cipher)
+                cipher_buf = self._take_cipher()
+                shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, cipher_buf)
+                self._cipher_free.append(cipher_buf)
             await md5_done
             await full_done
         except BaseException as exc:
@@ -207,8 +216,7 @@ class StreamWriter:
             return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
                             key_id=ctx.cipher.key_id, shards=list(plan.shards), missing=[], offset=offset)
         try:
-            async with self._upload_sem:
-                placements, missing = await self._upload(plan, shards, checksums)
+            placements, missing = await self._upload(plan, shards, checksums)
         except BaseException as exc:
             if self._error is None and not isinstance(exc, asyncio.CancelledError):
                 self._error = exc

@@ -7,19 +7,28 @@ functions that never parse addressing or authentication again.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDictProxy, MultiDictProxy
 
 from config.settings import GatewaySection
 from coordinator.records import CoordinatorAPI, CoordinatorError
+from gateway.datapath import ChunkStore
 from gateway.keycache import KeyCache
 from gateway.s3.errors import S3Error
+from gateway.s3.payload import PayloadStream
+from gateway.s3.sigv4 import AuthContext
 
+log = logging.getLogger("gateway.s3")
 MAX_XML_BODY = 2 << 20     # DeleteObjects with 1000 keys of 1024 bytes fits; anything bigger is abuse
 S3_MAX_PUT = 5 << 30       # single PUT / part limit
-STATE_KEY: web.AppKey[GatewayState] = web.AppKey("shardbox_gateway", None)  # type: ignore[arg-type]
+TOUCH_INTERVAL_S = 60.0
+MAX_BACKGROUND = 256
 
 
 @dataclass
@@ -28,8 +37,43 @@ class GatewayState:
 
     cfg: GatewaySection
     coordinator: CoordinatorAPI
-    store: Any                      # gateway.datapath.ChunkStore
+    store: ChunkStore
     keys: KeyCache
+    background: set[asyncio.Task] = field(default_factory=set)
+    touched: dict[str, float] = field(default_factory=dict)
+
+    def touch(self, version_id: str) -> None:
+        """Record a read for lifecycle (last access); best effort, never delays the answer.
+
+        Last access only needs to be roughly right (lifecycle rules count days), so one
+        call per object per `TOUCH_INTERVAL_S` and at most `MAX_BACKGROUND` in flight keep a
+        burst of GETs from turning into a burst of metadata writes.
+        """
+        now = time.monotonic()
+        last = self.touched.get(version_id)
+        if (last is not None and now - last < TOUCH_INTERVAL_S) or len(self.background) >= MAX_BACKGROUND:
+            return
+        if len(self.touched) >= 10000:
+            self.touched.clear()
+        self.touched[version_id] = now
+
+        async def send() -> None:
+            try:
+                await self.coordinator.touch_object(version_id)
+            except Exception as exc:
+                log.debug("touch.failed", extra={"fields": {"version_id": version_id, "error": repr(exc)}})
+
+        task = asyncio.get_running_loop().create_task(send())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the best-effort background calls (at shutdown)."""
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+
+
+STATE_KEY = web.AppKey("shardbox_gateway", GatewayState)
 
 
 @dataclass
@@ -39,26 +83,27 @@ class S3Context:
     request_id: str
     bucket: str | None = None
     key: str | None = None
-    auth: Any = None                # gateway.s3.sigv4.AuthContext once authenticated
+    auth: AuthContext | None = None     # set once the signature checked out
     continued: bool = False
-    body_started: bool = False      # the request body was (partly) read
     log_fields: dict[str, Any] = field(default_factory=dict)
     trailers: dict[str, str] = field(default_factory=dict)
 
     @property
     def tenant_id(self) -> str:
+        assert self.auth is not None
         return self.auth.key.tenant_id
 
     @property
     def user_id(self) -> str:
+        assert self.auth is not None
         return self.auth.key.user_id
 
     @property
-    def query(self) -> Any:
+    def query(self) -> MultiDictProxy[str]:
         return self.request.query
 
     @property
-    def headers(self) -> Any:
+    def headers(self) -> CIMultiDictProxy[str]:
         return self.request.headers
 
     @property
@@ -82,10 +127,9 @@ class S3Context:
             await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.request.writer.output_size = 0
 
-    def payload(self) -> Any:
-        """The decoded, verified request body as a stream (after sending 100 Continue)."""
-        from gateway.s3.payload import PayloadStream
-        self.body_started = True
+    def payload(self) -> PayloadStream:
+        """The decoded, verified request body as a stream (call `send_continue` before iterating)."""
+        assert self.auth is not None
         return PayloadStream(self.request, self.auth)
 
     async def read_small_body(self, limit: int = MAX_XML_BODY) -> bytes:
@@ -109,11 +153,3 @@ class S3Context:
 def s3_error_from(exc: CoordinatorError) -> S3Error:
     """A coordinator error answer as the S3 error the client sees."""
     return S3Error(exc.code, exc.message, status=exc.status)
-
-
-async def coord(awaitable: Any) -> Any:
-    """Await a coordinator call, turning its errors into S3 errors."""
-    try:
-        return await awaitable
-    except CoordinatorError as exc:
-        raise s3_error_from(exc) from None

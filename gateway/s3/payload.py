@@ -179,7 +179,8 @@ class PayloadStream:
         size_field, _, extensions = line.partition(b";")
         size_field = size_field.strip()
         if not _HEX_SIZE.match(size_field):
-            raise S3Error("InvalidChunkSizeError", f"Invalid chunk size {size_field[:32]!r} in aws-chunked body.")
+            raise S3Error("InvalidChunkSizeError",
+                          f"Invalid chunk size {size_field[:32]!r} in aws-chunked body.")
         signature = None
         for ext in extensions.split(b";") if extensions else []:
             name, _, value = ext.strip().partition(b"=")
@@ -207,17 +208,17 @@ class PayloadStream:
                 if size > self._max_frame:
                     raise S3Error("InvalidChunkSizeError", f"Chunks larger than {self._max_frame} bytes "
                                                            "are not accepted.")
-                data = await self._frame(size)
-                expected = _sign(self._auth, _chunk_string_to_sign(self._auth, previous,
-                                                                    hashlib.sha256(data).hexdigest()))
+                self._count(size)
+                pieces, data_sha256 = await self._frame(size)
+                expected = _sign(self._auth, _chunk_string_to_sign(self._auth, previous, data_sha256))
                 if not hmac.compare_digest(expected, signature):
                     raise S3Error("SignatureDoesNotMatch", "The chunk signature we calculated does not "
                                                            "match the signature you provided.")
                 previous = signature
                 if size:
-                    self._count(size)
                     await self._expect_crlf()
-                    yield data
+                    for piece in pieces:
+                        yield piece
             elif size:
                 self._count(size)
                 async for piece in self._stream_data(size):
@@ -230,14 +231,18 @@ class PayloadStream:
             raise S3Error("IncompleteBody", f"x-amz-decoded-content-length is {self.decoded_length} but the "
                                             f"body decoded to {self.bytes_read} bytes.")
 
-    async def _frame(self, size: int) -> bytes:
-        """The next `size` bytes, whole (signed frames are verified before any byte is yielded)."""
-        if self._available() < size and not await self._more(size - self._available()):
-            raise S3Error("IncompleteBody", "The body ended inside a chunk.")
-        with memoryview(self._buf) as view:
-            data = bytes(view[self._pos:self._pos + size])
-        self._pos += size
-        return data
+    async def _frame(self, size: int) -> tuple[list[bytes], str]:
+        """The next `size` bytes as received pieces, and their SHA-256 hex.
+
+        A signed frame must be verified before any of it is yielded, so it is held (as the
+        pieces the socket delivered, never joined) until its signature checked out.
+        """
+        digest = hashlib.sha256()
+        pieces = []
+        async for piece in self._stream_data(size):
+            digest.update(piece)
+            pieces.append(piece)
+        return pieces, digest.hexdigest()
 
     async def _stream_data(self, size: int) -> AsyncIterator[bytes]:
         """Yield `size` bytes of frame data as they arrive, without buffering the frame."""

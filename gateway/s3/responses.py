@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from gateway.s3.errors import XML_CONTENT_TYPE, S3Error
 from gateway.s3.xmlio import to_xml
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 
 def xml_response(root: str, children: Any, status: int = 200,
@@ -49,7 +52,12 @@ def encode_token(marker: str) -> str:
 
 def decode_token(token: str, name: str = "continuation-token") -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        if not _TOKEN_RE.match(token):
+            raise ValueError(token)
+        marker = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        if not marker:
+            raise ValueError(token)
+        return marker
     except (binascii.Error, UnicodeError, ValueError):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       ArgumentName=name, ArgumentValue=token) from None

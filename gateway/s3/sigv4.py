@@ -11,10 +11,13 @@ exactly as sent, so a correct signature from any common client is accepted.
 
 `authenticate` also returns what the body decoder (`payload.PayloadStream`) needs to check
 aws-chunked chunk signatures: the signing key, scope, request date and seed signature.
+Signature Version 2 (header and presigned) is accepted too, because boto3's
+`generate_presigned_url` and some older tools still produce it; see `sigv2.py`.
 """
 
 from __future__ import annotations
 
+import base64
 import calendar
 import hashlib
 import hmac
@@ -28,6 +31,7 @@ from urllib.parse import quote, unquote, unquote_plus
 from aiohttp import web
 
 from coordinator.records import CoordinatorError, KeyInfo
+from gateway.s3 import sigv2
 from gateway.s3.errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -46,7 +50,6 @@ STREAMING_MODES = {
 _SIGV4A = ("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
-_SIG = re.compile(r"^[0-9a-f]{64}$")
 
 _PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                    "X-Amz-SignedHeaders", "X-Amz-Expires")
@@ -70,6 +73,7 @@ class AuthContext:
     seed_signature: str        # the request signature; first link of an aws-chunked chain
     presigned: bool
     region: str
+    version: str = "v4"        # "v2" for Signature Version 2 (no payload or chunk signing)
 
 
 @dataclass
@@ -123,11 +127,12 @@ def signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> 
 
 
 def sign_hex(key: bytes, string_to_sign: str) -> str:
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, string_to_sign.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
-    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+    # aiohttp keeps undecodable request bytes as surrogates; hash them as the bytes they were.
+    digest = hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
@@ -136,7 +141,7 @@ def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
 
 def aws_uri_encode(value: str, safe: str = "") -> str:
     """URI-encode as AWS does: everything but A-Z a-z 0-9 - _ . ~ (plus `safe`), uppercase hex."""
-    return quote(value, safe="-_.~" + safe)
+    return quote(value, safe="-_.~" + safe, encoding="utf-8", errors="surrogateescape")
 
 
 def canonical_uri_candidates(raw_path: str) -> list[str]:
@@ -379,38 +384,71 @@ def _check_time(claim: _Claim, now: float, max_skew_s: int) -> None:
 # ---------------------------------------------------------------- entry point
 
 
+def _origin_form(target: str) -> str:
+    """`http://host/path?q` (absolute-form, sent to proxies) -> `/path?q`; other targets unchanged."""
+    lowered = target[:8].lower()
+    if lowered.startswith(("http://", "https://")):
+        rest = target.split("://", 1)[1]
+        slash = rest.find("/")
+        query = rest.find("?")
+        if slash < 0 or (0 <= query < slash):
+            return "/" + rest[query:] if query >= 0 else "/"
+        return rest[slash:]
+    return target
+
+
+async def _lookup(lookup_key: Callable[[str], Awaitable[KeyInfo]], access_key: str) -> KeyInfo:
+    try:
+        return await lookup_key(access_key)
+    except CoordinatorError as exc:
+        if exc.code == "InvalidAccessKeyId":
+            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key) from None
+        raise S3Error(exc.code, exc.message, status=exc.status) from None
+
+
+def _server_time(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
 async def authenticate(request: web.Request, lookup_key: Callable[[str], Awaitable[KeyInfo]],
-                       region: str, max_skew_s: int = 900, now: float | None = None) -> AuthContext:
-    """Verify the request's SigV4 signature; raise S3Error with the code S3 would answer."""
+                       region: str, max_skew_s: int = 900, now: float | None = None, *,
+                       vhost_bucket: str | None = None, allow_sigv2: bool = True) -> AuthContext:
+    """Verify the request's signature; raise S3Error with the code S3 would answer.
+
+    SigV4 (header or presigned) is the normal case. SigV2 (header or presigned) is accepted
+    too unless `allow_sigv2` is False; pass `vhost_bucket` for virtual-hosted requests so
+    the V2 resource can name the bucket (V4 signs the Host header and needs nothing).
+    """
     now = time.time() if now is None else now
-    raw_path, _, raw_query = request.raw_path.partition("?")
+    raw_path, _, raw_query = _origin_form(request.raw_path).partition("?")
     params = _query_params(raw_query) if raw_query else {}
-    has_header = "Authorization" in request.headers
-    has_query = "X-Amz-Signature" in params or "X-Amz-Credential" in params or "X-Amz-Algorithm" in params
-    if has_header and has_query:
+    header = request.headers.get("Authorization")
+    v4_query = "X-Amz-Signature" in params or "X-Amz-Credential" in params or "X-Amz-Algorithm" in params
+    v2_query = "Signature" in params and "AWSAccessKeyId" in params
+    if header is not None and (v4_query or v2_query):
         raise S3Error("InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
                                          "query parameter, Signature query string parameter or the "
                                          "Authorization header should be specified",
-                      ArgumentName="Authorization", ArgumentValue=request.headers["Authorization"])
-    if has_header:
+                      ArgumentName="Authorization", ArgumentValue=header)
+    is_v2 = (header is not None and header.strip().startswith("AWS ")) or (header is None and v2_query
+                                                                           and not v4_query)
+    if is_v2:
+        if not allow_sigv2:
+            raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not "
+                                            "supported. Please use AWS4-HMAC-SHA256.")
+        return await _authenticate_v2(request, lookup_key, region, max_skew_s, now, raw_path, raw_query,
+                                      params, vhost_bucket)
+    if header is not None:
         claim = _header_claim(request)
-    elif has_query:
+    elif v4_query:
         claim = _query_claim(request, params)
-    elif "Signature" in params and "AWSAccessKeyId" in params:
-        raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not "
-                                        "supported. Please use AWS4-HMAC-SHA256.")
     else:
         raise S3Error("AccessDenied", "Anonymous access is not supported; sign the request with "
                                       "AWS Signature Version 4.")
 
     payload_mode, payload_sha256 = _payload_mode(claim.content_sha256)
     _check_scope(claim, region)
-    try:
-        key = await lookup_key(claim.credential.access_key)
-    except CoordinatorError as exc:
-        if exc.code == "InvalidAccessKeyId":
-            raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=claim.credential.access_key) from None
-        raise S3Error(exc.code, exc.message, status=exc.status) from None
+    key = await _lookup(lookup_key, claim.credential.access_key)
     _check_time(claim, now, max_skew_s)
 
     scope = claim.credential.scope
@@ -434,3 +472,53 @@ async def authenticate(request: web.Request, lookup_key: Callable[[str], Awaitab
     raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=claim.credential.access_key,
                   StringToSign=first_sts or "", SignatureProvided=claim.signature,
                   CanonicalRequest=first_canonical or "")
+
+
+def _v2_date(request: web.Request) -> tuple[str, float]:
+    """(the Date header as signed, its unix time); x-amz-date, when present, gives the time."""
+    bad = S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+    date_header = (request.headers.get("Date") or "").strip()
+    source = (request.headers.get("x-amz-date") or date_header).strip()
+    if _AMZ_DATE.match(source):
+        return date_header, _parse_amz_date(source)
+    parsed = parsedate_tz(source) if source else None
+    if parsed is None:
+        raise bad
+    return date_header, float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
+
+
+async def _authenticate_v2(request: web.Request, lookup_key: Callable[[str], Awaitable[KeyInfo]],
+                           region: str, max_skew_s: int, now: float, raw_path: str, raw_query: str,
+                           params: dict[str, str], vhost_bucket: str | None) -> AuthContext:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        access_key, signature_text = sigv2.parse_header(header)
+        date_value, ts = _v2_date(request)
+        key = await _lookup(lookup_key, access_key)
+        signature = sigv2.decode_signature(signature_text)
+        if abs(ts - now) > max_skew_s:
+            raise S3Error("RequestTimeTooSkewed", RequestTime=date_value, ServerTime=_server_time(now),
+                          MaxAllowedSkewMilliseconds=str(max_skew_s * 1000))
+        presigned = False
+    else:
+        access_key = params["AWSAccessKeyId"]
+        date_value = params.get("Expires", "")
+        if not date_value.isdigit():
+            raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires "
+                                          "and AWSAccessKeyId parameters")
+        key = await _lookup(lookup_key, access_key)
+        signature = sigv2.decode_signature(params["Signature"])
+        if now > int(date_value):
+            raise S3Error("AccessDenied", "Request has expired", Expires=_server_time(int(date_value)),
+                          ServerTime=_server_time(now))
+        presigned = True
+    query = {k: v for k, v in params.items() if k not in ("Signature", "AWSAccessKeyId", "Expires")}
+    candidates = sigv2.string_to_sign_candidates(request, raw_path, raw_query, query, date_value,
+                                                 vhost_bucket)
+    for sts in candidates:
+        if hmac.compare_digest(sigv2.sign(key.secret_key, sts), signature):
+            return AuthContext(access_key=access_key, key=key, payload_mode="unsigned", payload_sha256=None,
+                               signing_key=b"", scope="", amz_date="", seed_signature="",
+                               presigned=presigned, region=region, version="v2")
+    raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=access_key, StringToSign=candidates[0],
+                  SignatureProvided=base64.b64encode(signature).decode("ascii"))

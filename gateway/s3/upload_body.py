@@ -28,11 +28,6 @@ class Received:
         return f'"{self.result.md5_hex}"'
 
 
-def trailer_names(ctx: S3Context) -> list[str]:
-    raw = ctx.headers.get("x-amz-trailer", "")
-    return [t.strip().lower() for t in raw.split(",") if t.strip()]
-
-
 def checksum_algorithm(value: str | None) -> str | None:
     """`x-amz-checksum-algorithm` (CRC32, SHA256, ...) -> our lower-case name, or InvalidRequest."""
     if value is None or value == "":
@@ -46,10 +41,11 @@ def checksum_algorithm(value: str | None) -> str | None:
 
 async def prepare(ctx: S3Context) -> tuple[object, dict[str, str | None]]:
     """The payload stream and requested checksums, checked before anything is reserved or read."""
-    requested = checksum_headers.requested_checksums(ctx.request, trailer_names(ctx))
+    requested = checksum_headers.requested_checksums(ctx.request, checksum_headers.trailer_names(ctx.request))
     stream = ctx.payload()
     length = stream.decoded_length
-    if length is None and "chunked" not in ctx.headers.get("Transfer-Encoding", "").lower():
+    chunked = stream.chunked or "chunked" in ctx.headers.get("Transfer-Encoding", "").lower()
+    if length is None and not chunked:
         raise S3Error("MissingContentLength")
     if length is not None and length > S3_MAX_PUT:
         raise S3Error("EntityTooLarge", MaxSizeAllowed=str(S3_MAX_PUT), ProposedSize=str(length))
@@ -58,16 +54,16 @@ async def prepare(ctx: S3Context) -> tuple[object, dict[str, str | None]]:
 
 async def receive(ctx: S3Context, stream: AsyncIterator[bytes], requested: dict[str, str | None],
                   extra_algorithms: set[str] | None = None) -> Received:
-    """Store the body and verify it; raises BadDigest / XAmzContentSHA256Mismatch / IncompleteBody."""
+    """Store the body and verify it; raises BadDigest / XAmzContentSHA256Mismatch / IncompleteBody.
+
+    The stream itself checks the signed payload SHA-256 and chunk signatures when it ends.
+    """
     algorithms = set(requested) | (extra_algorithms or set())
     await ctx.send_continue()
     result = await ctx.state.store.write(ctx.tenant_id, stream, algorithms, request_id=ctx.request_id)
     trailers = getattr(stream, "trailers", {}) or {}
     checksum_headers.verify(requested, trailers, result.checksums, result.md5_hex,
                             checksum_headers.content_md5(ctx.request))
-    if ctx.auth.payload_mode == "signed" and ctx.auth.payload_sha256 != result.checksums.get("sha256hex"):
-        raise S3Error("XAmzContentSHA256Mismatch", ClientComputedContentSHA256=ctx.auth.payload_sha256 or "",
-                      S3ComputedContentSHA256=result.checksums.get("sha256hex", ""))
     stored = {algo: result.checksums[algo] for algo in algorithms if algo in result.checksums}
     return Received(result, stored)
 

@@ -24,13 +24,16 @@ XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # Characters that need an entity in element text. \r gets one so it survives parsing (a raw
 # \r would be normalised to \n); other C0 controls are not legal XML 1.0 characters, S3 emits
-# them as character references and so do we.
-_NEEDS_ESCAPE = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0d\x0e-\x1f]")
+# them as character references and so do we. Lone surrogates (undecodable request bytes kept
+# by surrogateescape) cannot be encoded at all and become U+FFFD.
+_NEEDS_ESCAPE = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff]")
 _ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def _escape_char(m: re.Match[str]) -> str:
     ch = m.group(0)
+    if "\ud800" <= ch <= "\udfff":
+        return "\ufffd"
     return _ENTITY.get(ch) or f"&#x{ord(ch):x};"
 
 

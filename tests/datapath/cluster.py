@@ -80,9 +80,19 @@ class NodeCluster:
                 n.proc.send_signal(signal.SIGKILL)
                 n.proc.wait(timeout=10)
 
+    def pause(self, which: list[int]) -> None:
+        """SIGSTOP: the node keeps its sockets but answers nothing (a hung disk or host)."""
+        for i in which:
+            self.nodes[i].proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, which: list[int]) -> None:
+        for i in which:
+            self.nodes[i].proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for n in self.nodes:
             if n.proc is not None and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
                 n.proc.terminate()
         deadline = time.monotonic() + 10
         for n in self.nodes:

@@ -22,8 +22,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
 @pytest.fixture
 def healthy(cluster: NodeCluster) -> Iterator[NodeCluster]:
     """The cluster with all 14 nodes up before and after the test (restarts killed ones)."""
+    cluster.resume(cluster.running())
     cluster.start()
     try:
         yield cluster
     finally:
+        cluster.resume(cluster.running())
         cluster.start()

@@ -99,17 +99,21 @@ def test_write_then_read_is_bit_exact(healthy: NodeCluster, size: int):
 
 
 def test_only_requested_checksums_are_returned(healthy: NodeCluster):
-    data = os.urandom(1000)
+    data = os.urandom(CHUNK + 1000)
 
     async def main():
         store = make_store(make_coordinator(healthy), healthy)
         try:
-            return await store.write(TENANT, pieces(data), set())
+            plain = await store.write(TENANT, pieces(data), set())
+            crc_only = await store.write(TENANT, pieces(data), {"crc32c"}, payload_sha256=False)
+            return plain, crc_only
         finally:
             await store.close()
 
-    result = run(main())
-    assert result.checksums == {"sha256hex": hashlib.sha256(data).hexdigest()}
+    plain, crc_only = run(main())
+    assert plain.checksums == {"sha256hex": hashlib.sha256(data).hexdigest()}
+    assert set(crc_only.checksums) == {"crc32c"}
+    assert crc_only.md5_hex == plain.md5_hex == hashlib.md5(data).hexdigest()
 
 
 def test_unknown_checksum_is_refused_before_reading(healthy: NodeCluster):
@@ -213,6 +217,26 @@ def test_four_nodes_down_still_exact_five_down_unavailable(healthy: NodeCluster)
     assert len(err.failures) >= 5
 
 
+def test_hung_node_is_worked_around_within_the_shard_timeout(healthy: NodeCluster):
+    data = os.urandom(CHUNK * 2)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy, shard_timeout_s=1.0)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            holder = next(p.node_id for p in result.chunks[0].shards if p.index == 0)
+            healthy.pause([int(holder[1:])])
+            back = await read_all(store, as_object(len(data), result))
+            return back, list(coord.reports), holder
+        finally:
+            await store.close()
+
+    back, reports, holder = run(main())
+    assert back == data
+    assert reports and all(r.node_id == holder and r.reason == "timeout" for r in reports)
+
+
 def test_corrupt_shard_on_disk_is_detected_and_read_is_exact(healthy: NodeCluster):
     data = os.urandom(CHUNK + 999)
 
@@ -273,9 +297,11 @@ def test_dedup_reuses_committed_chunks_and_writes_are_convergent(healthy: NodeCl
             first = await store.write(TENANT, pieces(data), set())
             again = await store.write(TENANT, pieces(data), set())   # not committed: stored again
             coord.commit(first.chunks)
-            healthy.kill(list(range(14)))   # a dedup hit must not touch any node
-            deduped = await store.write(TENANT, pieces(data), {"crc32"})
-            healthy.start()
+            healthy.pause(list(range(14)))   # a dedup hit must not touch any node (it would hang)
+            try:
+                deduped = await asyncio.wait_for(store.write(TENANT, pieces(data), {"crc32"}), 3.0)
+            finally:
+                healthy.resume(list(range(14)))
             back = await read_all(store, as_object(len(data), deduped))
             other = await store.write("tenant-b", pieces(data), set())
             return first, again, deduped, back, other

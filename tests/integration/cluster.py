@@ -51,10 +51,11 @@ class Cluster:
         return self.info["endpoint"]
 
     def s3(self, **config) -> object:
+        options = {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 2}, **config}
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id=self.info["access_key"], aws_secret_access_key=self.info["secret_key"],
-            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, **config))
+            config=BotoConfig(**options))
 
     def aws_env(self) -> dict[str, str]:
         env = dict(os.environ)

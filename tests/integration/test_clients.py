@@ -62,6 +62,11 @@ def test_aws_cli_s3api_errors(cluster):
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is installed by scripts/setup.sh --test")
+def _clean_env() -> dict[str, str]:
+    """rclone would try to load AWS_CA_BUNDLE and friends even for a plain-HTTP endpoint."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "CA_BUNDLE" not in k}
+
+
 def test_rclone_copy_and_check(cluster, tmp_path):
     src = tmp_path / "src"
     make_tree(src)
@@ -71,15 +76,16 @@ def test_rclone_copy_and_check(cluster, tmp_path):
         f"access_key_id = {cluster.info['access_key']}\nsecret_access_key = {cluster.info['secret_key']}\n"
         f"endpoint = {cluster.endpoint}\nforce_path_style = true\nregion = us-east-1\n")
     base = ["rclone", "--config", str(conf), "--low-level-retries", "2", "--retries", "1"]
-    subprocess.run([*base, "mkdir", "sbx:rclone-bucket"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*base, "mkdir", "sbx:rclone-bucket"], check=True, capture_output=True, timeout=120,
+                   env=_clean_env())
     subprocess.run([*base, "copy", str(src), "sbx:rclone-bucket/tree"], check=True, capture_output=True,
-                   timeout=300)
+                   timeout=300, env=_clean_env())
     check = subprocess.run([*base, "check", str(src), "sbx:rclone-bucket/tree"], capture_output=True,
-                           text=True, timeout=300)
+                           text=True, timeout=300, env=_clean_env())
     assert check.returncode == 0, check.stderr
     dst = tmp_path / "dst"
     subprocess.run([*base, "copy", "sbx:rclone-bucket/tree", str(dst)], check=True, capture_output=True,
-                   timeout=300)
+                   timeout=300, env=_clean_env())
     assert tree_digest(dst) == tree_digest(src)
 
 

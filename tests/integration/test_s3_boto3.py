@@ -56,7 +56,7 @@ def test_bucket_lifecycle(s3):
 def test_single_put_roundtrip_with_metadata(s3, bucket):
     body = os.urandom(3 * MiB + 17)
     put = s3.put_object(Bucket=bucket, Key="dir/file.bin", Body=body, ContentType="application/x-test",
-                        Metadata={"color": "blue", "note": "grüße ✓"}, CacheControl="max-age=60",
+                        Metadata={"color": "blue", "note": "two words"}, CacheControl="max-age=60",
                         ContentDisposition='attachment; filename="f.bin"')
     assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
     assert "VersionId" not in put
@@ -65,12 +65,12 @@ def test_single_put_roundtrip_with_metadata(s3, bucket):
     assert got["ETag"] == put["ETag"]
     assert got["ContentType"] == "application/x-test"
     assert got["ContentLength"] == len(body)
-    assert got["Metadata"] == {"color": "blue", "note": "grüße ✓"}
+    assert got["Metadata"] == {"color": "blue", "note": "two words"}
     assert got["CacheControl"] == "max-age=60"
     assert got["ContentDisposition"] == 'attachment; filename="f.bin"'
     head = s3.head_object(Bucket=bucket, Key="dir/file.bin")
     assert head["ContentLength"] == len(body) and head["ETag"] == put["ETag"]
-    assert head["Metadata"]["note"] == "grüße ✓"
+    assert head["Metadata"]["note"] == "two words"
 
 
 def test_empty_object_and_overwrite(s3, bucket):
@@ -189,11 +189,12 @@ def test_list_objects_v2_pagination_with_delimiters(s3, bucket):
 
 def test_list_encoding_type_url(s3, bucket):
     s3.put_object(Bucket=bucket, Key="enc dir/ä b", Body=b"x")
+    # asked for explicitly, botocore hands back the encoded text as S3 sends it
     page = s3.list_objects_v2(Bucket=bucket, Delimiter="/", EncodingType="url")
-    # botocore decodes url-encoded fields for us: round trip must give the original
-    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["enc dir/"]
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["enc+dir/"]
     page = s3.list_objects_v2(Bucket=bucket, Prefix="enc dir/", EncodingType="url")
-    assert [o["Key"] for o in page["Contents"]] == ["enc dir/ä b"]
+    assert [urllib.parse.unquote_plus(o["Key"]) for o in page["Contents"]] == ["enc dir/ä b"]
+    assert page["Contents"][0]["Key"] == "enc+dir/%C3%A4+b"
 
 
 def test_delete_objects(s3, bucket):
@@ -334,21 +335,22 @@ def test_auth_errors(cluster, bucket):
 
 
 def test_request_time_too_skewed(cluster, bucket, monkeypatch):
+    import datetime
+
     import botocore.auth
 
-    real = botocore.auth.datetime.datetime
+    real = botocore.auth.get_current_datetime
 
-    class Skewed(real):
-        @classmethod
-        def utcnow(cls):
-            return real.utcnow().replace(year=real.utcnow().year - 1)
+    def twenty_minutes_slow(*a, **k):
+        return real(*a, **k) - datetime.timedelta(minutes=20)
 
-        @classmethod
-        def now(cls, tz=None):
-            return real.now(tz).replace(year=real.now(tz).year - 1)
-
-    monkeypatch.setattr(botocore.auth.datetime, "datetime", Skewed)
-    s3 = cluster.s3()
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", twenty_minutes_slow)
+    try:  # botocore signs with awscrt when it is installed
+        import botocore.crt.auth
+        monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", twenty_minutes_slow)
+    except ImportError:
+        pass
+    s3 = cluster.s3(retries={"max_attempts": 1})  # botocore would correct its clock and retry
     with pytest.raises(ClientError) as e:
         s3.list_objects_v2(Bucket=bucket)
     assert error_code(e) == "RequestTimeTooSkewed" and status(e) == 403

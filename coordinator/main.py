@@ -1,0 +1,58 @@
+"""Run a coordinator: create the schema if missing, serve the internal API until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvloop
+from aiohttp import web
+
+from config.logs import setup_logging
+from config.settings import Config, ConfigError
+from coordinator.db import Database
+from coordinator.http import build_app
+from coordinator.service import Metadata
+
+log = logging.getLogger("coordinator")
+
+
+def run(cfg: Config) -> None:
+    """Blocking entry point used by `shardbox coordinator` and `python -m coordinator`."""
+    if cfg.coordinator is None:
+        raise ConfigError("the [coordinator] section is required to run a coordinator")
+    setup_logging("coordinator", cfg.log_level)
+    uvloop.run(serve(cfg))
+
+
+async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (or a termination signal arrives)."""
+    settings = cfg.coordinator
+    assert settings is not None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    db = Database(settings.database_url)
+    try:
+        await db.create_schema()
+        meta = Metadata.from_settings(db, settings)
+        runner = web.AppRunner(build_app(meta, cfg.cluster.secret), access_log=None)
+        await runner.setup()
+        host, _, port = settings.listen.rpartition(":")
+        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True)
+        try:
+            await site.start()
+            log.info(
+                "coordinator.started", extra={"fields": {"listen": settings.listen, "backend": db.dialect}}
+            )
+            await stop.wait()
+            log.info("coordinator.stopping")
+        finally:
+            await runner.cleanup()
+    finally:
+        await db.close()

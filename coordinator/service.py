@@ -1,0 +1,44 @@
+"""`Metadata`: every coordinator operation, straight on the database (no HTTP).
+
+The HTTP layer (coordinator/http.py) exposes one endpoint per public method; tests call
+these methods directly to exercise the queries fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from config.settings import CoordinatorSection
+from coordinator.buckets import BucketQueries
+from coordinator.db import Database
+from coordinator.identity import IdentityQueries
+from coordinator.nodes import NodeQueries
+from coordinator.uploads import UploadQueries
+
+
+class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries):
+    """Implements coordinator.records.CoordinatorAPI plus the admin and node-registry calls."""
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: CoordinatorSection) -> Metadata:
+        return cls(
+            db,
+            node_down_after_s=settings.node_down_after_s,
+            upload_expiry_s=settings.upload_expiry_s,
+            dedup_scope=settings.dedup_scope,
+            default_quota_bytes=settings.default_quota_bytes,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        """Database reachable and node counts; raises if the database does not answer."""
+        await self.db.read(lambda conn: conn.execute(sa.select(1)))
+        counts = await self.node_counts()
+        return {
+            "status": "ok",
+            "db": "ok",
+            "backend": self.db.dialect,
+            "nodes_up": counts.get("up", 0),
+            "nodes_down": counts.get("down", 0),
+        }

@@ -1,0 +1,34 @@
+"""The gateway's aiohttp application: one catch-all S3 route over shared per-process state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Config
+from coordinator.records import CoordinatorAPI
+from gateway.datapath import ChunkStore
+from gateway.keycache import KeyCache
+from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
+from gateway.s3.router import add_id_headers, expect_handler, handle
+
+
+def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> web.Application:
+    """An application serving S3 for `cfg.gateway` with the given coordinator client and ChunkStore.
+
+    Bodies are never read by aiohttp itself (handlers stream them), so `client_max_size`
+    only bounds the small XML documents read whole.
+    """
+    if cfg.gateway is None:
+        raise ValueError("the [gateway] section is required")
+    app = web.Application(client_max_size=MAX_XML_BODY)
+    state = GatewayState(cfg=cfg.gateway, coordinator=coordinator, store=store,
+                         keys=KeyCache(coordinator, cfg.gateway.key_cache_s))
+    app[STATE_KEY] = state
+    app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect_handler)
+    app.on_response_prepare.append(add_id_headers)
+
+    async def drain(app: web.Application) -> None:
+        await state.drain()
+
+    app.on_cleanup.append(drain)
+    return app

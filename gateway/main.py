@@ -1,0 +1,65 @@
+"""Run a gateway: S3 on `[gateway] listen` until SIGTERM/SIGINT, then stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvloop
+from aiohttp import web
+
+from config.logs import setup_logging
+from config.settings import Config, ConfigError
+from gateway.app import build_app
+
+log = logging.getLogger("gateway")
+SHUTDOWN_GRACE_S = 10.0
+
+
+def run(cfg: Config) -> None:
+    """Blocking entry point used by `shardbox gateway` and `python -m gateway`."""
+    if cfg.gateway is None:
+        raise ConfigError("the [gateway] section is required to run a gateway")
+    setup_logging("gateway", cfg.log_level)
+    uvloop.run(serve(cfg))
+
+
+async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set or a termination signal arrives; in-flight requests get a grace period."""
+    from coordinator.client import CoordinatorClient
+    from gateway.datapath import ChunkStore
+
+    settings = cfg.gateway
+    assert settings is not None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    coordinator = CoordinatorClient(settings.coordinator, cfg.cluster.secret)
+    store = ChunkStore(coordinator, cfg.cluster.master_key_bytes(), cfg.cluster.secret,
+                       chunk_size=settings.chunk_size, min_acks=settings.min_acks,
+                       shard_timeout_s=settings.shard_timeout_s)
+    try:
+        runner = web.AppRunner(build_app(cfg, coordinator, store), access_log=None,
+                               shutdown_timeout=SHUTDOWN_GRACE_S)
+        await runner.setup()
+        host, _, port = settings.listen.rpartition(":")
+        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True, backlog=1024)
+        try:
+            await site.start()
+            log.info("gateway.started", extra={"fields": {
+                "listen": settings.listen, "coordinator": settings.coordinator, "region": settings.region,
+                "domain": settings.domain}})
+            await stop.wait()
+            log.info("gateway.stopping")
+        finally:
+            await runner.cleanup()
+    finally:
+        await store.close()
+        close = getattr(coordinator, "close", None)
+        if close is not None:
+            await close()

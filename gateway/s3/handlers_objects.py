@@ -1,0 +1,288 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, CopyObject, DeleteObjects."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+
+from aiohttp import web
+
+from coordinator.records import CoordinatorError, ObjectInfo
+from gateway.datapath import UnsupportedChecksum, checksum_b64
+from gateway.s3 import objmeta, upload_body
+from gateway.s3.conditions import ByteRange, Conditions, Outcome, parse_range
+from gateway.s3.context import S3Context
+from gateway.s3.copy_source import check_readable, load_source
+from gateway.s3.errors import S3Error
+from gateway.s3.responses import xml_response
+from gateway.s3.xmlio import find_all, find_text, http_date, iso8601, parse_xml
+
+log = logging.getLogger("gateway.s3")
+MAX_DELETE_KEYS = 1000
+_SSE_OK = {"AES256"}
+
+
+def _check_sse(ctx: S3Context) -> None:
+    """Everything is encrypted at rest already; SSE-S3 is accepted, SSE-KMS / SSE-C are not offered."""
+    sse = ctx.headers.get("x-amz-server-side-encryption")
+    if sse is not None and sse not in _SSE_OK:
+        raise S3Error("NotImplemented", f"Server-side encryption {sse} is not supported", status=501)
+    if "x-amz-server-side-encryption-customer-algorithm" in ctx.headers:
+        raise S3Error("NotImplemented", "SSE-C is not supported", status=501)
+
+
+def _version_id(ctx: S3Context) -> str | None:
+    version = ctx.query.get("versionId")
+    return None if version in (None, "", "null") else version
+
+
+async def _check_write_conditions(ctx: S3Context) -> None:
+    """Conditional writes: `If-None-Match: *` (create only) and `If-Match: etag`."""
+    if_none = ctx.headers.get("If-None-Match")
+    if_match = ctx.headers.get("If-Match")
+    if if_none is None and if_match is None:
+        return
+    if if_none is not None and if_none.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match on writes only supports *", status=501)
+    try:
+        current: ObjectInfo | None = await ctx.state.coordinator.get_object(
+            ctx.tenant_id, ctx.bucket, ctx.key)
+    except CoordinatorError as exc:
+        if exc.code != "NoSuchKey":
+            raise
+        current = None
+    if if_none is not None and current is not None:
+        raise S3Error("PreconditionFailed", Condition="If-None-Match")
+    if if_match is not None:
+        if current is None:
+            raise S3Error("NoSuchKey", resource=ctx.resource)
+        if Conditions(if_match=if_match).evaluate(current.etag, current.last_modified) is not Outcome.PROCEED:
+            raise S3Error("PreconditionFailed", Condition="If-Match")
+
+
+async def abort_quietly(ctx: S3Context, upload_id: str) -> None:
+    """Release a reservation after a failed PUT; never masks the original error."""
+    try:
+        await asyncio.shield(ctx.state.coordinator.abort_upload(ctx.tenant_id, ctx.bucket, upload_id))
+    except BaseException as exc:  # the GC expires the session anyway
+        log.warning("upload.abort_failed", extra={"fields": {
+            "request_id": ctx.request_id, "upload_id": upload_id, "error": repr(exc)}})
+
+
+async def put_object(ctx: S3Context) -> web.StreamResponse:
+    _check_sse(ctx)
+    meta = objmeta.from_request(ctx.headers)
+    stream, requested = await upload_body.prepare(ctx)
+    await _check_write_conditions(ctx)
+    algorithm = sorted(requested)[0] if requested else None
+    upload = await ctx.state.coordinator.begin_upload(
+        ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "put", stream.decoded_length or 0,
+        meta.content_type, meta.metadata, meta.headers, meta.storage_class, algorithm)
+    try:
+        got = await upload_body.receive(ctx, stream, requested)
+        obj = await ctx.state.coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
+                                                       got.result.chunks, got.checksums)
+    except BaseException:
+        await abort_quietly(ctx, upload.upload_id)
+        raise
+    headers = {"ETag": obj.etag, **objmeta.checksum_headers(got.checksums)}
+    if ctx.headers.get("x-amz-server-side-encryption"):
+        headers["x-amz-server-side-encryption"] = "AES256"
+    return web.Response(status=200, headers=headers)
+
+
+def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> ByteRange | None:
+    """GET ?partNumber=N: the bytes of the N-th part (a non-multipart object has one part)."""
+    raw = ctx.query["partNumber"]
+    if "Range" in ctx.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=raw)
+    if not obj.parts:
+        if n != 1:
+            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+        return None
+    if n > len(obj.parts):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+    part = obj.parts[n - 1]
+    headers["x-amz-mp-parts-count"] = str(len(obj.parts))
+    if part.size == 0:
+        return ByteRange(part.offset, part.offset - 1, obj.size)
+    return ByteRange(part.offset, part.offset + part.size - 1, obj.size)
+
+
+async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
+    coordinator = ctx.state.coordinator
+    obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=_version_id(ctx),
+                                       with_chunks=not head)
+    check_readable(obj)
+    outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
+    if outcome is Outcome.PRECONDITION_FAILED:
+        raise S3Error("PreconditionFailed", Condition="If-Match / If-Unmodified-Since")
+    if outcome is Outcome.NOT_MODIFIED:
+        return web.Response(status=304, headers={"ETag": obj.etag,
+                                                 "Last-Modified": http_date(obj.last_modified)})
+    headers = objmeta.response_headers(obj, ctx.query)
+    if "partNumber" in ctx.query:
+        rng = _part_range(ctx, obj, headers)
+    else:
+        rng = parse_range(ctx.headers.get("Range"), obj.size)
+    status = 200
+    start, end = 0, obj.size - 1
+    if rng is not None:
+        status = 206
+        start, end = rng.start, rng.end
+        headers["Content-Range"] = rng.content_range() if rng.length > 0 else f"bytes */{obj.size}"
+    length = end - start + 1
+    headers["Content-Length"] = str(length)
+    if rng is None and ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        # Whole-object checksums only describe the whole object; a range gets none (as S3).
+        headers.update(objmeta.checksum_headers(obj.checksums))
+    if head:
+        return web.Response(status=status, headers=headers)
+    if length == 0:
+        ctx.state.touch(obj.version_id)
+        return web.Response(status=status, headers=headers, body=b"")
+    pieces = ctx.state.store.read(obj, start, end, request_id=ctx.request_id)
+    try:
+        first = await anext(pieces)       # DataUnavailable here still becomes a clean 503
+    except BaseException:
+        await pieces.aclose()
+        raise
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    sent = 0
+    async with contextlib.aclosing(pieces):
+        await resp.prepare(ctx.request)
+        try:
+            await resp.write(first)
+            sent = len(first)
+            async for piece in pieces:
+                await resp.write(piece)
+                sent += len(piece)
+        except ConnectionError as exc:
+            # The client went away mid-body; nothing to answer, just account for it.
+            resp.force_close()
+            ctx.log_fields.update(client_gone=True, detail=str(exc), bytes_out=sent)
+            return resp
+        except Exception as exc:
+            # Headers are out: the only honest signal left is a short body on a closed connection.
+            resp.force_close()
+            ctx.log_fields.update(error=type(exc).__name__, detail=str(exc), truncated_at=sent)
+            log.error("get.stream_failed", extra={"fields": {
+                "request_id": ctx.request_id, "bucket": ctx.bucket, "key": ctx.key, "sent": sent,
+                "error": repr(exc)}})
+            return resp
+    ctx.log_fields["bytes_out"] = sent
+    ctx.state.touch(obj.version_id)
+    return resp
+
+
+async def head_object(ctx: S3Context) -> web.StreamResponse:
+    return await get_object(ctx, head=True)
+
+
+async def delete_object(ctx: S3Context) -> web.StreamResponse:
+    await ctx.state.coordinator.delete_object(ctx.tenant_id, ctx.bucket, ctx.key)
+    return web.Response(status=204)
+
+
+async def copy_object(ctx: S3Context) -> web.StreamResponse:
+    _check_sse(ctx)
+    directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.",
+                      ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
+    src, _ = await load_source(ctx, with_chunks=False)
+    replace = directive == "REPLACE"
+    meta = objmeta.from_request(ctx.headers)
+    same = (src.bucket, src.key) == (ctx.bucket, ctx.key)
+    if same and not replace and "x-amz-storage-class" not in ctx.headers:
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an "
+                      "object to itself without changing the object's metadata, storage class, website "
+                      "redirect location or encryption attributes.")
+    obj = await ctx.state.coordinator.copy_object(
+        ctx.tenant_id, ctx.user_id, src.bucket, src.key, ctx.bucket, ctx.key, replace,
+        meta.content_type if replace else None, meta.metadata if replace else {},
+        meta.headers if replace else {})
+    children = [("LastModified", iso8601(obj.last_modified)), ("ETag", obj.etag),
+                *objmeta.checksum_xml(obj.checksums)]
+    return xml_response("CopyObjectResult", children)
+
+
+def _verify_small_body(ctx: S3Context, body: bytes) -> None:
+    """Check Content-MD5 and/or an `x-amz-checksum-*` header against a body read whole."""
+    md5_b64 = ctx.headers.get("Content-MD5")
+    if md5_b64 is not None:
+        try:
+            expected = base64.b64decode(md5_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise S3Error("InvalidDigest", ContentMD5=md5_b64) from None
+        if len(expected) != 16:
+            raise S3Error("InvalidDigest", ContentMD5=md5_b64)
+        if hashlib.md5(body, usedforsecurity=False).digest() != expected:
+            raise S3Error("BadDigest", ExpectedDigest=md5_b64)
+    for name, value in ctx.headers.items():
+        lname = name.lower()
+        if not lname.startswith("x-amz-checksum-") or lname in ("x-amz-checksum-algorithm",
+                                                                "x-amz-checksum-mode", "x-amz-checksum-type"):
+            continue
+        algo = lname[len("x-amz-checksum-"):]
+        try:
+            actual = checksum_b64(algo, body)
+        except UnsupportedChecksum:
+            raise S3Error("InvalidRequest", f"Checksum algorithm {algo} is not supported") from None
+        if actual != value.strip():
+            raise S3Error("BadDigest", f"The {algo.upper()} you specified did not match the calculated "
+                          "checksum.")
+    trailer_values = {k.lower(): v for k, v in ctx.trailers.items()}
+    for name, value in trailer_values.items():
+        if name.startswith("x-amz-checksum-"):
+            algo = name[len("x-amz-checksum-"):]
+            with contextlib.suppress(UnsupportedChecksum):
+                if checksum_b64(algo, body) != value.strip():
+                    raise S3Error("BadDigest", f"The {algo.upper()} you specified did not match the "
+                                  "calculated checksum.")
+
+
+async def delete_objects(ctx: S3Context) -> web.StreamResponse:
+    """POST /bucket?delete: up to 1000 keys; Quiet mode reports only failures."""
+    body = await ctx.read_small_body()
+    _verify_small_body(ctx, body)
+    doc = parse_xml(body, "Delete")
+    quiet = (find_text(doc, "Quiet") or "").strip().lower() == "true"
+    keys: list[str] = []
+    for el in find_all(doc, "Object"):
+        key = find_text(el, "Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        keys.append(key)
+    if not keys or len(keys) > MAX_DELETE_KEYS:
+        raise S3Error("MalformedXML")
+    # Keys S3 itself would refuse get a per-key error, the rest go to the coordinator in one call.
+    results = []
+    valid = [k for k in keys if k and len(k.encode("utf-8", "surrogateescape")) <= 1024]
+    answered = {}
+    if valid:
+        for r in await ctx.state.coordinator.delete_objects(ctx.tenant_id, ctx.bucket, valid):
+            answered[r.key] = r
+    for key in keys:
+        r = answered.get(key)
+        if r is None:
+            results.append(("Error", [("Key", key), ("Code", "KeyTooLongError" if key else "InvalidArgument"),
+                                      ("Message", "Your key is too long" if key else "Empty key")]))
+        elif r.error_code:
+            results.append(("Error", [("Key", key), ("Code", r.error_code),
+                                      ("Message", r.error_message or r.error_code)]))
+        elif not quiet:
+            results.append(("Deleted", [("Key", key)]))
+    return xml_response("DeleteResult", results or None)

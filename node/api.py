@@ -1,0 +1,230 @@
+"""The node's HTTP API (docs/internals.md "node/ HTTP API") on aiohttp.
+
+Two middlewares wrap every handler: the outer one logs one JSON line per request
+(with X-Request-Id) and turns any exception into a JSON error; the inner one checks
+the cluster credential (401 missing, 403 wrong) before a handler sees the request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from config.cluster_auth import EMPTY_HASH, ClusterAuthError, body_hash, verify_headers
+from node.compaction import Compactor
+from node.records import valid_shard_id
+from node.scrub import Scrubber
+from node.store import ShardStore, StoreError
+
+log = logging.getLogger("node.api")
+
+STORE = web.AppKey("store", ShardStore)
+SCRUBBER = web.AppKey("scrubber", Scrubber)
+COMPACTOR = web.AppKey("compactor", Compactor)
+SECRET = web.AppKey("secret", str)
+
+_HEX128 = re.compile(r"^[0-9a-f]{32}$")
+MAX_LIST = 10_000
+MAX_BATCH_DELETE = 10_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.monotonic()
+    rid = request.headers.get("X-Request-Id")
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = error(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+    except StoreError as exc:
+        response = error(exc.status, exc.code, exc.message)
+    except Exception:
+        log.exception("request.crashed", extra={"fields": {"request_id": rid, "path": request.path}})
+        response = error(500, "InternalError", "internal error on the storage node")
+    store = request.app[STORE]
+    store.metrics.response(request.method, response.status)
+    fields = {"method": request.method, "path": request.path, "status": response.status,
+              "ms": round((time.monotonic() - started) * 1000, 2), "request_id": rid,
+              "remote": request.remote}
+    if response.status >= 400 and isinstance(response, web.Response) and response.body:
+        try:
+            fields["error"] = json.loads(response.body)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    log.log(logging.WARNING if response.status >= 500 else logging.INFO, "request", extra={"fields": fields})
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        claimed = verify_headers(request.app[SECRET], request.method, request.raw_path, request.headers)
+    except ClusterAuthError as exc:
+        code = "MissingCredential" if exc.status == 401 else "AccessDenied"
+        return error(exc.status, code, exc.message)
+    request["content_hash"] = claimed
+    if request.method not in ("PUT", "POST") and claimed != EMPTY_HASH:
+        return error(400, "BadDigest", "X-Shardbox-Content-Hash must be the hash of an empty body")
+    return await handler(request)
+
+
+def _shard_id(request: web.Request) -> str:
+    shard_id = request.match_info["id"]
+    if not valid_shard_id(shard_id):
+        raise _Refused(400, "InvalidShardId", "shard id must match ^[A-Za-z0-9_.-]{1,200}$")
+    return shard_id
+
+
+class _Refused(StoreError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+async def put_shard(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    shard_id = _shard_id(request)
+    length = request.content_length
+    if length is None:
+        raise _Refused(411, "MissingContentLength", "PUT needs a Content-Length header")
+    if length > store.cfg.max_shard_size:
+        raise _Refused(413, "EntityTooLarge", f"shard of {length} bytes is over max_shard_size="
+                       f"{store.cfg.max_shard_size}")
+    claimed = request["content_hash"]
+    if not _HEX128.fullmatch(claimed):
+        raise _Refused(400, "InvalidDigest", "X-Shardbox-Content-Hash must be 32 lowercase hex digits")
+    result = await store.put(shard_id, length, claimed, request.content.readexactly)
+    return web.json_response({"id": result.shard_id, "length": result.length, "checksum": result.checksum},
+                             status=201)
+
+
+async def get_shard(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    shard_id = _shard_id(request)
+    found = await store.get(shard_id)
+    if found is None:
+        raise _Refused(404, "NoSuchShard", f"no shard {shard_id} on this node")
+    info, data = found
+    return web.Response(body=data, headers={"X-Shardbox-Checksum": info.checksum},
+                        content_type="application/octet-stream")
+
+
+async def head_shard(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    shard_id = _shard_id(request)
+    info = store.lookup(shard_id)
+    if info is None:
+        return web.Response(status=404)
+    if shard_id in store.corrupt:
+        return web.Response(status=500, headers={"X-Shardbox-Error": "ShardCorrupt"})
+    return web.Response(headers={"X-Shardbox-Checksum": info.checksum, "Content-Length": str(info.length),
+                                 "Content-Type": "application/octet-stream"})
+
+
+async def delete_shard(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    shard_id = _shard_id(request)
+    deleted, _ = await store.delete([shard_id])
+    if not deleted:
+        raise _Refused(404, "NoSuchShard", f"no shard {shard_id} on this node")
+    return web.Response(status=204)
+
+
+async def _json_body(request: web.Request) -> dict:
+    body = await request.read()
+    if body_hash(body) != request["content_hash"]:
+        raise _Refused(400, "BadDigest", "body does not match X-Shardbox-Content-Hash")
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise _Refused(400, "InvalidRequest", "body must be JSON") from None
+    if not isinstance(doc, dict):
+        raise _Refused(400, "InvalidRequest", "body must be a JSON object")
+    return doc
+
+
+async def batch_delete(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    doc = await _json_body(request)
+    ids = doc.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise _Refused(400, "InvalidRequest", 'body must be {"ids": [shard ids]}')
+    if len(ids) > MAX_BATCH_DELETE:
+        raise _Refused(400, "InvalidRequest", f"at most {MAX_BATCH_DELETE} ids per request")
+    bad = [i for i in ids if not valid_shard_id(i)]
+    if bad:
+        raise _Refused(400, "InvalidShardId", f"invalid shard id {bad[0][:210]!r}")
+    deleted, missing = await store.delete(ids)
+    return web.json_response({"deleted": deleted, "missing": missing})
+
+
+async def list_shards(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    after = request.query.get("after") or None
+    if after is not None and not valid_shard_id(after):
+        raise _Refused(400, "InvalidRequest", "after must be a shard id")
+    raw_limit = request.query.get("limit", "1000")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
+        raise _Refused(400, "InvalidRequest", f"limit must be an integer 1..{MAX_LIST}")
+    rows, nxt = await store.run_io(store.list_shards, after, int(raw_limit))
+    return web.json_response({"shards": [{"id": r.shard_id, "length": r.length, "checksum": r.checksum}
+                                         for r in rows], "next": nxt})
+
+
+async def health(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    return web.json_response(store.health(request.app[SCRUBBER].last))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    gauges = {
+        "shardbox_node_capacity_bytes": store.capacity_bytes(),
+        "shardbox_node_used_bytes": store.volumes.used_bytes(),
+        "shardbox_node_free_bytes": store.free_bytes(),
+        "shardbox_node_garbage_bytes": store.garbage_bytes(),
+        "shardbox_node_shards": store.shard_count,
+        "shardbox_node_volumes": len(store.volumes.numbers()),
+        "shardbox_node_corrupt_shards": len(store.corrupt),
+    }
+    return web.Response(text=store.metrics.render(gauges), content_type="text/plain",
+                        headers={"X-Prometheus-Format": "0.0.4"})
+
+
+async def scrub(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[SCRUBBER].run())
+
+
+async def compact(request: web.Request) -> web.Response:
+    result = await request.app[COMPACTOR].run()
+    return web.json_response(result.to_json())
+
+
+def build_app(store: ShardStore, secret: str) -> web.Application:
+    app = web.Application(middlewares=[log_middleware, auth_middleware], client_max_size=16 << 20)
+    app[STORE] = store
+    app[SECRET] = secret
+    app[SCRUBBER] = Scrubber(store)
+    app[COMPACTOR] = Compactor(store)
+    app.router.add_put("/shards/{id}", put_shard)
+    app.router.add_get("/shards/{id}", get_shard, allow_head=False)
+    app.router.add_head("/shards/{id}", head_shard)
+    app.router.add_delete("/shards/{id}", delete_shard)
+    app.router.add_post("/shards/delete", batch_delete)
+    app.router.add_get("/shards", list_shards)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/scrub", scrub)
+    app.router.add_post("/compact", compact)
+    return app

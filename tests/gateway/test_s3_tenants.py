@@ -1,0 +1,79 @@
+"""Identity-related behaviour against the real cluster: tenants, quotas, metadata bytes, vhost addressing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.gateway import rawhttp
+from tests.gateway.conftest import VHOST_DOMAIN
+
+
+def _raw(cluster, s3, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+    return rawhttp.request(cluster.gateway_port, s3, method, url, headers, body)
+
+
+def test_utf8_metadata_is_byte_exact(cluster, s3, bucket: str) -> None:
+    value = "h\u00e9llo \u20ac \U0001f600"
+    url = f"{cluster.endpoint}/{bucket}/meta"
+    status, resp = _raw(cluster, s3, "PUT", url, {"x-amz-meta-greeting": value}, b"body")
+    assert status == 200, resp
+    status, resp = _raw(cluster, s3, "HEAD", url, {})
+    assert status == 200, resp
+    assert b"x-amz-meta-greeting: " + value.encode("utf-8") + b"\r\n" in resp
+
+
+def test_virtual_host_style(cluster, s3, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="v/key", Body=b"vhost")
+    url = f"http://{bucket}.{VHOST_DOMAIN}:{cluster.gateway_port}/v/key"
+    status, resp = _raw(cluster, s3, "GET", url, {})
+    assert status == 200, resp
+    assert resp.endswith(b"\r\n\r\nvhost")
+    status, resp = _raw(cluster, s3, "GET", f"http://{bucket}.{VHOST_DOMAIN}:{cluster.gateway_port}/"
+                                            "?list-type=2", {})
+    assert status == 200 and b"<Key>v/key</Key>" in resp
+
+
+def test_tenant_isolation(cluster, s3, bucket: str) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    other = cluster.boto3_client(cluster.new_user(f"iso{suffix}", f"iso{suffix}"))
+    s3.put_object(Bucket=bucket, Key="secret", Body=b"mine")
+    assert bucket not in [b["Name"] for b in other.list_buckets()["Buckets"]]
+    with pytest.raises(ClientError) as info:
+        other.get_object(Bucket=bucket, Key="secret")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (403, 404)
+    with pytest.raises(ClientError) as info:
+        other.create_bucket(Bucket=bucket)
+    assert info.value.response["Error"]["Code"] == "BucketAlreadyExists"
+
+
+def test_quota_and_released_reservations(cluster) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    tenant = f"quota{suffix}"
+    s3 = cluster.boto3_client(cluster.new_user(tenant, f"quota{suffix}", quota_bytes=1_000_000))
+    name = f"quota-{suffix}"
+    s3.create_bucket(Bucket=name)
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=name, Key="big", Body=os.urandom(1_500_000))
+    assert (info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]) \
+        == ("QuotaExceeded", 403)
+    # A PUT that fails verification after its reservation must release it and leave nothing.
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=name, Key="bad", Body=b"x" * 1000, ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==")
+    assert info.value.response["Error"]["Code"] == "BadDigest"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=name, Key="bad")
+    t = cluster.admin_call(lambda c: c.get_tenant(tenant))
+    assert t["reserved_bytes"] == 0
+    assert t["used_bytes"] == 0
+    s3.put_object(Bucket=name, Key="ok", Body=os.urandom(600_000))
+    t = cluster.admin_call(lambda c: c.get_tenant(tenant))
+    assert (t["used_bytes"], t["reserved_bytes"]) == (600_000, 0)
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=name, Key="ok2", Body=os.urandom(600_000))
+    assert info.value.response["Error"]["Code"] == "QuotaExceeded"
+    s3.delete_object(Bucket=name, Key="ok")
+    s3.delete_bucket(Bucket=name)

@@ -12,9 +12,9 @@ import functools
 import threading
 from collections.abc import Sequence
 
-from erasure.codec import Codec, ShardInput, TooManyErasures, recovery_matrix, shard_size
 from erasure.kernels import KERNEL_NAMES, KernelUnavailable, default_kernel, load_kernel
 from erasure.matrix import DATA, PARITY, TOTAL
+from erasure.stripe import Codec, ShardInput, TooManyErasures, recovery_matrix, shard_size
 
 __all__ = [
     "DATA",

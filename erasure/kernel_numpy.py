@@ -23,7 +23,7 @@ import numpy as np
 
 from erasure.gf256 import MUL_TABLE
 
-BLOCK = 32768
+BLOCK = 65536  # columns per block; measured best on a 4 MiB-L2 box (larger blocks, fewer numpy calls)
 MAX_ROWS = 4  # packed into one uint32 per column
 
 

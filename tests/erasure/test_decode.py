@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import erasure
-from erasure.codec import Codec, recovery_matrix
 from erasure.gf256 import mat_mul
 from erasure.matrix import generator_matrix
+from erasure.stripe import Codec, recovery_matrix
 from tests.erasure.conftest import random_bytes
 
 ALL_PATTERNS = [p for k in range(1, 5) for p in itertools.combinations(range(14), k)]

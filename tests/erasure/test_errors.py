@@ -10,7 +10,7 @@ import pytest
 
 import erasure
 from erasure import kernel_isal
-from erasure.codec import Codec
+from erasure.stripe import Codec
 from tests.erasure.conftest import random_bytes
 
 REPO = Path(__file__).resolve().parents[2]

@@ -82,7 +82,8 @@ async def source(total: int, piece: int):
 async def bench(args: argparse.Namespace, cluster: NodeCluster) -> None:
     coord = PlacementCoordinator([(n.node_id, n.address) for n in cluster.nodes])
     store = ChunkStore(coord, MASTER_KEY, cluster.secret, chunk_size=args.chunk_mib << 20, min_acks=12,
-                       shard_timeout_s=30.0)
+                       shard_timeout_s=30.0, tune_malloc=not args.no_tune_malloc,
+                       read_ahead=args.read_ahead, write_depth=args.write_depth)
     total = args.size_mib << 20
     me = psutil.Process()
     node_procs = [psutil.Process(n.proc.pid) for n in cluster.nodes]
@@ -122,6 +123,10 @@ async def bench(args: argparse.Namespace, cluster: NodeCluster) -> None:
         assert got == total
     finally:
         await store.close()
+    short = sum(1 for c in result.chunks if c.missing)
+    if short or coord.reports:
+        print(f"note: {short} of {len(result.chunks)} chunks written with missing shards, "
+              f"{len(coord.reports)} shard failures reported on read")
     md5 = md5_speed()
     w = total / write_s / 1e6
     r = total / read_s / 1e6
@@ -147,6 +152,10 @@ def main() -> None:
     parser.add_argument("--checksums", nargs="*", default=["crc32"], help="S3 checksums to compute too")
     parser.add_argument("--no-payload-sha256", action="store_true",
                         help="skip the full-payload SHA-256 (unsigned payload)")
+    parser.add_argument("--read-ahead", type=int, default=1, help="chunks prefetched per read")
+    parser.add_argument("--write-depth", type=int, default=2, help="chunks in flight per write")
+    parser.add_argument("--no-tune-malloc", action="store_true",
+                        help="leave glibc's mmap threshold dynamic (ChunkStore tune_malloc=False)")
     args = parser.parse_args()
     try:
         import uvloop

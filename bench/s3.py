@@ -154,38 +154,47 @@ def bench_many(up: Up, count: int, size: int) -> tuple[float, float]:
     return put_rate, get_rate
 
 
-def _small_worker(info: dict, op: str, worker: int, seconds: float, out) -> None:
+def _small_worker(info: dict, op: str, worker: int, seconds: float, keys: int, out) -> None:
     """One client process: boto3's per-request cost is high, so clients get their own GIL."""
-    s3 = boto3.client("s3", endpoint_url=info["endpoint"], region_name="us-east-1",
-                      aws_access_key_id=info["access_key"], aws_secret_access_key=info["secret_key"],
-                      config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
-    body = os.urandom(4096)
-    n, t_end = 0, time.monotonic() + seconds
-    while time.monotonic() < t_end and n < 100_000:
-        key = f"small/{worker}/{n % 200}"
-        if op == "put":
-            s3.put_object(Bucket="bench", Key=key, Body=body)
-        else:
-            s3.get_object(Bucket="bench", Key=key)["Body"].read()
-        n += 1
-    out.put(n)
+    try:
+        s3 = boto3.client("s3", endpoint_url=info["endpoint"], region_name="us-east-1",
+                          aws_access_key_id=info["access_key"], aws_secret_access_key=info["secret_key"],
+                          config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        body = os.urandom(4096)
+        n, t_end = 0, time.monotonic() + seconds
+        while time.monotonic() < t_end and n < 100_000:
+            key = f"small/{worker}/{n % keys}"
+            if op == "put":
+                s3.put_object(Bucket="bench", Key=key, Body=body)
+            else:
+                s3.get_object(Bucket="bench", Key=key)["Body"].read()
+            n += 1
+        out.put((n, None))
+    except Exception as exc:  # reported by the parent, which must not wait forever
+        out.put((0, f"{type(exc).__name__}: {exc}"))
 
 
 def bench_small(up: Up, clients: int, seconds: float) -> tuple[float, float]:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
-    rates = []
+    rates, keys = [], 200
     for op in ("put", "get"):
         q = ctx.Queue()
-        procs = [ctx.Process(target=_small_worker, args=(up.info, op, w, seconds, q)) for w in range(clients)]
+        procs = [ctx.Process(target=_small_worker, args=(up.info, op, w, seconds, keys, q))
+                 for w in range(clients)]
         t0 = time.perf_counter()
         for p in procs:
             p.start()
-        total = sum(q.get(timeout=seconds + 120) for _ in procs)
+        results = [q.get(timeout=seconds + 120) for _ in procs]
+        elapsed = time.perf_counter() - t0
         for p in procs:
             p.join()
-        rates.append(total / (time.perf_counter() - t0))
+        errors = [e for _, e in results if e]
+        if errors:
+            raise RuntimeError(f"{op} clients failed: {errors[:3]}")
+        rates.append(sum(n for n, _ in results) / elapsed)
+        keys = min(keys, min(n for n, _ in results))  # GET only keys every client wrote
     return rates[0], rates[1]
 
 

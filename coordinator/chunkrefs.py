@@ -151,14 +151,6 @@ async def queue_missing(db: Database, conn: AsyncConnection, refs: Iterable[Chun
         )
 
 
-async def manifest_keys(conn: AsyncConnection, version_id: str) -> list[str]:
-    """The chunk keys an object version references, one entry per reference."""
-    rows = await conn.execute(
-        sa.select(object_chunks.c.chunk_key).where(object_chunks.c.version_id == version_id)
-    )
-    return [r.chunk_key for r in rows]
-
-
 async def load_refs(conn: AsyncConnection, version_id: str) -> list[ChunkRef]:
     """The manifest of a version in order, with offsets, placements and node addresses."""
     oc = object_chunks.c

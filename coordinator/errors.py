@@ -33,3 +33,7 @@ STATUS = {
 def error(code: str, message: str) -> CoordinatorError:
     """A CoordinatorError with the status that belongs to its code."""
     return CoordinatorError(code, message, STATUS.get(code, 400))
+
+
+class RetryTransaction(Exception):
+    """Raised inside a write function when it lost a race and should simply run again."""

@@ -5,6 +5,15 @@ xxh3-128 equals X-Shardbox-Content-Hash. Request bodies are JSON objects of the 
 parameters, validated against the method signature (pydantic), so bad input answers 400
 InvalidRequest with the offending field named, never a 500. Answers are `{"result": ...}`
 or `{"error": {"code", "message"}}` with the S3 status of the code.
+
+    POST /internal/v1/<method>          every CoordinatorAPI method (get_key, place_chunks, ...)
+    POST /internal/v1/admin/<method>    create_tenant, create_user, create_key, list_users,
+                                        ensure_admin, set_quota, get_tenant
+    POST /internal/v1/nodes/heartbeat   a node's /health document plus "address"
+    GET  /health                        {"status","db","backend","nodes_up","nodes_down"}
+
+Optional headers: X-Request-Id (echoed, logged), X-Shardbox-Client (the end client's
+address, recorded in audit rows).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ MAX_LIST = 1000
 MAX_DELETE = 1000
 TOUCH_GRANULARITY_S = 300.0
 _LIST_BATCH = 1000
-_SKIP = "\U0010ffff"  # sorts after every character, so P + _SKIP is past every key under P
+SKIP = "\U0010ffff"  # sorts after every character, so P + SKIP is past every key under P
 
 
 @dataclass
@@ -38,6 +38,13 @@ class NewVersion:
     values: dict[str, Any]
     manifest: list[tuple[str, int]]  # (chunk_key, size) in order
     parts: list[dict[str, Any]] = field(default_factory=list)  # object_parts rows without version_id
+
+
+class RowValues:
+    """Attribute access over a dict, so values just inserted format like a fetched row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def object_info(row: Any, parts: list[PartInfo] | None = None, chunks: list | None = None) -> ObjectInfo:
@@ -65,9 +72,14 @@ class ObjectQueries(QueryBase):
 
     async def remove_version(self, conn: AsyncConnection, row: Any) -> list[str]:
         """Delete a version's rows; return the chunk keys it referenced (one per reference)."""
-        keys = await chunkrefs.manifest_keys(conn, row.version_id)
-        await conn.execute(sa.delete(object_chunks).where(object_chunks.c.version_id == row.version_id))
-        await conn.execute(sa.delete(object_parts).where(object_parts.c.version_id == row.version_id))
+        removed = await conn.execute(
+            sa.delete(object_chunks)
+            .where(object_chunks.c.version_id == row.version_id)
+            .returning(object_chunks.c.chunk_key)
+        )
+        keys = [r.chunk_key for r in removed]
+        if row.part_count:
+            await conn.execute(sa.delete(object_parts).where(object_parts.c.version_id == row.version_id))
         await conn.execute(sa.delete(object_versions).where(_ov.version_id == row.version_id))
         return keys
 
@@ -210,7 +222,7 @@ class ObjectQueries(QueryBase):
                     break
                 # Continue after the last key, or after every key under the prefix being passed
                 # over: one query per common prefix however many keys it holds.
-                after = current + _SKIP if current is not None else rows[-1].key
+                after = current + SKIP if current is not None else rows[-1].key
             return _finish(result, entries, limit)
 
         return await self.db.read(q)
@@ -367,10 +379,7 @@ class ObjectQueries(QueryBase):
             }
             await record_audit(conn, owner_id, "object.copy", f"{dst_bucket}/{dst_key}", payload, at=now)
             await emit(conn, "object.copied", payload, at=now)
-            row = (
-                await conn.execute(sa.select(object_versions).where(_ov.version_id == values["version_id"]))
-            ).one()
-            return object_info(row, [PartInfo(**p) for p in parts])
+            return object_info(RowValues(values), [PartInfo(**p) for p in parts])
 
         return await self.db.write(tx)
 

@@ -142,6 +142,9 @@ chunks = sa.Table(
     sa.Column("refcount", _BIG, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("zero_since", _TIME, index=True),  # set when refcount reaches 0 (GC candidates)
+    # The ciphertext of a small chunk kept in the database instead of as 14 shards; such a
+    # chunk has no chunk_shards rows.
+    sa.Column("inline_data", sa.LargeBinary),
 )
 
 chunk_shards = sa.Table(
@@ -260,3 +263,11 @@ repair_queue = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
     sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
 )
+
+
+def upgrade(conn: sa.Connection) -> None:
+    """Add columns that tables created by an older version lack (create_all only adds tables)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("chunks")}
+    if "inline_data" not in have:
+        kind = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.exec_driver_sql(f"ALTER TABLE chunks ADD COLUMN inline_data {kind}")

@@ -21,7 +21,7 @@ from coordinator.base import MAX_PART_NUMBER, MIN_PART_SIZE
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import bare_etag, check_key, multipart_etag, new_id, quote_etag
-from coordinator.objects import NewVersion, ObjectQueries, object_info
+from coordinator.objects import MAX_LIST, SKIP, NewVersion, ObjectQueries, RowValues, object_info
 from coordinator.records import ChunkRef, ObjectInfo, PartInfo, PartList, UploadInfo, UploadList
 from coordinator.schema import upload_part_chunks, upload_parts, upload_sessions
 
@@ -29,8 +29,6 @@ _us = upload_sessions.c
 _up = upload_parts.c
 _upc = upload_part_chunks.c
 KINDS = ("put", "multipart")
-MAX_LIST = 1000
-_SKIP = "\U0010ffff"
 # Status of a new version. The scan worker issue turns this into "scanning" until scanned.
 INITIAL_STATUS = "ready"
 
@@ -132,7 +130,7 @@ class UploadQueries(ObjectQueries):
                 "expires_at": now + self.upload_expiry_s,
             }
             await conn.execute(upload_sessions.insert().values(**values))
-            return _upload_info(_Obj(values))
+            return _upload_info(RowValues(values))
 
         return await self.db.write(tx)
 
@@ -182,7 +180,7 @@ class UploadQueries(ObjectQueries):
         }
         await record_audit(conn, session.owner_id, action, f"{session.bucket}/{session.key}", payload, at=now)
         await emit(conn, "object.finalized", payload, at=now)
-        return object_info(_Obj(new.values), [PartInfo(**p) for p in new.parts])
+        return object_info(RowValues(new.values), [PartInfo(**p) for p in new.parts])
 
     def _version_values(
         self, session: Any, size: int, etag: str, checksums: dict[str, str], part_count: int, now: float
@@ -438,7 +436,7 @@ class UploadQueries(ObjectQueries):
                             not entries or entries[-1][0] != common
                         ):
                             entries.append((common, None))
-                        after_key, after_id = common + _SKIP, None
+                        after_key, after_id = common + SKIP, None
                         jumped = True
                     if len(entries) > limit or jumped:
                         break
@@ -524,13 +522,6 @@ class UploadQueries(ObjectQueries):
             return await self._commit_version(conn, session, new, deltas, {}, "object.complete_multipart")
 
         return await self.db.write(tx)
-
-
-class _Obj:
-    """Attribute access over a dict, so freshly inserted values format like a fetched row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def _finish_uploads(result: UploadList, entries: list[tuple[str, Any]], limit: int) -> UploadList:

@@ -4,7 +4,21 @@ Exact public API (everything else in this package is internal)::
 
     store = ChunkStore(coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
                        chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
-                       key_id: str = "m1")          # one per gateway process, inside the event loop
+                       key_id: str = "m1", *, threads: int | None = None, write_depth: int = 2,
+                       read_ahead: int = 1, hedge_s: float | None = None,
+                       straggler_s: float | None = None, suspect_s: float = 30.0,
+                       max_chunks_in_flight: int = 3, tune_malloc: bool = True)
+        # One per gateway process. Node connections are opened lazily inside the running loop.
+        # threads: worker pool for hashing/AES/RS (default cpu+2, at least 4); write_depth: chunks
+        # in flight per write besides the one being read; read_ahead: chunks prefetched per read;
+        # hedge_s (default min(1, shard_timeout_s/4)): a read asks for spare shards when none
+        # arrived for that long. straggler_s (default min(5, shard_timeout_s/2)): a write gives
+        # up on the last shards that long after min_acks acks (they go to `missing`).
+        # suspect_s: nodes that timed out/refused are tried last (read) or skipped (write,
+        # while min_acks remain) for that long. max_chunks_in_flight: store-wide cap on chunks
+        # being written (and, separately, fetched) at once across all requests. tune_malloc:
+        # fix glibc's mmap threshold at 1 MiB (gateway/datapath/memory.py): 50-100 MB less peak
+        # RSS under concurrent multipart uploads, for some more CPU on reads.
 
     result: WriteResult = await store.write(tenant_id: str, source: AsyncIterator[bytes | memoryview],
                                             algorithms: set[str], *, request_id: str | None = None,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from coordinator.records import CoordinatorAPI
+from gateway.datapath.budget import ByteBudget
 from gateway.datapath.crypto import ChunkCipher
 from gateway.datapath.node_client import NodeClient
 
@@ -23,6 +25,8 @@ T = TypeVar("T")
 
 @dataclass
 class DatapathContext:
+    """Shared state of one ChunkStore; see ChunkStore.__init__ for what the knobs do."""
+
     coordinator: CoordinatorAPI
     cipher: ChunkCipher
     nodes: NodeClient
@@ -31,25 +35,60 @@ class DatapathContext:
     min_acks: int
     shard_timeout_s: float
     write_depth: int = 2        # chunks hashed/encoded/uploaded at once per write (+1 being read)
-    read_ahead: int = 2         # chunks fetched ahead of the one being sent per read
-    buffer_pool: list[bytearray] = field(default_factory=list)   # reusable chunk buffers
-    buffer_pool_max: int = 8
-    background: set[asyncio.Task] = field(default_factory=set)
+    read_ahead: int = 1         # chunks fetched ahead of the one being sent per read
+    hedge_s: float = 1.0        # a read asks for spare shards when none arrived for this long
+    straggler_s: float = 5.0    # a write waits this long past min_acks acks for the last shards
+    suspect_s: float = 30.0     # how long a node that timed out or refused connections is tried last
+    suspects: dict[str, float] = field(default_factory=dict)     # node_id -> monotonic deadline
+    # Store-wide caps on chunk bytes being written / fetched, whatever the number of requests,
+    # so gateway memory stays bounded under many concurrent large transfers (a full chunk in
+    # flight holds ~2.5x its size: plaintext, shards, ciphertext or decoded copy).
+    max_chunks_in_flight: int = 3
+    write_budget: ByteBudget = field(init=False)
+    read_budget: ByteBudget = field(init=False)
+    # Chunk-sized buffers left by finished writes: the next write skips allocating and
+    # faulting them in. Enough for one write at full depth; more would only be idle RSS.
+    buffer_pool: list[bytearray] = field(default_factory=list)
+    buffer_pool_max: int = 4
+    background: set[asyncio.Task] = field(default_factory=set)   # failure reports in flight
+
+    def __post_init__(self) -> None:
+        self.write_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
+        self.read_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run CPU work (hashing, AES, RS) on the worker threads; all of it releases the GIL."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
-    def take_buffer(self, size: int) -> bytearray:
-        while self.buffer_pool:
-            buf = self.buffer_pool.pop()
+    def take_buffer(self, size: int) -> bytearray | None:
+        """A buffer of exactly `size` bytes left by an earlier write (pages already mapped)."""
+        for i, buf in enumerate(self.buffer_pool):
             if len(buf) == size:
-                return buf
-        return bytearray(size)
+                return self.buffer_pool.pop(i)
+        return None
 
     def give_buffer(self, buf: bytearray) -> None:
-        if len(self.buffer_pool) < self.buffer_pool_max:
+        full_size = len(buf) in (self.chunk_size, self.chunk_size + 16)
+        if full_size and len(self.buffer_pool) < self.buffer_pool_max:
             self.buffer_pool.append(buf)
+
+    def mark_suspect(self, node_id: str) -> None:
+        """Remember a node that did not answer, so the next chunks do not wait for it again."""
+        if node_id not in self.suspects:
+            log.warning("node.suspect", extra={"fields": {"node_id": node_id, "for_s": self.suspect_s}})
+        self.suspects[node_id] = time.monotonic() + self.suspect_s
+
+    def clear_suspect(self, node_id: str) -> None:
+        self.suspects.pop(node_id, None)
+
+    def is_suspect(self, node_id: str) -> bool:
+        until = self.suspects.get(node_id)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self.suspects[node_id]
+            return False
+        return True
 
     def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str,
                              request_id: str | None = None) -> None:

@@ -7,6 +7,12 @@ the event loop freeing them, a long upload then holds tens of MiB more than it u
 A fixed threshold (1 MiB: above a shard of an 8 MiB chunk, below the chunk buffers)
 turns the dynamic adjustment off: shard-sized blocks are reused from the heap, chunk
 sized ones go back to the kernel when freed.
+
+Measured: a 512 MiB upload through the S3 gateway with boto3 (16 MiB parts, 4 at once)
+peaks at ~235 MB RSS with the fixed threshold and ~285 MB without (276 MB still held
+after it, vs 162 MB); a single 4 GiB stream (bench/datapath.py) peaks ~180 MB either way.
+The price is page faults on fresh chunk-sized mappings: up to ~15% more gateway CPU on
+reads. `ChunkStore(..., tune_malloc=False)` keeps glibc's default.
 """
 
 from __future__ import annotations

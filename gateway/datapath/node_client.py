@@ -36,6 +36,11 @@ class ShardError(Exception):
         self.status = status
         self.code = code
 
+    @property
+    def unreachable(self) -> bool:
+        """The node did not answer at all (as opposed to answering with an error)."""
+        return self.reason == "timeout" or self.reason.startswith("connection")
+
 
 def shard_checksum(data: Buffer) -> str:
     """xxh3-128 hex, the checksum nodes and manifests use for shards."""

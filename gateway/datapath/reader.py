@@ -52,24 +52,38 @@ def chunks_for_range(chunks: list[ChunkRef], start: int, end: int) -> list[tuple
     return selected
 
 
-def _fetch_order(ref: ChunkRef) -> list[int]:
-    """Data shards first (no decoding needed), parity next; shards known missing last."""
-    have = {p.index for p in ref.shards}
+def _fetch_order(ctx: DatapathContext, ref: ChunkRef) -> list[int]:
+    """Data shards first (no decoding needed), parity next; shards known missing at write
+    time and shards on nodes that recently did not answer come last."""
+    placements = {p.index: p for p in ref.shards}
     missing = set(ref.missing)
-    order = [i for i in range(erasure.TOTAL) if i in have and i not in missing]
-    return order + [i for i in range(erasure.TOTAL) if i in have and i in missing]
+
+    def doubtful(i: int) -> bool:
+        return i in missing or ctx.is_suspect(placements[i].node_id)
+
+    present = [i for i in range(erasure.TOTAL) if i in placements]
+    return [i for i in present if not doubtful(i)] + [i for i in present if doubtful(i)]
 
 
 async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None = None) -> bytes:
     """The verified plaintext of one chunk, or DataUnavailable."""
+    granted = await ctx.read_budget.acquire(ref.size)
+    try:
+        return await _fetch_chunk(ctx, ref, request_id)
+    finally:
+        ctx.read_budget.release(granted)
+
+
+async def _fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None) -> bytes:
     placements = {p.index: p for p in ref.shards}
-    candidates = deque(_fetch_order(ref))
+    candidates = deque(_fetch_order(ctx, ref))
     got: dict[int, bytes] = {}
     failures: dict[int, str] = {}
     inflight: dict[asyncio.Task[bytes], int] = {}
+    spares = 0     # shards requested beyond the 10 needed, because some are slow
 
     def launch() -> None:
-        while candidates and len(got) + len(inflight) < erasure.DATA:
+        while candidates and len(got) + len(inflight) < erasure.DATA + spares:
             i = candidates.popleft()
             p = placements[i]
             task = asyncio.get_running_loop().create_task(ctx.nodes.get_shard(
@@ -80,14 +94,22 @@ async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | Non
     try:
         launch()
         while len(got) < erasure.DATA and inflight:
-            done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(inflight, timeout=ctx.hedge_s, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                # Nothing for hedge_s: a node may be hung. Ask for spare shards rather than
+                # wait for the slow ones to time out; the first 10 verified ones win.
+                spares = len(inflight)
             for task in done:
                 i = inflight.pop(task)
+                node_id = placements[i].node_id
                 try:
                     got[i] = task.result()
+                    ctx.clear_suspect(node_id)
                 except ShardError as exc:
                     failures[i] = exc.reason
-                    ctx.report_shard_failure(ref.chunk_key, i, placements[i].node_id, exc.reason, request_id)
+                    if exc.unreachable:
+                        ctx.mark_suspect(node_id)
+                    ctx.report_shard_failure(ref.chunk_key, i, node_id, exc.reason, request_id)
             launch()
     finally:
         for task in inflight:

@@ -23,7 +23,9 @@ class ChunkStore:
     def __init__(self, coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
                  chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
                  key_id: str = "m1", *, threads: int | None = None, write_depth: int = 2,
-                 read_ahead: int = 2, tune_malloc: bool = True) -> None:
+                 read_ahead: int = 1, hedge_s: float | None = None, straggler_s: float | None = None,
+                 suspect_s: float = 30.0,
+                 max_chunks_in_flight: int = 3, tune_malloc: bool = True) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         if not 10 <= min_acks <= 14:
@@ -44,6 +46,10 @@ class ChunkStore:
             shard_timeout_s=shard_timeout_s,
             write_depth=max(1, write_depth),
             read_ahead=max(0, read_ahead),
+            hedge_s=hedge_s if hedge_s is not None else min(1.0, shard_timeout_s / 4),
+            straggler_s=straggler_s if straggler_s is not None else min(5.0, shard_timeout_s / 2),
+            suspect_s=suspect_s,
+            max_chunks_in_flight=max(1, max_chunks_in_flight),
         )
 
     @property

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import erasure
@@ -45,6 +45,8 @@ Buffer = bytes | bytearray | memoryview
 
 @dataclass
 class WriteResult:
+    """What the S3 layer needs to finalize: ETag, checksums to verify/store, the manifest."""
+
     size: int
     md5_hex: str
     checksums: dict[str, str]        # algorithm -> base64 (as S3 shows it), plus "sha256hex"
@@ -54,7 +56,7 @@ class WriteResult:
 class _Chain:
     """Runs a function on worker threads over successive buffers, strictly in order."""
 
-    def __init__(self, ctx: DatapathContext, func) -> None:
+    def __init__(self, ctx: DatapathContext, func: Callable[[memoryview], object]) -> None:
         self._ctx = ctx
         self._func = func
         self._last: asyncio.Task | None = None
@@ -88,7 +90,6 @@ class StreamWriter:
         self._algorithms = frozenset(algorithms)
         self._request_id = request_id
         self._md5 = hashlib.md5()
-        self._payload_sha256 = payload_sha256
         self._full = MultiHasher(self._algorithms | ({"sha256"} if payload_sha256 else set()))
         self._md5_chain = _Chain(ctx, self._md5.update)
         self._full_chain = _Chain(ctx, self._full.update)
@@ -97,8 +98,6 @@ class StreamWriter:
         self._slots_made = 0
         # Chunks between dispatch and the end of their upload.
         self._inflight = asyncio.Semaphore(ctx.write_depth)
-        # Ciphertext buffers, only held for the duration of one encrypt+encode job.
-        self._cipher_free: list[bytearray] = []
         self._owned: list[bytearray] = []
         self._tasks: list[asyncio.Task[ChunkRef]] = []
         self._error: BaseException | None = None
@@ -106,19 +105,18 @@ class StreamWriter:
     # -- slots ---------------------------------------------------------------------------
 
     async def _take_slot(self) -> bytearray:
+        """A plaintext buffer. A new one starts empty and grows as the source fills it, so
+        a 4 KiB object never costs an 8 MiB allocation (nor its memory)."""
         if self._free.empty() and self._slots_made < self._ctx.write_depth + 1:
             self._slots_made += 1
-            buf = self._ctx.take_buffer(self._ctx.chunk_size)
+            buf = self._ctx.take_buffer(self._ctx.chunk_size) or bytearray()
             self._owned.append(buf)
             return buf
         return await self._free.get()
 
-    def _take_cipher(self) -> bytearray:
-        if self._cipher_free:
-            return self._cipher_free.pop()
-        buf = self._ctx.take_buffer(self._ctx.chunk_size + 16)
-        self._owned.append(buf)
-        return buf
+    def _take_cipher(self, n: int) -> bytearray:
+        """A ciphertext buffer, held only for one encrypt+encode job (shared store-wide)."""
+        return self._ctx.take_buffer(n + 16) or bytearray(n + 16)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -139,7 +137,12 @@ class StreamWriter:
                 mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
                 while mv:
                     n = min(len(mv), chunk_size - filled)
-                    slot[filled:filled + n] = mv[:n]
+                    if len(slot) >= filled + n:
+                        slot[filled:filled + n] = mv[:n]
+                    else:
+                        # Only a fresh buffer grows, and it has no memoryview exported yet.
+                        del slot[filled:]
+                        slot += mv[:n]
                     filled += n
                     mv = mv[n:]
                     if filled == chunk_size:
@@ -156,8 +159,15 @@ class StreamWriter:
             chunks = list(await asyncio.gather(*self._tasks))
             await self._md5_chain.drain()
             await self._full_chain.drain()
-        except BaseException:
+        except BaseException as exc:
             await self._abort()
+            # A failed chunk cancels the in-order hashing behind it; whichever task finished
+            # first, the caller must see the real cause, not a CancelledError (unless this
+            # write itself is being cancelled).
+            me = asyncio.current_task()
+            if (isinstance(exc, asyncio.CancelledError) and self._error is not None
+                    and not (me is not None and me.cancelling())):
+                raise self._error from None
             raise
         # Success: every thread is done with the buffers, they can serve the next write.
         for buf in self._owned:
@@ -176,9 +186,23 @@ class StreamWriter:
 
     async def _dispatch(self, slot: bytearray, n: int, offset: int) -> None:
         await self._inflight.acquire()
-        self._raise_if_failed()
+        try:
+            granted = await self._ctx.write_budget.acquire(n)
+        except BaseException:
+            self._inflight.release()
+            raise
+
+        def release(_task: object = None) -> None:
+            self._ctx.write_budget.release(granted)
+            self._inflight.release()
+
+        try:
+            self._raise_if_failed()
+        except BaseException:
+            release()
+            raise
         task = asyncio.get_running_loop().create_task(self._process(slot, n, offset))
-        task.add_done_callback(lambda _t: self._inflight.release())
+        task.add_done_callback(release)
         self._tasks.append(task)
 
     # -- one chunk ---------------------------------------------------------------------------
@@ -196,11 +220,9 @@ class StreamWriter:
             if plan.sha256 != sha_hex:
                 raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
             if not plan.exists:
-                cipher_buf = self._take_cipher()
+                cipher_buf = self._take_cipher(n)
                 shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, cipher_buf)
-                self._cipher_free.append(cipher_buf)
-            await md5_done
-            await full_done
+                self._ctx.give_buffer(cipher_buf)
         except BaseException as exc:
             # The write is lost; hand the slot back anyway so the reading loop wakes up
             # and sees the error (a thread may still read the buffer: harmless, its
@@ -211,18 +233,30 @@ class StreamWriter:
                 t.cancel()
             self._free.put_nowait(slot)
             raise
-        self._free.put_nowait(slot)
+        # The slot goes back once MD5 and the payload hashers are past it; the upload does
+        # not wait for that (MD5 is the slowest step and strictly sequential).
+        hashed = asyncio.get_running_loop().create_task(self._release_after(slot, md5_done, full_done))
         if shards is None:
+            await hashed
             return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
                             key_id=ctx.cipher.key_id, shards=list(plan.shards), missing=[], offset=offset)
         try:
             placements, missing = await self._upload(plan, shards, checksums)
+            await hashed
         except BaseException as exc:
             if self._error is None and not isinstance(exc, asyncio.CancelledError):
                 self._error = exc
+            hashed.cancel()
             raise
         return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
                         key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset)
+
+    async def _release_after(self, slot: bytearray, *hashing: asyncio.Task) -> None:
+        try:
+            for task in hashing:
+                await task
+        finally:
+            self._free.put_nowait(slot)
 
     def _encode(self, chunk_key: str, plain: memoryview,
                 cipher_buf: bytearray) -> tuple[list[bytes], list[str]]:
@@ -232,27 +266,61 @@ class StreamWriter:
 
     async def _upload(self, plan: ChunkPlan, shards: list[bytes],
                       checksums: list[str]) -> tuple[list[ShardPlacement], list[int]]:
+        """PUT the shards; returns (placements, missing indexes) or raises WriteFailed.
+
+        Nodes that recently did not answer are skipped (their shards go straight to repair)
+        as long as enough others remain for `min_acks`. Once `min_acks` acknowledgements are
+        in, stragglers get `straggler_s` more and are then given up on (and their node is
+        suspect), so a hung node costs a write one wait, not `shard_timeout_s` per chunk.
+        """
         ctx = self._ctx
         by_index = {p.index: p for p in plan.shards if 0 <= p.index < erasure.TOTAL}
         indexes = sorted(by_index)
-        results = await asyncio.gather(*(
-            ctx.nodes.put_shard(by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
-                                timeout_s=ctx.shard_timeout_s, request_id=self._request_id)
-            for i in indexes), return_exceptions=True)
         failed: dict[int, str] = {}
-        for i, result in zip(indexes, results, strict=True):
-            if isinstance(result, ShardError):
-                failed[i] = result.reason
-            elif isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                log.error("shard.put_error", exc_info=result, extra={"fields": {
-                    "chunk_key": plan.chunk_key, "index": i, "request_id": self._request_id}})
-                failed[i] = f"error ({type(result).__name__})"
-        missing = sorted(set(range(erasure.TOTAL)) - (set(indexes) - set(failed)))
+        healthy = [i for i in indexes if not ctx.is_suspect(by_index[i].node_id)]
+        if len(healthy) >= ctx.min_acks:
+            for i in indexes:
+                if i not in healthy:
+                    failed[i] = "node suspect, skipped"
+            indexes = healthy
+        loop = asyncio.get_running_loop()
+        pending = {loop.create_task(ctx.nodes.put_shard(
+            by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
+            timeout_s=ctx.shard_timeout_s, request_id=self._request_id)): i for i in indexes}
+        acks = 0
+        grace_until: float | None = None
+        try:
+            while pending:
+                timeout = None if grace_until is None else max(0.0, grace_until - loop.time())
+                done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    for i in pending.values():
+                        failed[i] = "slow, given up after quorum"
+                        ctx.mark_suspect(by_index[i].node_id)
+                    break
+                for task in done:
+                    i = pending.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        acks += 1
+                        ctx.clear_suspect(by_index[i].node_id)
+                    elif isinstance(exc, ShardError):
+                        failed[i] = exc.reason
+                        if exc.unreachable:
+                            ctx.mark_suspect(by_index[i].node_id)
+                    else:
+                        log.error("shard.put_error", exc_info=exc, extra={"fields": {
+                            "chunk_key": plan.chunk_key, "index": i, "request_id": self._request_id}})
+                        failed[i] = f"error ({type(exc).__name__})"
+                if grace_until is None and acks >= ctx.min_acks:
+                    grace_until = loop.time() + ctx.straggler_s
+        finally:
+            for task in pending:
+                task.cancel()
+        missing = sorted(set(range(erasure.TOTAL)) - (set(by_index) - set(failed)))
         acks = erasure.TOTAL - len(missing)
-        placements = [ShardPlacement(index=i, node_id=by_index[i].node_id, address=by_index[i].address,
-                                     checksum=checksums[i]) for i in indexes]
+        placements = [ShardPlacement(index=i, node_id=p.node_id, address=p.address, checksum=checksums[i])
+                      for i, p in sorted(by_index.items())]
         if missing:
             log.warning("chunk.shards_missing", extra={"fields": {
                 "chunk_key": plan.chunk_key, "acks": acks, "missing": missing,

@@ -78,8 +78,8 @@ async def test_delimiter_skips_whole_prefixes(database_url):
             if statement.lstrip().startswith("SELECT") and "object_versions" in statement:
                 fetched.append(statement)
 
-        sa.event.listen(meta.db.engine.sync_engine, "before_cursor_execute", count)
+        sa.event.listen(meta.db.sync_engine, "before_cursor_execute", count)
         res = await meta.list_objects(key.tenant_id, "bkt", "", "/", None, 1000)
-        sa.event.remove(meta.db.engine.sync_engine, "before_cursor_execute", count)
+        sa.event.remove(meta.db.sync_engine, "before_cursor_execute", count)
         assert res.common_prefixes == [f"d{d:02d}/" for d in range(10)] and not res.is_truncated
         assert len(fetched) <= 12  # one per prefix plus the final empty probe

@@ -154,6 +154,29 @@ def test_source_error_propagates(healthy: NodeCluster):
         run(main())
 
 
+def test_coordinator_error_mid_stream_propagates(healthy: NodeCluster):
+    from coordinator.records import CoordinatorError
+
+    class FailingSecondPlacement(PlacementCoordinator):
+        async def place_chunks(self, tenant_id, chunks):
+            if self.place_calls == 1:
+                self.place_calls += 1
+                raise CoordinatorError("ServiceUnavailable", "fewer than 14 nodes up", 503)
+            return await super().place_chunks(tenant_id, chunks)
+
+    async def main():
+        coord = FailingSecondPlacement([(n.node_id, n.address) for n in healthy.nodes])
+        store = make_store(coord, healthy)
+        try:
+            await store.write(TENANT, pieces(os.urandom(CHUNK * 5)), {"sha1"})
+        finally:
+            await store.close()
+
+    with pytest.raises(CoordinatorError) as info:
+        run(main())
+    assert info.value.code == "ServiceUnavailable"
+
+
 def test_range_reads_touch_only_the_chunks_they_need(healthy: NodeCluster):
     """Shards of chunks 0 and 3 are deleted: ranges inside chunks 1-2 still read exactly."""
     data = os.urandom(CHUNK * 4)
@@ -217,24 +240,30 @@ def test_four_nodes_down_still_exact_five_down_unavailable(healthy: NodeCluster)
     assert len(err.failures) >= 5
 
 
-def test_hung_node_is_worked_around_within_the_shard_timeout(healthy: NodeCluster):
-    data = os.urandom(CHUNK * 2)
+def test_hung_node_does_not_stall_reads_or_writes(healthy: NodeCluster):
+    """A node that accepts connections but never answers (SIGSTOP): reads use spare shards,
+    writes give up on it after quorum; neither waits for the (long) shard timeout per chunk."""
+    data = os.urandom(CHUNK * 6)
 
     async def main():
         coord = make_coordinator(healthy)
-        store = make_store(coord, healthy, shard_timeout_s=1.0)
+        store = make_store(coord, healthy, shard_timeout_s=120.0, hedge_s=0.3, straggler_s=0.5)
         try:
             result = await store.write(TENANT, pieces(data), set())
             holder = next(p.node_id for p in result.chunks[0].shards if p.index == 0)
             healthy.pause([int(holder[1:])])
-            back = await read_all(store, as_object(len(data), result))
-            return back, list(coord.reports), holder
+            back = await asyncio.wait_for(read_all(store, as_object(len(data), result)), 30)
+            again = await asyncio.wait_for(store.write(TENANT, pieces(data[::-1]), set()), 30)
+            healthy.resume([int(holder[1:])])
+            back2 = await read_all(store, as_object(len(data), again))
+            return back, back2, again, holder
         finally:
             await store.close()
 
-    back, reports, holder = run(main())
-    assert back == data
-    assert reports and all(r.node_id == holder and r.reason == "timeout" for r in reports)
+    back, back2, again, holder = run(main())
+    assert back == data and back2 == data[::-1]
+    for ref in again.chunks:
+        assert ref.missing == [p.index for p in ref.shards if p.node_id == holder]
 
 
 def test_corrupt_shard_on_disk_is_detected_and_read_is_exact(healthy: NodeCluster):
@@ -331,3 +360,139 @@ def test_concurrent_writes_and_reads(healthy: NodeCluster):
             await store.close()
 
     assert run(main()) == blobs
+
+
+def test_repeated_chunks_within_one_object(healthy: NodeCluster):
+    """Identical chunks in flight together are placed and stored identically (convergent)."""
+    data = bytes(CHUNK * 3) + b"tail"
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            return result, await read_all(store, as_object(len(data), result))
+        finally:
+            await store.close()
+
+    result, back = run(main())
+    assert back == data
+    keys = [c.chunk_key for c in result.chunks]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
+def test_first_piece_before_headers_and_early_close(healthy: NodeCluster):
+    """The caller can pull the first piece, stop, and aclose(): no prefetch is left running."""
+    data = os.urandom(CHUNK * 5)
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            reader = store.read(as_object(len(data), result), 10, len(data) - 1)
+            first = await anext(reader)
+            await reader.aclose()
+            await asyncio.sleep(0)
+            leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            return first, leftover
+        finally:
+            await store.close()
+
+    first, leftover = run(main())
+    assert first == data[10:CHUNK]
+    assert leftover == []
+
+
+def test_invalid_range_is_refused(healthy: NodeCluster):
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            result = await store.write(TENANT, pieces(b"abc"), set())
+            obj = as_object(3, result)
+            with pytest.raises(ValueError):
+                await read_all(store, obj, 0, 3)
+            with pytest.raises(ValueError):
+                await read_all(store, obj, -1, 1)
+            empty = as_object(0, WriteResult(0, "", {}))
+            return await read_all(store, obj, 2, 2), await read_all(store, empty)
+        finally:
+            await store.close()
+
+    assert run(main()) == (b"c", b"")
+
+
+def test_nodes_refuse_a_wrong_cluster_secret(healthy: NodeCluster):
+    from gateway.datapath.node_client import NodeClient, ShardError, shard_checksum
+
+    async def main():
+        client = NodeClient("not-the-cluster-secret-at-all")
+        try:
+            with pytest.raises(ShardError) as put_err:
+                await client.put_shard(healthy.nodes[0].address, "x.0", b"data", shard_checksum(b"data"),
+                                       timeout_s=5)
+            with pytest.raises(ShardError) as get_err:
+                await client.get_shard(healthy.nodes[0].address, "x.0", None, timeout_s=5)
+            return put_err.value, get_err.value
+        finally:
+            await client.close()
+
+    put_err, get_err = run(main())
+    assert put_err.status == 403 and get_err.status == 403
+
+
+def test_many_small_objects_concurrently(healthy: NodeCluster):
+    blobs = [os.urandom(4096 + i) for i in range(40)]
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            results = await asyncio.gather(*(store.write(TENANT, pieces(b, 1000), {"crc32c"}) for b in blobs))
+            backs = await asyncio.gather(*(read_all(store, as_object(len(b), r))
+                                           for b, r in zip(blobs, results, strict=True)))
+            return results, backs
+        finally:
+            await store.close()
+
+    results, backs = run(main())
+    assert backs == blobs
+    assert [r.md5_hex for r in results] == [hashlib.md5(b).hexdigest() for b in blobs]
+
+
+def test_shard_not_matching_the_manifest_checksum_is_not_used(healthy: NodeCluster):
+    """A node answering with self-consistent but different bytes (e.g. a stale shard) is caught
+    by the client-side check against the manifest and replaced by parity."""
+    data = os.urandom(CHUNK + 5)
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            result = await store.write(TENANT, pieces(data), set())
+            ref = result.chunks[0]
+            bad = next(p for p in ref.shards if p.index == 1)
+            bad.checksum = "0" * 32
+            back = await read_all(store, as_object(len(data), result))
+            await asyncio.sleep(0.05)
+            return back, list(coord.reports), ref.chunk_key, bad.node_id
+        finally:
+            await store.close()
+
+    back, reports, key, node_id = run(main())
+    assert back == data
+    assert [(r.chunk_key, r.index, r.node_id, r.reason) for r in reports] == \
+        [(key, 1, node_id, "checksum mismatch")]
+
+
+def test_request_id_reaches_the_nodes(healthy: NodeCluster):
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            result = await store.write(TENANT, pieces(b"traceable"), set(), request_id="req-datapath-1")
+            async for _ in store.read(as_object(9, result), 0, 8, request_id="req-datapath-2"):
+                pass
+        finally:
+            await store.close()
+
+    run(main())
+    logs = "".join(n.log.read_text() for n in healthy.nodes)
+    assert logs.count('"request_id":"req-datapath-1"') == 14
+    assert logs.count('"request_id":"req-datapath-2"') == 10

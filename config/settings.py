@@ -69,7 +69,8 @@ class NodeSection(_Section):
     volume_size: int = Field(default=1 << 30, ge=1 << 20)
     max_shard_size: int = Field(default=64 << 20, ge=1024)
     capacity_bytes: int | None = Field(default=None, ge=0, description="cap below the disk size")
-    reserve_bytes: int = Field(default=64 << 20, ge=0, description="free space kept back; below it PUT is 507")
+    reserve_bytes: int = Field(default=64 << 20, ge=0,
+                               description="free space kept back; below it PUT is 507")
     compact_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     scrub_interval_s: float = Field(default=86400.0, ge=0.0, description="0 disables periodic scrub")
     scrub_rate_mb_s: float = Field(default=50.0, gt=0.0)
@@ -115,6 +116,8 @@ class GatewaySection(_Section):
     region: str = "us-east-1"
     domain: str | None = Field(default=None, description="enables virtual-host-style bucket.DOMAIN")
     chunk_size: int = Field(default=8 << 20, ge=64 << 10, le=8 << 20)
+    inline_max_bytes: int = Field(default=32 << 10, ge=0, le=256 << 10,
+                                  description="objects up to this size live in the metadata DB, not on nodes")
     shard_timeout_s: float = Field(default=10.0, gt=0.0)
     min_acks: int = Field(default=12, ge=10, le=14)
     max_skew_s: int = Field(default=900, ge=1)

@@ -7,9 +7,11 @@ from aiohttp import web
 from config.settings import Config
 from coordinator.records import CoordinatorAPI
 from gateway.datapath import ChunkStore
-from gateway.keycache import KeyCache
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
+from gateway.ttlcache import bucket_cache, key_cache
+
+BUCKET_CACHE_S = 5.0   # only gates `100 Continue`; every commit checks the bucket itself
 
 
 def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> web.Application:
@@ -22,7 +24,8 @@ def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> we
         raise ValueError("the [gateway] section is required")
     app = web.Application(client_max_size=MAX_XML_BODY)
     state = GatewayState(cfg=cfg.gateway, coordinator=coordinator, store=store,
-                         keys=KeyCache(coordinator, cfg.gateway.key_cache_s))
+                         keys=key_cache(coordinator, cfg.gateway.key_cache_s),
+                         buckets=bucket_cache(coordinator, BUCKET_CACHE_S))
     app[STATE_KEY] = state
     app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect_handler)
     app.on_response_prepare.append(add_id_headers)

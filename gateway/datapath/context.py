@@ -34,6 +34,7 @@ class DatapathContext:
     chunk_size: int
     min_acks: int
     shard_timeout_s: float
+    inline_max: int = 32 << 10  # an object this small is kept encrypted in the metadata, not on nodes
     write_depth: int = 2        # chunks hashed/encoded/uploaded at once per write (+1 being read)
     read_ahead: int = 1         # chunks fetched ahead of the one being sent per read
     hedge_s: float = 1.0        # a read asks for spare shards when none arrived for this long

@@ -19,6 +19,7 @@ cancels the prefetches.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections import deque
@@ -67,6 +68,8 @@ def _fetch_order(ctx: DatapathContext, ref: ChunkRef) -> list[int]:
 
 async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None = None) -> bytes:
     """The verified plaintext of one chunk, or DataUnavailable."""
+    if ref.inline is not None:
+        return _decrypt_inline(ctx, ref)
     granted = await ctx.read_budget.acquire(ref.size)
     try:
         return await _fetch_chunk(ctx, ref, request_id)
@@ -129,8 +132,19 @@ async def _fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | No
                               failures=failures) from None
 
 
+def _decrypt_inline(ctx: DatapathContext, ref: ChunkRef) -> bytes:
+    """A small chunk kept in the metadata: decrypting it also authenticates it (GCM tag)."""
+    try:
+        return _checked_plaintext(ctx, ref, base64.b64decode(ref.inline or ""))
+    except (ChunkCorrupt, ValueError) as exc:
+        raise DataUnavailable(f"chunk {ref.chunk_key}: {exc}", chunk_key=ref.chunk_key, failures={}) from None
+
+
 def _decode_decrypt(ctx: DatapathContext, ref: ChunkRef, shards: list[bytes | None]) -> bytes:
-    ciphertext = erasure.decode(shards, ref.enc_size)
+    return _checked_plaintext(ctx, ref, erasure.decode(shards, ref.enc_size))
+
+
+def _checked_plaintext(ctx: DatapathContext, ref: ChunkRef, ciphertext: bytes) -> bytes:
     plaintext = ctx.cipher.decrypt(ref.chunk_key, ciphertext)
     if len(plaintext) != ref.size:
         raise ChunkCorrupt(f"chunk {ref.chunk_key} decrypted to {len(plaintext)} bytes, "

@@ -22,7 +22,8 @@ class ChunkStore:
 
     def __init__(self, coordinator: CoordinatorAPI, master_key: bytes, cluster_secret: str,
                  chunk_size: int = 8 << 20, min_acks: int = 12, shard_timeout_s: float = 10.0,
-                 key_id: str = "m1", *, threads: int | None = None, write_depth: int = 2,
+                 key_id: str = "m1", *, inline_max: int = 32 << 10, threads: int | None = None,
+                 write_depth: int = 2,
                  read_ahead: int = 1, hedge_s: float | None = None, straggler_s: float | None = None,
                  suspect_s: float = 30.0,
                  max_chunks_in_flight: int = 3, tune_malloc: bool = True) -> None:
@@ -44,6 +45,7 @@ class ChunkStore:
             chunk_size=chunk_size,
             min_acks=min_acks,
             shard_timeout_s=shard_timeout_s,
+            inline_max=max(0, min(inline_max, chunk_size)),
             write_depth=max(1, write_depth),
             read_ahead=max(0, read_ahead),
             hedge_s=hedge_s if hedge_s is not None else min(1.0, shard_timeout_s / 4),

@@ -13,6 +13,12 @@ Per chunk of `chunk_size` bytes (the last one shorter):
 5. 14 shard PUTs in parallel; durable at `min_acks` acknowledgements, the others are
    recorded in `ChunkRef.missing` for repair; fewer -> `WriteFailed`.
 
+An object of at most `inline_max` bytes (one short chunk) skips steps 4-5: its ciphertext
+travels to the coordinator inside the ChunkRef (`inline`) and is kept in the metadata
+database. Fourteen shards of a few hundred bytes each would cost far more in requests,
+fsyncs and index entries than the bytes themselves; the metadata store is as durable as
+the shards' own bookkeeping, and dedup and refcounting work the same way.
+
 Chunks overlap: while chunk N is hashed/encoded, chunk N+1 is read from the network and
 chunk N-1's shards are uploaded. At most `write_depth` chunks are in flight per write
 (each holding a plaintext buffer or its 14 shards) plus the one being read, so memory
@@ -24,6 +30,7 @@ waits for the previous chunk's (a chain of tasks), the per-chunk work does not.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -152,7 +159,7 @@ class StreamWriter:
                         slot = await self._take_slot()
                         self._raise_if_failed()
             if filled:
-                await self._dispatch(slot, filled, size)
+                await self._dispatch(slot, filled, size, inline=size == 0 and filled <= self._ctx.inline_max)
                 size += filled
             else:
                 self._free.put_nowait(slot)
@@ -184,7 +191,7 @@ class StreamWriter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         # Buffers are not returned to the pool: a cancelled thread job may still read them.
 
-    async def _dispatch(self, slot: bytearray, n: int, offset: int) -> None:
+    async def _dispatch(self, slot: bytearray, n: int, offset: int, inline: bool = False) -> None:
         await self._inflight.acquire()
         try:
             granted = await self._ctx.write_budget.acquire(n)
@@ -201,25 +208,28 @@ class StreamWriter:
         except BaseException:
             release()
             raise
-        task = asyncio.get_running_loop().create_task(self._process(slot, n, offset))
+        task = asyncio.get_running_loop().create_task(self._process(slot, n, offset, inline))
         task.add_done_callback(release)
         self._tasks.append(task)
 
     # -- one chunk ---------------------------------------------------------------------------
 
-    async def _process(self, slot: bytearray, n: int, offset: int) -> ChunkRef:
+    async def _process(self, slot: bytearray, n: int, offset: int, inline: bool) -> ChunkRef:
         view = memoryview(slot)[:n]
         ctx = self._ctx
         md5_done = self._md5_chain.submit(view)
         full_done = self._full_chain.submit(view)
         shards: list[bytes] | None = None
+        inline_b64: str | None = None
         try:
             sha_hex = await ctx.run(_sha256_hex, view)
             plans = await ctx.coordinator.place_chunks(self._tenant_id, [(sha_hex, n)])
             plan = plans[0]
             if plan.sha256 != sha_hex:
                 raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
-            if not plan.exists:
+            if inline and not plan.exists:
+                inline_b64 = base64.b64encode(ctx.cipher.encrypt(plan.chunk_key, view)).decode()
+            elif not plan.exists:
                 cipher_buf = self._take_cipher(n)
                 shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, cipher_buf)
                 self._ctx.give_buffer(cipher_buf)
@@ -239,7 +249,8 @@ class StreamWriter:
         if shards is None:
             await hashed
             return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
-                            key_id=ctx.cipher.key_id, shards=list(plan.shards), missing=[], offset=offset)
+                            key_id=ctx.cipher.key_id, shards=[] if inline_b64 else list(plan.shards),
+                            missing=[], offset=offset, inline=inline_b64)
         try:
             placements, missing = await self._upload(plan, shards, checksums)
             await hashed

@@ -17,12 +17,12 @@ from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDictProxy
 
 from config.settings import GatewaySection
-from coordinator.records import CoordinatorAPI, CoordinatorError
+from coordinator.records import BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
 from gateway.datapath import ChunkStore
-from gateway.keycache import KeyCache
 from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
 from gateway.s3.sigv4 import AuthContext
+from gateway.ttlcache import TtlCache
 
 log = logging.getLogger("gateway.s3")
 MAX_XML_BODY = 2 << 20     # DeleteObjects with 1000 keys of 1024 bytes fits; anything bigger is abuse
@@ -38,7 +38,8 @@ class GatewayState:
     cfg: GatewaySection
     coordinator: CoordinatorAPI
     store: ChunkStore
-    keys: KeyCache
+    keys: TtlCache[str, KeyInfo]
+    buckets: TtlCache[tuple[str, str], BucketInfo]
     background: set[asyncio.Task] = field(default_factory=set)
     touched: dict[str, float] = field(default_factory=dict)
 

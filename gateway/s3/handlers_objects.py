@@ -78,17 +78,28 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
     meta = objmeta.from_request(ctx.headers)
     stream, requested = await upload_body.prepare(ctx)
     await _check_write_conditions(ctx)
-    algorithm = sorted(requested)[0] if requested else None
-    upload = await ctx.state.coordinator.begin_upload(
-        ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "put", stream.decoded_length or 0,
-        meta.content_type, meta.metadata, meta.headers, meta.storage_class, algorithm)
-    try:
+    coordinator = ctx.state.coordinator
+    length = stream.decoded_length
+    if length is not None and length <= ctx.state.store.chunk_size:
+        # One chunk: no upload session. The bucket check only gates `100 Continue`; the
+        # commit checks bucket and quota again in its own transaction.
+        await ctx.state.buckets.lookup((ctx.tenant_id, ctx.bucket))
         got = await upload_body.receive(ctx, stream, requested)
-        obj = await ctx.state.coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
-                                                       got.result.chunks, got.checksums)
-    except BaseException:
-        await abort_quietly(ctx, upload.upload_id)
-        raise
+        obj = await coordinator.put_object(
+            ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, got.result.size, got.etag, meta.content_type,
+            meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums)
+    else:
+        algorithm = sorted(requested)[0] if requested else None
+        upload = await coordinator.begin_upload(
+            ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "put", length or 0,
+            meta.content_type, meta.metadata, meta.headers, meta.storage_class, algorithm)
+        try:
+            got = await upload_body.receive(ctx, stream, requested)
+            obj = await coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
+                                                 got.result.chunks, got.checksums)
+        except BaseException:
+            await abort_quietly(ctx, upload.upload_id)
+            raise
     headers = {"ETag": obj.etag, **objmeta.checksum_headers(got.checksums)}
     if ctx.headers.get("x-amz-server-side-encryption"):
         headers["x-amz-server-side-encryption"] = "AES256"

@@ -98,12 +98,29 @@ class PayloadStream:
         self._buf = bytearray()
         self._pos = 0
         self._started = False
+        self._hash_here = True
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._started:
             raise RuntimeError("a request body can be read only once")
         self._started = True
         return self._chunked() if self.chunked else self._raw()
+
+    def hand_off_payload_hash(self) -> bool:
+        """Let the consumer hash a signed plain body itself; True if there is a hash to check.
+
+        The data path already hashes every byte on worker threads; hashing here too would
+        cost a second SHA-256 pass on the event loop. The consumer then must call
+        `check_payload_sha256` with what it computed before it commits anything.
+        """
+        self._hash_here = False
+        return self._auth.payload_mode == "signed"
+
+    def check_payload_sha256(self, computed_hex: str) -> None:
+        if self._auth.payload_mode == "signed" and computed_hex != self._auth.payload_sha256:
+            raise S3Error("XAmzContentSHA256Mismatch",
+                          ClientComputedContentSHA256=self._auth.payload_sha256 or "",
+                          S3ComputedContentSHA256=computed_hex)
 
     # ------------------------------------------------------------------ socket reads
 
@@ -132,7 +149,7 @@ class PayloadStream:
     # ------------------------------------------------------------------ plain bodies
 
     async def _raw(self) -> AsyncIterator[bytes]:
-        digest = hashlib.sha256() if self._auth.payload_mode == "signed" else None
+        digest = hashlib.sha256() if self._auth.payload_mode == "signed" and self._hash_here else None
         while True:
             data = await self._read(self._read_size)
             if not data:
@@ -144,11 +161,7 @@ class PayloadStream:
         if self.content_length is not None and self.bytes_read < self.content_length:
             raise S3Error("IncompleteBody")
         if digest is not None:
-            computed = digest.hexdigest()
-            if computed != self._auth.payload_sha256:
-                raise S3Error("XAmzContentSHA256Mismatch",
-                              ClientComputedContentSHA256=self._auth.payload_sha256 or "",
-                              S3ComputedContentSHA256=computed)
+            self.check_payload_sha256(digest.hexdigest())
 
     # ------------------------------------------------------------------ aws-chunked
 

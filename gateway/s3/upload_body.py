@@ -16,6 +16,7 @@ from gateway.datapath import SUPPORTED_CHECKSUMS, WriteResult
 from gateway.s3 import checksum_headers
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.errors import S3Error
+from gateway.s3.payload import PayloadStream
 
 
 @dataclass
@@ -52,7 +53,7 @@ async def prepare(ctx: S3Context) -> tuple[object, dict[str, str | None]]:
     return stream, requested
 
 
-async def receive(ctx: S3Context, stream: AsyncIterator[bytes], requested: dict[str, str | None],
+async def receive(ctx: S3Context, stream: PayloadStream, requested: dict[str, str | None],
                   extra_algorithms: set[str] | None = None) -> Received:
     """Store the body and verify it; raises BadDigest / XAmzContentSHA256Mismatch / IncompleteBody.
 
@@ -60,7 +61,11 @@ async def receive(ctx: S3Context, stream: AsyncIterator[bytes], requested: dict[
     """
     algorithms = set(requested) | (extra_algorithms or set())
     await ctx.send_continue()
-    result = await ctx.state.store.write(ctx.tenant_id, stream, algorithms, request_id=ctx.request_id)
+    signed = stream.hand_off_payload_hash()
+    result = await ctx.state.store.write(ctx.tenant_id, stream, algorithms, request_id=ctx.request_id,
+                                         payload_sha256=signed)
+    if signed:
+        stream.check_payload_sha256(result.checksums["sha256hex"])
     trailers = getattr(stream, "trailers", {}) or {}
     checksum_headers.verify(requested, trailers, result.checksums, result.md5_hex,
                             checksum_headers.content_md5(ctx.request))
@@ -71,5 +76,6 @@ async def receive(ctx: S3Context, stream: AsyncIterator[bytes], requested: dict[
 async def store_iterator(ctx: S3Context, source: AsyncIterator[bytes],
                          algorithms: set[str]) -> Received:
     """Store bytes the gateway produces itself (UploadPartCopy): nothing to verify."""
-    result = await ctx.state.store.write(ctx.tenant_id, source, algorithms, request_id=ctx.request_id)
+    result = await ctx.state.store.write(ctx.tenant_id, source, algorithms, request_id=ctx.request_id,
+                                         payload_sha256=False)
     return Received(result, {a: result.checksums[a] for a in algorithms if a in result.checksums})

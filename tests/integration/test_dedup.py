@@ -13,7 +13,8 @@ MiB = 1 << 20
 
 def total_shards(cluster) -> int:
     secret = cluster_secret(cluster.data_dir)
-    return sum(node_json(secret, n["address"], "GET", "/health")["shard_count"] for n in cluster.info["nodes"])
+    nodes = cluster.info["nodes"]
+    return sum(node_json(secret, n["address"], "GET", "/health")["shard_count"] for n in nodes)
 
 
 def test_fifty_concurrent_puts_of_one_body_store_one_copy(cluster, s3, bucket):
@@ -34,3 +35,19 @@ def test_fifty_concurrent_puts_of_one_body_store_one_copy(cluster, s3, bucket):
     assert sorted(chunk_refcounts(cluster).values()) == [1, 1, 1]
     assert s3.get_object(Bucket=bucket, Key="same/49")["Body"].read() == body
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["same/49"]
+
+
+def test_small_objects_live_in_metadata_larger_ones_on_nodes(cluster, s3, bucket):
+    before = total_shards(cluster)
+    small = os.urandom(4096)
+    s3.put_object(Bucket=bucket, Key="small", Body=small)
+    assert total_shards(cluster) == before, "a 4 KiB object must not be erasure coded onto nodes"
+    s3.copy_object(Bucket=bucket, Key="small-copy", CopySource={"Bucket": bucket, "Key": "small"})
+    s3.delete_object(Bucket=bucket, Key="small")
+    assert s3.get_object(Bucket=bucket, Key="small-copy")["Body"].read() == small
+    assert s3.get_object(Bucket=bucket, Key="small-copy", Range="bytes=10-19")["Body"].read() == small[10:20]
+
+    bigger = os.urandom(40 << 10)
+    s3.put_object(Bucket=bucket, Key="bigger", Body=bigger)
+    assert total_shards(cluster) == before + 14
+    assert s3.get_object(Bucket=bucket, Key="bigger")["Body"].read() == bigger

@@ -182,8 +182,8 @@ def test_list_objects_v2_pagination_with_delimiters(s3, bucket):
     assert after["StartAfter"] == "top097"
 
     paginator = s3.get_paginator("list_objects")
-    v1 = [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix="p1/", PaginationConfig={"PageSize": 300})
-          for o in page.get("Contents", [])]
+    pages_v1 = paginator.paginate(Bucket=bucket, Prefix="p1/", PaginationConfig={"PageSize": 300})
+    v1 = [o["Key"] for page in pages_v1 for o in page.get("Contents", [])]
     assert v1 == sorted(k for k in keys if k.startswith("p1/"))
 
 
@@ -456,3 +456,23 @@ def test_truncated_body_leaves_nothing(cluster, bucket):
         s3.head_object(Bucket=bucket, Key="trunc")
     assert status(e) == 404
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_signed_payload_hash_mismatch_is_refused(cluster, s3, bucket):
+    """A body that does not match its signed x-amz-content-sha256 is refused and not stored."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = os.urandom(3 * MiB)
+    url = f"{cluster.endpoint}/{bucket}/tampered"
+    req = AWSRequest(method="PUT", url=url, data=body,
+                     headers={"X-Amz-Content-SHA256": hashlib.sha256(b"something else").hexdigest()})
+    SigV4Auth(Credentials(cluster.info["access_key"], cluster.info["secret_key"]), "s3",
+              "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    r = urllib3.PoolManager().request("PUT", prepared.url, body=body, headers=dict(prepared.headers))
+    assert r.status == 400 and b"XAmzContentSHA256Mismatch" in r.data
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="tampered")
+    assert status(e) == 404

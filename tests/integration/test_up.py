@@ -13,7 +13,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.cluster import start_cluster
+from tests.integration.cluster import free_port_block, start_cluster
 
 
 def _alive(pid: int) -> bool:
@@ -85,8 +85,8 @@ def test_up_refuses_a_busy_port(tmp_path):
     c = start_cluster(data)
     try:
         other = tmp_path / "d2"
-        r = subprocess.run([sys.executable, "-m", "shardbox", "up", "--data", str(other), "--port", str(c.port)],
-                           capture_output=True, text=True, timeout=60)
+        cmd = [sys.executable, "-m", "shardbox", "up", "--data", str(other), "--port", str(c.port)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert r.returncode != 0
         assert "in use" in r.stdout + r.stderr
     finally:
@@ -100,8 +100,8 @@ def test_config_errors_are_readable(tmp_path):
                        text=True, timeout=30)
     assert r.returncode == 2
     assert "cluster.secret" in r.stderr and "node.listen" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "shardbox", "gateway", "--config", str(tmp_path / "missing.toml")],
-                       capture_output=True, text=True, timeout=30)
+    cmd = [sys.executable, "-m", "shardbox", "gateway", "--config", str(tmp_path / "missing.toml")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "not found" in r.stderr
 
 
@@ -109,8 +109,7 @@ def test_sigterm_on_up_while_starting_leaves_no_children(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "shardbox", "up", "--data", str(data), "--port",
-                             str(__import__("tests.integration.cluster", fromlist=["x"]).free_port_block())],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(free_port_block())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)

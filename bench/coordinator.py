@@ -6,6 +6,7 @@ throwaway PostgreSQL 15 cluster too), registers 14 nodes, then drives each call 
 
     get_object        get_object(with_chunks=True) of a 1-chunk object (14 shards)
     put_object        put_object of a 4 KiB object kept inline (one RPC per PUT)
+    put_object(14sh)  put_object of a placed 1-chunk object (14 shards; placement not timed)
     place_chunks      place_chunks for 1 new chunk
     begin+finalize    begin_upload + finalize_put of a 1-chunk object (counted as one flow)
     get_key           get_key (the gateway caches keys; for reference)
@@ -108,16 +109,23 @@ async def run_phase(
                     print(f"  {name}: {exc}", file=sys.stderr)
                 if exc.code in ("NotFound", "InvalidRequest"):
                     return
+                continue
             lat.append(time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     lat.sort()
-    n = len(lat) - errors
+    n = len(lat)
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")  # noqa: E731
-    return {"name": name, "rate": n / elapsed if n > 0 else 0.0, "p50": pick(0.5), "p99": pick(0.99),
-            "calls": n, "errors": errors}
+    return {
+        "name": name,
+        "rate": n / elapsed if n > 0 else 0.0,
+        "p50": pick(0.5),
+        "p99": pick(0.99),
+        "calls": n,
+        "errors": errors,
+    }
 
 
 def fresh_sha(tag: str, i: int) -> str:
@@ -140,24 +148,51 @@ async def bench_backend(url: str, seconds: float, concurrency: int) -> list[dict
         results.append(await run_phase("place_chunks", seconds, concurrency, place))
 
         # Placement is not part of the measured pair: place the chunks beforehand, in one call.
-        datas = [f"flow-{i}-{time.time_ns()}".encode() * 100 for i in range(4000)]
+        datas = [f"flow-{i}-{time.time_ns()}".encode() * 100 for i in range(10000)]
         plans = await api.place_chunks(tid, [(hashlib.sha256(d).hexdigest(), len(d)) for d in datas])
         refs = []
         for data, plan in zip(datas, plans, strict=True):
             for s in plan.shards:
                 s.checksum = "0" * 32
-            refs.append(ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=len(data),
-                                 enc_size=len(data) + 16, key_id="m1", shards=plan.shards))
+            refs.append(
+                ChunkRef(
+                    sha256=plan.sha256,
+                    chunk_key=plan.chunk_key,
+                    size=len(data),
+                    enc_size=len(data) + 16,
+                    key_id="m1",
+                    shards=plan.shards,
+                )
+            )
 
         async def flow(i: int) -> None:
-            ref = refs[i % len(refs)]
-            up = await api.begin_upload(tid, uid, "bench", f"big/{i}", "put", ref.size,
-                                        "application/octet-stream", {}, {}, "STANDARD", None)
+            ref = refs[i % 5000]  # new chunks (until 5000 flows, then dedup hits)
+            up = await api.begin_upload(
+                tid,
+                uid,
+                "bench",
+                f"big/{i}",
+                "put",
+                ref.size,
+                "application/octet-stream",
+                {},
+                {},
+                "STANDARD",
+                None,
+            )
             await api.finalize_put(up.upload_id, ref.size, "0" * 32, [ref], {})
 
         r = await run_phase("begin+finalize", seconds, concurrency, flow)
         results.append(r)
         objects = max(1, r["calls"])
+
+        async def put_sharded(i: int) -> None:
+            ref = refs[5000 + i % 5000]
+            await api.put_object(
+                tid, uid, "bench", f"mid/{i}", ref.size, "0" * 32, None, {}, {}, "STANDARD", [ref], {}
+            )
+
+        results.append(await run_phase("put_object(14sh)", seconds, concurrency, put_sharded))
 
         payload = os.urandom(4096)
 
@@ -165,14 +200,30 @@ async def bench_backend(url: str, seconds: float, concurrency: int) -> list[dict
             data = payload[:4088] + i.to_bytes(8, "big")
             digest = hashlib.sha256(data).hexdigest()
             ck = hashlib.sha256(f"{tid}:{digest}".encode()).hexdigest()
-            ref = ChunkRef(sha256=digest, chunk_key=ck, size=len(data), enc_size=len(data) + 16,
-                           key_id="m1", inline=base64.b64encode(data + b"\0" * 16).decode())
-            await api.put_object(tid, uid, "bench", f"small/{i % 5000}", len(data),
-                                 hashlib.md5(data).hexdigest(), "application/octet-stream", {}, {},
-                                 "STANDARD", [ref], {})
+            ref = ChunkRef(
+                sha256=digest,
+                chunk_key=ck,
+                size=len(data),
+                enc_size=len(data) + 16,
+                key_id="m1",
+                inline=base64.b64encode(data + b"\0" * 16).decode(),
+            )
+            await api.put_object(
+                tid,
+                uid,
+                "bench",
+                f"small/{i % 5000}",
+                len(data),
+                hashlib.md5(data).hexdigest(),
+                "application/octet-stream",
+                {},
+                {},
+                "STANDARD",
+                [ref],
+                {},
+            )
 
-        if hasattr(api, "put_object"):
-            results.append(await run_phase("put_object", seconds, concurrency, put_inline))
+        results.append(await run_phase("put_object", seconds, concurrency, put_inline))
 
         async def get(i: int) -> None:
             info = await api.get_object(tid, "bench", f"big/{i % objects}", with_chunks=True)
@@ -196,7 +247,9 @@ TARGETS = {"get_object": 1500, "put_object": 600, "place_chunks": 1500, "begin+f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--postgres", action="store_true", help="also measure on a throwaway PostgreSQL")
@@ -206,7 +259,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sbx-bench-coord-") as tmp:
         server = Server(Path(tmp), f"sqlite+aiosqlite:///{tmp}/meta.db")
         try:
-            backends.append(("sqlite", asyncio.run(bench_backend(server.url, args.seconds, args.concurrency))))
+            backends.append(
+                ("sqlite", asyncio.run(bench_backend(server.url, args.seconds, args.concurrency)))
+            )
         finally:
             server.stop()
         if args.postgres and postgres_available():
@@ -222,18 +277,24 @@ def main() -> None:
                     server.stop()
             finally:
                 pg.stop()
-    print(f"\ncoordinator calls, {args.concurrency} concurrent callers, {args.seconds:g} s per call type, "
-          f"load before {load[0]:.2f}, {os.cpu_count()} cpus")
+    print(
+        f"\ncoordinator calls, {args.concurrency} concurrent callers, {args.seconds:g} s per call type, "
+        f"load before {load[0]:.2f}, {os.cpu_count()} cpus"
+    )
     print(f"{'backend':9} {'call':16} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>7} {'errors':>6}")
     summary = []
     for backend, results in backends:
         for r in results:
             target = TARGETS.get(r["name"])
-            print(f"{backend:9} {r['name']:16} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-                  f"{target or '':>7} {r['errors']:6}")
+            print(
+                f"{backend:9} {r['name']:16} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
+                f"{target or '':>7} {r['errors']:6}"
+            )
             if target:
-                summary.append(f"{backend}/{r['name']} {r['rate']:.0f}/s"
-                               f"{'' if r['rate'] >= target else ' (below ' + str(target) + ')'}")
+                summary.append(
+                    f"{backend}/{r['name']} {r['rate']:.0f}/s"
+                    f"{'' if r['rate'] >= target else ' (below ' + str(target) + ')'}"
+                )
     print("summary: " + "; ".join(summary))
 
 

@@ -45,7 +45,7 @@ def md5_ceiling(seconds: float = 2.0) -> float:
 
 
 def _free_base(n: int = 16) -> int:
-    for base in range(31000, 60000, 97):
+    for base in range(21000, 32768 - n, 97):  # below the ephemeral port range
         ok = True
         for p in range(base, base + n):
             with socket.socket() as s:

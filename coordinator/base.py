@@ -16,6 +16,16 @@ from coordinator.schema import buckets, object_versions
 MIN_PART_SIZE = 5 << 20
 MAX_PART_NUMBER = 10000
 
+_ov = object_versions.c
+# Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
+BUCKET_ROW = sa.select(buckets).where(buckets.c.name == sa.bindparam("bucket"))
+_LATEST = sa.select(object_versions).where(
+    _ov.bucket == sa.bindparam("bucket"), _ov.key == sa.bindparam("key"), _ov.is_latest
+)
+LATEST_LIVE = _LATEST.where(_ov.status != "deleted")
+# The row occupying the key, whatever its status, locked: it is about to be replaced.
+LATEST_LOCKED = {"sqlite": _LATEST, "postgresql": _LATEST.with_for_update()}
+
 
 class QueryBase:
     """Holds the database handle and coordinator settings the queries need."""
@@ -47,7 +57,7 @@ class QueryBase:
 
     async def bucket_row(self, conn: AsyncConnection, tenant_id: str, name: str) -> Any:
         """The bucket if it exists and belongs to tenant_id; NoSuchBucket / AccessDenied otherwise."""
-        row = (await conn.execute(sa.select(buckets).where(buckets.c.name == name))).first()
+        row = (await conn.execute(BUCKET_ROW, {"bucket": name})).first()
         if row is None:
             raise error("NoSuchBucket", f"the bucket {name!r} does not exist")
         if row.tenant_id != tenant_id:
@@ -55,8 +65,5 @@ class QueryBase:
         return row
 
     async def latest_row(self, conn: AsyncConnection, bucket: str, key: str, *, lock: bool = False) -> Any:
-        ov = object_versions.c
-        stmt = sa.select(object_versions).where(ov.bucket == bucket, ov.key == key, ov.is_latest)
-        # Locking: the row occupying the key, whatever its status, is about to be replaced.
-        stmt = self.db.for_update(stmt) if lock else stmt.where(ov.status != "deleted")
-        return (await conn.execute(stmt)).first()
+        stmt = LATEST_LOCKED[self.db.dialect] if lock else LATEST_LIVE
+        return (await conn.execute(stmt, {"bucket": bucket, "key": key})).first()

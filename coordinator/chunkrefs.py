@@ -1,21 +1,28 @@
-"""Chunk reference counting, placement rows and manifests.
+"""Chunk reference counting, placement rows, inline chunk data and manifests.
 
 Every change of who references which chunk goes through `apply_deltas`: the caller sums
 +1 / -1 per chunk key for the whole transaction and the deltas are applied in chunk-key
 order, so two transactions touching the same chunks always lock them in the same order
 (no deadlocks on PostgreSQL). A positive delta is one `INSERT ... ON CONFLICT DO UPDATE SET
-refcount = refcount + n` — the only dedup lock. Placement rows are written only when that
-statement created the chunk (or revived one at refcount 0, whose shards the gateway just
-wrote again). A chunk that drops to 0 gets `zero_since` and a `chunk.unreferenced` event; its
-shards are left for the GC worker after the grace period.
+refcount = refcount + n` — the only dedup lock. Placement rows (or the inline ciphertext of a
+small chunk) are written only when that statement created the chunk or revived one at
+refcount 0, whose bytes the gateway just wrote again. A chunk row with inline data never
+has placement rows. A chunk that drops to 0 gets `zero_since` and a `chunk.unreferenced`
+event; its shards (or row) are left for the GC worker after the grace period.
+
+Statements are built once at import (bind parameters for the values): building and
+cache-keying a SQLAlchemy statement costs several times more than running it on SQLite.
 """
 
 from __future__ import annotations
 
+import binascii
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator.db import Database
@@ -26,6 +33,61 @@ from coordinator.records import ChunkRef, ShardPlacement
 from coordinator.schema import chunk_shards, chunks, nodes, object_chunks, repair_queue
 
 _c = chunks.c
+_cs = chunk_shards.c
+# The largest chunk ciphertext kept inline in the database (the gateway inlines objects of
+# at most 32 KiB by default); bigger chunks belong on the nodes.
+MAX_INLINE_BYTES = 1 << 20
+
+_DELTA = sa.bindparam("delta", type_=sa.BigInteger)
+_ADD_REFS = (
+    sa.update(chunks)
+    .where(_c.chunk_key == sa.bindparam("k"))
+    .values(refcount=_c.refcount + _DELTA, zero_since=None)
+    .returning(_c.refcount)
+)
+_DROP_REFS = (
+    sa.update(chunks)
+    .where(_c.chunk_key == sa.bindparam("k"))
+    .values(
+        refcount=_c.refcount + _DELTA,
+        zero_since=sa.case(
+            (_c.refcount + _DELTA <= 0, sa.bindparam("now", type_=sa.Float)), else_=_c.zero_since
+        ),
+    )
+    .returning(_c.refcount)
+)
+_SET_INLINE = sa.update(chunks).where(_c.chunk_key == sa.bindparam("k")).values(inline_data=sa.bindparam("d"))
+_DROP_SHARDS = sa.delete(chunk_shards).where(_cs.chunk_key == sa.bindparam("k"))
+
+
+def _upsert_chunk(insert: Any) -> Any:
+    return (
+        insert(chunks)
+        .on_conflict_do_update(
+            index_elements=[_c.chunk_key], set_={"refcount": _c.refcount + _DELTA, "zero_since": None}
+        )
+        .returning(_c.refcount, _c.created_at)
+    )
+
+
+def _upsert_shards(insert: Any) -> Any:
+    ins = insert(chunk_shards)
+    return ins.on_conflict_do_update(
+        index_elements=[_cs.chunk_key, _cs.idx],
+        set_={"node_id": ins.excluded.node_id, "checksum": ins.excluded.checksum},
+    )
+
+
+def _queue_repair(insert: Any) -> Any:
+    return insert(repair_queue).on_conflict_do_nothing(
+        index_elements=[repair_queue.c.chunk_key, repair_queue.c.idx]
+    )
+
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+UPSERT_CHUNK = {d: _upsert_chunk(i) for d, i in _INSERTS.items()}
+UPSERT_SHARDS = {d: _upsert_shards(i) for d, i in _INSERTS.items()}
+QUEUE_REPAIR = {d: _queue_repair(i) for d, i in _INSERTS.items()}
 
 
 async def apply_deltas(
@@ -45,63 +107,70 @@ async def apply_deltas(
             await _decrement(conn, key, delta, now)
 
 
+def inline_bytes(ref: ChunkRef) -> bytes | None:
+    """The decoded inline ciphertext of a ref, or None; InvalidArgument if malformed."""
+    if ref.inline is None:
+        return None
+    try:
+        data = binascii.a2b_base64(ref.inline, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise error("InvalidArgument", f"chunk {ref.chunk_key}: inline data is not valid base64") from None
+    if len(data) != ref.enc_size:
+        raise error(
+            "InvalidArgument",
+            f"chunk {ref.chunk_key}: inline data is {len(data)} bytes, enc_size says {ref.enc_size}",
+        )
+    return data
+
+
 async def _increment(
     db: Database, conn: AsyncConnection, key: str, delta: int, ref: ChunkRef | None, scope: str, now: float
 ) -> None:
     if ref is None:  # a new reference to a chunk already recorded (copy, multipart assembly)
-        row = (
-            await conn.execute(
-                sa.update(chunks)
-                .where(_c.chunk_key == key)
-                .values(refcount=_c.refcount + delta, zero_since=None)
-                .returning(_c.refcount)
-            )
-        ).first()
+        row = (await conn.execute(_ADD_REFS, {"k": key, "delta": delta})).first()
         if row is None:
             raise error("InvalidArgument", f"chunk {key} is not recorded")
         return
-    stmt = db.insert(chunks).values(
-        chunk_key=key,
-        scope=scope,
-        sha256=ref.sha256,
-        size=ref.size,
-        enc_size=ref.enc_size,
-        key_id=ref.key_id,
-        refcount=delta,
-        created_at=now,
-        zero_since=None,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_c.chunk_key], set_={"refcount": _c.refcount + delta, "zero_since": None}
-    )
-    refcount = (await conn.execute(stmt.returning(_c.refcount))).scalar_one()
-    if refcount != delta:
-        return  # already stored and referenced: its recorded placement stays
+    data = inline_bytes(ref)
+    params = {
+        "chunk_key": key,
+        "scope": scope,
+        "sha256": ref.sha256,
+        "size": ref.size,
+        "enc_size": ref.enc_size,
+        "key_id": ref.key_id,
+        "refcount": delta,
+        "created_at": now,
+        "zero_since": None,
+        "inline_data": data,
+        "delta": delta,
+    }
+    row = (await conn.execute(UPSERT_CHUNK[db.dialect], params)).one()
+    if row.refcount != delta:
+        return  # already stored and referenced: its recorded placement (or inline data) stays
+    if row.created_at != now:
+        # Revived from refcount 0: the bytes were just written again, maybe the other way.
+        await conn.execute(_SET_INLINE, {"k": key, "d": data})
+        if data is not None:
+            await conn.execute(_DROP_SHARDS, {"k": key})
+    if data is not None:
+        return
     if not ref.shards:
         raise error(
             "InvalidArgument",
             f"chunk {key} is not stored (it was unreferenced meanwhile); place and write it again",
         )
-    ins = db.insert(chunk_shards).values(
-        [{"chunk_key": key, "idx": s.index, "node_id": s.node_id, "checksum": s.checksum} for s in ref.shards]
+    await conn.execute(
+        UPSERT_SHARDS[db.dialect],
+        [
+            {"chunk_key": key, "idx": s.index, "node_id": s.node_id, "checksum": s.checksum}
+            for s in ref.shards
+        ],
     )
-    ins = ins.on_conflict_do_update(
-        index_elements=[chunk_shards.c.chunk_key, chunk_shards.c.idx],
-        set_={"node_id": ins.excluded.node_id, "checksum": ins.excluded.checksum},
-    )
-    await conn.execute(ins)
 
 
 async def _decrement(conn: AsyncConnection, key: str, delta: int, now: float) -> None:
-    new_count = _c.refcount + delta
-    row = (
-        await conn.execute(
-            sa.update(chunks)
-            .where(_c.chunk_key == key)
-            .values(refcount=new_count, zero_since=sa.case((new_count <= 0, now), else_=_c.zero_since))
-            .returning(_c.refcount)
-        )
-    ).first()
+    row = (await conn.execute(_DROP_REFS, {"k": key, "delta": delta, "now": now})).first()
     if row is not None and row.refcount <= 0:
         await emit(conn, "chunk.unreferenced", {"chunk_key": key}, at=now)
 
@@ -126,6 +195,16 @@ def check_refs(refs: Iterable[ChunkRef], scope_key: dict[str, str]) -> None:
             raise error("InvalidArgument", f"chunk {ref.chunk_key} lists invalid missing shard indexes")
         if any(not s.node_id or len(s.node_id) > 64 for s in ref.shards):
             raise error("InvalidArgument", f"chunk {ref.chunk_key} has a shard without a valid node id")
+        if ref.inline is not None:
+            inline_bytes(ref)
+            if ref.shards or ref.missing:
+                raise error("InvalidArgument", f"chunk {ref.chunk_key} is inline and must not list shards")
+            if ref.enc_size > MAX_INLINE_BYTES:
+                raise error(
+                    "InvalidArgument",
+                    f"chunk {ref.chunk_key} is {ref.enc_size} bytes, "
+                    f"at most {MAX_INLINE_BYTES} may be inline",
+                )
 
 
 async def queue_missing(db: Database, conn: AsyncConnection, refs: Iterable[ChunkRef], now: float) -> None:
@@ -144,53 +223,59 @@ async def queue_missing(db: Database, conn: AsyncConnection, refs: Iterable[Chun
             for i in sorted(set(ref.missing))
         ]
     if rows:
-        await conn.execute(
-            db.insert(repair_queue)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[repair_queue.c.chunk_key, repair_queue.c.idx])
-        )
+        await conn.execute(QUEUE_REPAIR[db.dialect], rows)
+
+
+_oc = object_chunks.c
+_LOAD_REFS = (
+    sa.select(
+        _oc.seq,
+        _oc.offset,
+        _oc.size,
+        _c.chunk_key,
+        _c.sha256,
+        _c.enc_size,
+        _c.key_id,
+        _c.inline_data,
+        _cs.idx,
+        _cs.node_id,
+        _cs.checksum,
+        nodes.c.address,
+    )
+    .select_from(
+        object_chunks.join(chunks, _oc.chunk_key == _c.chunk_key)
+        .outerjoin(chunk_shards, _cs.chunk_key == _c.chunk_key)
+        .outerjoin(nodes, nodes.c.node_id == _cs.node_id)
+    )
+    .where(_oc.version_id == sa.bindparam("v"))
+    .order_by(_oc.seq, _cs.idx)
+)
 
 
 async def load_refs(conn: AsyncConnection, version_id: str) -> list[ChunkRef]:
-    """The manifest of a version in order, with offsets, placements and node addresses."""
-    oc = object_chunks.c
-    rows = (
-        await conn.execute(
-            sa.select(oc.seq, oc.offset, oc.size, _c.chunk_key, _c.sha256, _c.enc_size, _c.key_id)
-            .select_from(object_chunks.join(chunks, oc.chunk_key == _c.chunk_key))
-            .where(oc.version_id == version_id)
-            .order_by(oc.seq)
-        )
-    ).all()
-    cs = chunk_shards.c
-    shard_rows = (
-        await conn.execute(
-            sa.select(cs.chunk_key, cs.idx, cs.node_id, cs.checksum, nodes.c.address)
-            .distinct()
-            .select_from(
-                object_chunks.join(chunk_shards, oc.chunk_key == cs.chunk_key).outerjoin(
-                    nodes, nodes.c.node_id == cs.node_id
+    """The manifest of a version in order, with offsets, placements (with node addresses) or
+    inline data, in one query: a row per (reference, shard), one per inline reference."""
+    refs: list[ChunkRef] = []
+    shards: list[ShardPlacement] = []
+    last = -1
+    rows = (await conn.execute(_LOAD_REFS, {"v": version_id})).all()
+    # Plain tuple unpacking: attribute access per column costs more than the query here.
+    for seq, offset, size, key, sha, enc_size, key_id, inline, idx, node_id, checksum, address in rows:
+        if seq != last:
+            last = seq
+            shards = []
+            refs.append(
+                ChunkRef(
+                    sha256=sha,
+                    chunk_key=key,
+                    size=size,
+                    enc_size=enc_size,
+                    key_id=key_id,
+                    shards=shards,
+                    offset=offset,
+                    inline=None if inline is None else binascii.b2a_base64(inline, newline=False).decode(),
                 )
             )
-            .where(oc.version_id == version_id)
-        )
-    ).all()
-    placements: dict[str, list[ShardPlacement]] = {}
-    for s in shard_rows:
-        placements.setdefault(s.chunk_key, []).append(
-            ShardPlacement(index=s.idx, node_id=s.node_id, address=s.address or "", checksum=s.checksum)
-        )
-    for shards in placements.values():
-        shards.sort(key=lambda p: p.index)
-    return [
-        ChunkRef(
-            sha256=r.sha256,
-            chunk_key=r.chunk_key,
-            size=r.size,
-            enc_size=r.enc_size,
-            key_id=r.key_id,
-            shards=list(placements.get(r.chunk_key, [])),
-            offset=r.offset,
-        )
-        for r in rows
-    ]
+        if idx is not None:
+            shards.append(ShardPlacement(idx, node_id, address or "", checksum))
+    return refs

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from config.cluster_auth import body_hash, sign_headers
 from coordinator.records import (
@@ -86,7 +87,10 @@ class CoordinatorClient:
         return headers
 
     async def _call(self, path: str, /, **params: Any) -> Any:
-        body = json.dumps(to_json(params), separators=(",", ":")).encode()
+        try:  # orjson serialises the record dataclasses directly
+            body = orjson.dumps(params)
+        except TypeError:  # e.g. an integer beyond 64 bits: let the server refuse it precisely
+            body = json.dumps(to_json(params), separators=(",", ":")).encode()
         try:
             async with self._http().post(
                 self.base_url + path, data=body, headers=self._headers("POST", path, body)
@@ -96,7 +100,7 @@ class CoordinatorClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise CoordinatorError("ServiceUnavailable", f"coordinator unreachable: {exc!r}", 503) from exc
         try:
-            data = json.loads(raw)
+            data = orjson.loads(raw)
         except ValueError:
             raise CoordinatorError(
                 "InternalError", f"coordinator answered {status} without JSON", status
@@ -191,6 +195,41 @@ class CoordinatorClient:
             ObjectInfo,
             await self._api(
                 "finalize_put", upload_id=upload_id, size=size, etag=etag, chunks=chunks, checksums=checksums
+            ),
+        )
+
+    async def put_object(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+        storage_class: str,
+        chunks: list[ChunkRef],
+        checksums: dict[str, str],
+    ) -> ObjectInfo:
+        """One-shot commit of an object written in one go (small objects: one inline chunk)."""
+        return from_json(
+            ObjectInfo,
+            await self._api(
+                "put_object",
+                tenant_id=tenant_id,
+                owner_id=owner_id,
+                bucket=bucket,
+                key=key,
+                size=size,
+                etag=etag,
+                content_type=content_type,
+                metadata=metadata,
+                headers=headers,
+                storage_class=storage_class,
+                chunks=chunks,
+                checksums=checksums,
             ),
         )
 

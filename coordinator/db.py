@@ -35,10 +35,11 @@ T = TypeVar("T")
 
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _MAX_ATTEMPTS = 8
-# Per coordinator process: enough for 16+ concurrent calls; a server restart costs each
-# broken connection one failed call (no pre-ping round trip per transaction).
-_PG_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600}
-# asyncpg prepares each distinct statement once per connection; keep all of ours.
+# Enough connections for the concurrent calls of one coordinator without churn (an
+# overflow connection is opened and closed per use, a TCP + TLS-probe handshake each time),
+# and few enough that several coordinators fit PostgreSQL's default max_connections (100).
+# A server restart costs each broken connection one failed call (no pre-ping round trip).
+_PG_POOL = {"pool_size": 24, "max_overflow": 8, "pool_recycle": 3600}
 _PG_CONNECT = {"prepared_statement_cache_size": 500}
 
 
@@ -60,20 +61,25 @@ class Database:
         self._sqlite: SQLiteStore | None = None
         if url.startswith("sqlite"):
             self._sqlite = SQLiteStore(url, echo=echo)
-            self.sync_engine: sa.Engine = self._sqlite.engine
+            self.sync_engines: tuple[sa.Engine, ...] = (self._sqlite.engine,)
             self.dialect = "sqlite"
         else:
             self._writer: AsyncEngine = create_async_engine(
                 url, echo=echo, connect_args=_PG_CONNECT, **_PG_POOL
             )
             # One snapshot per read, so e.g. a version row and its manifest always agree even
-            # while the key is overwritten. A pool of its own, set once per connection, rather
-            # than SET/RESET on every checkout.
-            self._reader: AsyncEngine = create_async_engine(
-                url, echo=echo, connect_args=_PG_CONNECT, isolation_level="REPEATABLE READ", **_PG_POOL
+            # while the key is overwritten. With asyncpg this is a clause of the BEGIN the
+            # transaction sends anyway, not an extra round trip.
+            self._reader: AsyncEngine = self._writer.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
-            self.sync_engine = self._writer.sync_engine
+            self.sync_engines = (self._writer.sync_engine,)
             self.dialect = "postgresql"
+
+    @property
+    def sync_engine(self) -> sa.Engine:
+        """The engine writes use (for event listeners; reads may use another, see sync_engines)."""
+        return self.sync_engines[0]
 
     @property
     def sqlite(self) -> SQLiteStore | None:
@@ -96,7 +102,6 @@ class Database:
             await self._sqlite.close()
         else:
             await self._writer.dispose()
-            await self._reader.dispose()
 
     def insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which offers on_conflict_do_update / _do_nothing."""

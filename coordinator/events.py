@@ -12,6 +12,8 @@ from coordinator.schema import audit, outbox
 
 # Set per request by the HTTP layer from the gateway's X-Shardbox-Client header.
 client_addr: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_addr", default=None)
+_AUDIT = audit.insert()
+_OUTBOX = outbox.insert()
 
 
 async def record_audit(
@@ -23,14 +25,15 @@ async def record_audit(
     at: float | None = None,
 ) -> None:
     await conn.execute(
-        audit.insert().values(
-            at=time.time() if at is None else at,
-            actor=actor or "-",
-            action=action,
-            target=target[:1200],
-            detail=detail or {},
-            client_addr=client_addr.get(),
-        )
+        _AUDIT,
+        {
+            "at": time.time() if at is None else at,
+            "actor": actor or "-",
+            "action": action,
+            "target": target[:1200],
+            "detail": detail or {},
+            "client_addr": client_addr.get(),
+        },
     )
 
 
@@ -38,7 +41,6 @@ async def emit(
     conn: AsyncConnection, event_type: str, payload: dict[str, Any], at: float | None = None
 ) -> None:
     await conn.execute(
-        outbox.insert().values(
-            event_type=event_type, payload=payload, created_at=time.time() if at is None else at
-        )
+        _OUTBOX,
+        {"event_type": event_type, "payload": payload, "created_at": time.time() if at is None else at},
     )

@@ -21,18 +21,20 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import time
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from config.cluster_auth import ClusterAuthError, body_hash, verify_headers
 from coordinator import events
-from coordinator.records import CoordinatorError, to_json
+from coordinator.records import CoordinatorError
 from coordinator.service import Metadata
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ PREFIX = "/internal/v1"
 MAX_BODY = 64 << 20
 REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_HEADER = "X-Shardbox-Client"
+# Bodies that may hold values no backend can store (NUL or surrogate escapes, integers of
+# 19+ digits, which orjson would turn into floats) take the careful path: stdlib json and a
+# walk over every value. Anything else parses with orjson as is.
+_CAREFUL = re.compile(rb"\d{19}|\\u0000|\\u[dD][89a-fA-F]")
 
 # Methods of Metadata served at PREFIX/<name> (the gateway's CoordinatorAPI).
 API_METHODS = (
@@ -54,6 +60,7 @@ API_METHODS = (
     "delete_bucket",
     "begin_upload",
     "finalize_put",
+    "put_object",
     "abort_upload",
     "get_upload",
     "put_part",
@@ -81,8 +88,13 @@ ADMIN_METHODS = (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _json(doc: Any, status: int = 200) -> web.Response:
+    """orjson serialises the result dataclasses directly (no to_json walk)."""
+    return web.Response(body=orjson.dumps(doc), status=status, content_type="application/json")
+
+
 def _error(code: str, message: str, status: int) -> web.Response:
-    response = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    response = _json({"error": {"code": code, "message": message}}, status=status)
     response["error"] = (code, message)  # for the request log line
     return response
 
@@ -107,6 +119,7 @@ def _describe(exc: ValidationError) -> str:
 
 def _endpoint(fn: Callable[..., Awaitable[Any]]) -> Handler:
     model = _params_model(fn)
+    names = tuple(model.model_fields)
 
     async def handle(request: web.Request) -> web.Response:
         payload = request["json"]
@@ -114,9 +127,8 @@ def _endpoint(fn: Callable[..., Awaitable[Any]]) -> Handler:
             params = model.model_validate(payload)
         except ValidationError as exc:
             return _error("InvalidRequest", _describe(exc), 400)
-        kwargs = {name: getattr(params, name) for name in model.model_fields}
-        result = await fn(**kwargs)
-        return web.json_response({"result": to_json(result)})
+        result = await fn(**{name: getattr(params, name) for name in names})
+        return _json({"result": result})
 
     return handle
 
@@ -153,7 +165,7 @@ def build_app(meta: Metadata, secret: str) -> web.Application:
             fields["request_id"] = request_id
         if "error" in response:
             fields["error_code"], fields["error_message"] = response["error"]
-        log.info("request", extra={"fields": fields})
+        log.info("request", extra={"fields": fields})  # ~12 us a line: kept for every request
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
@@ -181,10 +193,10 @@ def build_app(meta: Metadata, secret: str) -> web.Application:
             shard_count=hb.shard_count,
             health=hb.model_dump(mode="json"),
         )
-        return web.json_response({"result": to_json(node)})
+        return _json({"result": node})
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response(await meta.health())
+        return _json(await meta.health())
 
     app.router.add_post(f"{PREFIX}/nodes/heartbeat", heartbeat)
     app.router.add_get("/health", health)
@@ -233,13 +245,14 @@ async def _guarded(request: web.Request, handler: Handler, secret: str) -> web.S
     if body_hash(body) != claimed:
         return _error("BadDigest", "the request body does not match X-Shardbox-Content-Hash", 400)
     if request.method == "POST":
+        careful = _CAREFUL.search(body) is not None
         try:
-            payload = json.loads(body) if body else {}
+            payload = (json.loads(body) if careful else orjson.loads(body)) if body else {}
         except (ValueError, UnicodeDecodeError) as exc:
             return _error("InvalidRequest", f"request body is not valid JSON: {exc}", 400)
         if not isinstance(payload, dict):
             return _error("InvalidRequest", "request body must be a JSON object", 400)
-        problem = _unstorable(payload)
+        problem = _unstorable(payload) if careful else None
         if problem:
             return _error("InvalidRequest", problem, 400)
         request["json"] = payload

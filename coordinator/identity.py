@@ -15,6 +15,13 @@ from coordinator.records import KeyInfo
 from coordinator.schema import access_keys, tenants, users
 
 _NAME_MAX = 128
+_ak, _u = access_keys.c, users.c
+# Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
+_GET_KEY = (
+    sa.select(_ak.access_key, _ak.secret_key, _u.user_id, _u.name, _u.tenant_id, _u.is_admin)
+    .select_from(access_keys.join(users, _ak.user_id == _u.user_id))
+    .where(_ak.access_key == sa.bindparam("ak"), _ak.active)
+)
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -39,16 +46,8 @@ def _tenant_dict(row: Any) -> dict[str, Any]:
 
 class IdentityQueries(QueryBase):
     async def get_key(self, access_key: str) -> KeyInfo:
-        ak, u = access_keys.c, users.c
-
         async def q(conn: AsyncConnection) -> Any:
-            return (
-                await conn.execute(
-                    sa.select(ak.access_key, ak.secret_key, u.user_id, u.name, u.tenant_id, u.is_admin)
-                    .select_from(access_keys.join(users, ak.user_id == u.user_id))
-                    .where(ak.access_key == access_key, ak.active)
-                )
-            ).first()
+            return (await conn.execute(_GET_KEY, {"ak": access_key})).first()
 
         row = await self.db.read(q)
         if row is None:

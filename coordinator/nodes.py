@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import placement
@@ -22,10 +23,46 @@ from coordinator.schema import chunks as chunks_t
 
 log = logging.getLogger(__name__)
 _n = nodes.c
+_cs = chunk_shards.c
 MAX_PLACE_BATCH = 10000
+PLACEMENT_VIEW_S = 1.0
+_UPDATABLE = (
+    "address",
+    "pool",
+    "host",
+    "rack",
+    "capacity_bytes",
+    "used_bytes",
+    "free_bytes",
+    "shard_count",
+    "last_seen",
+    "health",
+)
+
+
+def _upsert_node(insert: Any) -> Any:
+    ins = insert(nodes)
+    return ins.on_conflict_do_update(
+        index_elements=[_n.node_id], set_={name: ins.excluded[name] for name in _UPDATABLE}
+    )
+
+
+# Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
+_UPSERT_NODE = {"sqlite": _upsert_node(sqlite.insert), "postgresql": _upsert_node(postgresql.insert)}
+_NODE_SEEN = sa.select(_n.last_seen, _n.state).where(_n.node_id == sa.bindparam("node_id"))
+# Everything but the health document (JSON nobody here reads).
+_NODE_ROWS = sa.select(*(c for c in nodes.c if c.name != "health")).order_by(_n.node_id)
+_STORED = (
+    sa.select(_cs.chunk_key, _cs.idx, _cs.node_id, _cs.checksum)
+    .select_from(chunks_t.join(chunk_shards, chunks_t.c.chunk_key == _cs.chunk_key))
+    .where(chunks_t.c.chunk_key.in_(sa.bindparam("keys", expanding=True)), chunks_t.c.refcount > 0)
+    .order_by(_cs.chunk_key, _cs.idx)
+)
 
 
 class NodeQueries(QueryBase):
+    _view: tuple[float, dict[str, str], list[placement.Candidate]] | None = None
+
     def _state(self, row: Any, now: float) -> str:
         if row.state != "up":
             return row.state
@@ -81,12 +118,12 @@ class NodeQueries(QueryBase):
         }
 
         async def tx(conn: AsyncConnection) -> Any:
-            old = (await conn.execute(sa.select(_n.last_seen, _n.state).where(_n.node_id == node_id))).first()
-            stmt = self.db.insert(nodes).values(node_id=node_id, state="up", **values)
-            await conn.execute(stmt.on_conflict_do_update(index_elements=[_n.node_id], set_=values))
+            old = (await conn.execute(_NODE_SEEN, {"node_id": node_id})).first()
+            await conn.execute(_UPSERT_NODE[self.db.dialect], {"node_id": node_id, "state": "up", **values})
             return old
 
         old = await self.db.write(tx)
+        self._view = None
         if old is None or now - old.last_seen > self.node_down_after_s:
             log.info(
                 "node.up", extra={"fields": {"node_id": node_id, "address": address, "new": old is None}}
@@ -94,7 +131,7 @@ class NodeQueries(QueryBase):
         return NodeInfo(node_id=node_id, state="up", **{k: v for k, v in values.items() if k != "health"})
 
     async def _node_rows(self, conn: AsyncConnection) -> list[Any]:
-        return list((await conn.execute(sa.select(nodes).order_by(_n.node_id))).all())
+        return list((await conn.execute(_NODE_ROWS)).all())
 
     async def list_nodes(self) -> list[NodeInfo]:
         rows = await self.db.read(self._node_rows)
@@ -117,27 +154,17 @@ class NodeQueries(QueryBase):
                 raise error("InvalidArgument", "chunk size must not be negative")
         keys = [self.chunk_key(tenant_id, sha) for sha, _ in chunks]
 
-        async def q(conn: AsyncConnection) -> tuple[list[Any], dict[str, list[Any]]]:
-            node_rows = await self._node_rows(conn)
+        async def q(conn: AsyncConnection) -> dict[str, list[Any]]:
             stored: dict[str, list[Any]] = {}
             wanted = sorted(set(keys))
-            cs = chunk_shards.c
             for i in range(0, len(wanted), 500):
                 batch = wanted[i : i + 500]
-                rows = await conn.execute(
-                    sa.select(cs.chunk_key, cs.idx, cs.node_id, cs.checksum)
-                    .select_from(chunks_t.join(chunk_shards, chunks_t.c.chunk_key == cs.chunk_key))
-                    .where(chunks_t.c.chunk_key.in_(batch), chunks_t.c.refcount > 0)
-                    .order_by(cs.chunk_key, cs.idx)
-                )
-                for r in rows:
+                for r in await conn.execute(_STORED, {"keys": batch}):
                     stored.setdefault(r.chunk_key, []).append(r)
-            return node_rows, stored
+            return stored
 
-        node_rows, stored = await self.db.read(q)
-        now = self.now()
-        address = {r.node_id: r.address for r in node_rows}
-        candidates = self._candidates(node_rows, now)
+        address, candidates = await self._placement_view()
+        stored = await self.db.read(q) if keys else {}
         plans = []
         for (sha, _size), key in zip(chunks, keys, strict=True):
             if key in stored:
@@ -172,6 +199,20 @@ class NodeQueries(QueryBase):
                 )
             )
         return plans
+
+    async def _placement_view(self) -> tuple[dict[str, str], list[placement.Candidate]]:
+        """(node_id -> address, placement candidates), reused for up to
+        PLACEMENT_VIEW_S: placing a chunk should not re-read and re-rank the registry each
+        time. A heartbeat through this process drops it; other coordinators' changes show
+        within PLACEMENT_VIEW_S, far below heartbeat and node-down intervals."""
+        now = self.now()
+        view = self._view
+        if view is None or not 0 <= now - view[0] < PLACEMENT_VIEW_S:
+            rows = await self.db.read(self._node_rows)
+            now = self.now()
+            view = (now, {r.node_id: r.address for r in rows}, self._candidates(rows, now))
+            self._view = view
+        return view[1], view[2]
 
     def _candidates(self, node_rows: list[Any], now: float) -> list[placement.Candidate]:
         """Up nodes of the hot pool (new data is hot); all up nodes if the hot pool is too small."""

@@ -21,9 +21,50 @@ from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import check_key, new_id
 from coordinator.records import DeleteResult, ListEntry, ListResult, ObjectInfo, PartInfo
-from coordinator.schema import object_chunks, object_parts, object_versions
+from coordinator.schema import buckets, object_chunks, object_parts, object_versions
 
 _ov = object_versions.c
+_oc = object_chunks.c
+_op = object_parts.c
+# Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
+_DROP_MANIFEST = sa.delete(object_chunks).where(_oc.version_id == sa.bindparam("v")).returning(_oc.chunk_key)
+_DROP_PARTS = sa.delete(object_parts).where(_op.version_id == sa.bindparam("v"))
+_DROP_VERSION = sa.delete(object_versions).where(_ov.version_id == sa.bindparam("v"))
+INSERT_VERSION = object_versions.insert()
+_INSERT_MANIFEST = object_chunks.insert()
+_INSERT_PARTS = object_parts.insert()
+_PARTS = sa.select(object_parts).where(_op.version_id == sa.bindparam("v")).order_by(_op.part_number)
+_MANIFEST = sa.select(_oc.chunk_key, _oc.size).where(_oc.version_id == sa.bindparam("v")).order_by(_oc.seq)
+# get_object: the bucket (ownership check) and the key's live version in one query.
+_BUCKET_AND_LATEST = (
+    sa.select(buckets.c.tenant_id.label("bucket_tenant"), object_versions)
+    .select_from(
+        buckets.outerjoin(
+            object_versions,
+            sa.and_(
+                _ov.bucket == buckets.c.name,
+                _ov.key == sa.bindparam("key"),
+                _ov.is_latest,
+                _ov.status != "deleted",
+            ),
+        )
+    )
+    .where(buckets.c.name == sa.bindparam("bucket"))
+)
+_VERSION = sa.select(object_versions).where(
+    _ov.version_id == sa.bindparam("v"),
+    _ov.bucket == sa.bindparam("bucket"),
+    _ov.key == sa.bindparam("key"),
+    _ov.status != "deleted",
+)
+_TOUCH = (
+    sa.update(object_versions)
+    .where(
+        _ov.version_id == sa.bindparam("v"),
+        sa.or_(_ov.last_access.is_(None), _ov.last_access < sa.bindparam("stale", type_=sa.Float)),
+    )
+    .values(last_access=sa.bindparam("now", type_=sa.Float))
+)
 MAX_LIST = 1000
 MAX_DELETE = 1000
 TOUCH_GRANULARITY_S = 300.0
@@ -72,15 +113,11 @@ class ObjectQueries(QueryBase):
 
     async def remove_version(self, conn: AsyncConnection, row: Any) -> list[str]:
         """Delete a version's rows; return the chunk keys it referenced (one per reference)."""
-        removed = await conn.execute(
-            sa.delete(object_chunks)
-            .where(object_chunks.c.version_id == row.version_id)
-            .returning(object_chunks.c.chunk_key)
-        )
+        removed = await conn.execute(_DROP_MANIFEST, {"v": row.version_id})
         keys = [r.chunk_key for r in removed]
         if row.part_count:
-            await conn.execute(sa.delete(object_parts).where(object_parts.c.version_id == row.version_id))
-        await conn.execute(sa.delete(object_versions).where(_ov.version_id == row.version_id))
+            await conn.execute(_DROP_PARTS, {"v": row.version_id})
+        await conn.execute(_DROP_VERSION, {"v": row.version_id})
         return keys
 
     async def install_version(
@@ -106,7 +143,7 @@ class ObjectQueries(QueryBase):
             offset += size
             deltas[ck] += 1
         try:
-            await conn.execute(object_versions.insert().values(**v))
+            await conn.execute(INSERT_VERSION, v)
         except sa.exc.IntegrityError as exc:
             if is_unique_violation(exc):
                 raise RetryTransaction() from None  # a concurrent writer installed this key first
@@ -118,10 +155,10 @@ class ObjectQueries(QueryBase):
     ) -> None:
         """Insert the manifest (in batches) and the part table of a new version."""
         for i in range(0, len(rows), 2000):
-            await conn.execute(object_chunks.insert(), rows[i : i + 2000])
+            await conn.execute(_INSERT_MANIFEST, rows[i : i + 2000])
         if new.parts:
             await conn.execute(
-                object_parts.insert(), [{"version_id": new.values["version_id"], **p} for p in new.parts]
+                _INSERT_PARTS, [{"version_id": new.values["version_id"], **p} for p in new.parts]
             )
 
     # ---- reads ------------------------------------------------------------------------------
@@ -130,22 +167,17 @@ class ObjectQueries(QueryBase):
         self, tenant_id: str, bucket: str, key: str, version_id: str | None = None, with_chunks: bool = False
     ) -> ObjectInfo:
         async def q(conn: AsyncConnection) -> ObjectInfo:
-            await self.bucket_row(conn, tenant_id, bucket)
             if version_id is None:
-                row = await self.latest_row(conn, bucket, key)
+                row = (await conn.execute(_BUCKET_AND_LATEST, {"bucket": bucket, "key": key})).first()
                 if row is None:
+                    raise error("NoSuchBucket", f"the bucket {bucket!r} does not exist")
+                if row.bucket_tenant != tenant_id:
+                    raise error("AccessDenied", f"the bucket {bucket!r} belongs to another tenant")
+                if row.version_id is None:
                     raise error("NoSuchKey", f"the key {key!r} does not exist")
             else:
-                row = (
-                    await conn.execute(
-                        sa.select(object_versions).where(
-                            _ov.version_id == version_id,
-                            _ov.bucket == bucket,
-                            _ov.key == key,
-                            _ov.status != "deleted",
-                        )
-                    )
-                ).first()
+                await self.bucket_row(conn, tenant_id, bucket)
+                row = (await conn.execute(_VERSION, {"v": version_id, "bucket": bucket, "key": key})).first()
                 if row is None:
                     raise error("NoSuchVersion", f"version {version_id!r} of {key!r} does not exist")
             parts = await self._parts(conn, row.version_id) if row.part_count else []
@@ -155,10 +187,7 @@ class ObjectQueries(QueryBase):
         return await self.db.read(q)
 
     async def _parts(self, conn: AsyncConnection, version_id: str) -> list[PartInfo]:
-        op = object_parts.c
-        rows = await conn.execute(
-            sa.select(object_parts).where(op.version_id == version_id).order_by(op.part_number)
-        )
+        rows = await conn.execute(_PARTS, {"v": version_id})
         return [
             PartInfo(
                 part_number=r.part_number,
@@ -317,16 +346,7 @@ class ObjectQueries(QueryBase):
             src = await self.latest_row(conn, src_bucket, src_key)
             if src is None:
                 raise error("NoSuchKey", f"the source key {src_key!r} does not exist")
-            manifest = [
-                (r.chunk_key, r.size)
-                for r in (
-                    await conn.execute(
-                        sa.select(object_chunks.c.chunk_key, object_chunks.c.size)
-                        .where(object_chunks.c.version_id == src.version_id)
-                        .order_by(object_chunks.c.seq)
-                    )
-                )
-            ]
+            manifest = [(r.chunk_key, r.size) for r in await conn.execute(_MANIFEST, {"v": src.version_id})]
             parts = (
                 [
                     {
@@ -392,14 +412,7 @@ class ObjectQueries(QueryBase):
         now = self.now()
 
         async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(
-                sa.update(object_versions)
-                .where(
-                    _ov.version_id == version_id,
-                    sa.or_(_ov.last_access.is_(None), _ov.last_access < now - TOUCH_GRANULARITY_S),
-                )
-                .values(last_access=now)
-            )
+            await conn.execute(_TOUCH, {"v": version_id, "stale": now - TOUCH_GRANULARITY_S, "now": now})
 
         await self.db.write(tx)
 

@@ -32,17 +32,28 @@ async def _fail(conn: AsyncConnection, tenant_id: str, n: int) -> None:
     )
 
 
+_ADJUST = (
+    sa.update(tenants)
+    .where(_t.tenant_id == sa.bindparam("tid"))
+    .values(
+        reserved_bytes=_t.reserved_bytes + sa.bindparam("reserved", type_=sa.BigInteger),
+        used_bytes=_t.used_bytes + sa.bindparam("used", type_=sa.BigInteger),
+    )
+)
+# Built once; the condition is the quota check, decided by the database in the same statement.
+_GROW = _ADJUST.where(
+    _t.used_bytes + _t.reserved_bytes + sa.bindparam("growth", type_=sa.BigInteger) <= _t.quota_bytes
+)
+
+
 async def adjust(conn: AsyncConnection, tenant_id: str, reserved_delta: int = 0, used_delta: int = 0) -> None:
     """Apply both deltas at once; if the total grows, it must still fit the quota."""
     growth = reserved_delta + used_delta
-    stmt = (
-        sa.update(tenants)
-        .where(_t.tenant_id == tenant_id)
-        .values(reserved_bytes=_t.reserved_bytes + reserved_delta, used_bytes=_t.used_bytes + used_delta)
-    )
+    params = {"tid": tenant_id, "reserved": reserved_delta, "used": used_delta}
     if growth > 0:
-        stmt = stmt.where(_t.used_bytes + _t.reserved_bytes + growth <= _t.quota_bytes)
-    result = await conn.execute(stmt)
+        result = await conn.execute(_GROW, {**params, "growth": growth})
+    else:
+        result = await conn.execute(_ADJUST, params)
     if result.rowcount == 0:
         await _fail(conn, tenant_id, growth)
 

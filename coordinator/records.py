@@ -9,6 +9,7 @@ the server exposes one endpoint per method.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -35,11 +36,15 @@ def to_json(obj: Any) -> Any:
     return obj
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """Build a (possibly nested) record; unknown keys are ignored for forward compatibility."""
     kwargs = {}
-    hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for name in hints:
+    for name in _field_names(cls):
         if name not in data:
             continue
         value = data[name]
@@ -114,6 +119,9 @@ class ChunkRef:
     shards: list[ShardPlacement] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)   # shard indexes not acknowledged (repair)
     offset: int = 0              # byte offset of this chunk within the object (reads)
+    # base64 of the chunk's ciphertext (enc_size bytes) when the chunk is kept in the
+    # metadata database instead of as shards; then shards == [] (small objects, one RPC).
+    inline: str | None = None
 
 
 @dataclass
@@ -239,6 +247,13 @@ class CoordinatorAPI(Protocol):
                            checksums: dict[str, str]) -> ObjectInfo: ...
     #   one transaction: chunk upserts (refcount+1), object version (replacing the previous
     #   one of that key, whose chunks lose a reference), audit, outbox, quota reserved->used
+    async def put_object(self, tenant_id: str, owner_id: str, bucket: str, key: str, size: int, etag: str,
+                         content_type: str | None, metadata: dict[str, str], headers: dict[str, str],
+                         storage_class: str, chunks: list[ChunkRef],
+                         checksums: dict[str, str]) -> ObjectInfo: ...
+    #   finalize_put without a session, in one transaction: NoSuchBucket / AccessDenied,
+    #   QuotaExceeded unless used + reserved + size - size of the replaced version <= quota
+    #   (then nothing changes); chunks usually one inline ChunkRef (small objects)
     async def abort_upload(self, tenant_id: str, bucket: str, upload_id: str) -> None: ...  # NoSuchUpload
     async def get_upload(self, tenant_id: str, bucket: str, key: str, upload_id: str) -> UploadInfo: ...
     async def put_part(self, tenant_id: str, bucket: str, key: str, upload_id: str, part_number: int,

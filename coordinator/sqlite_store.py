@@ -146,8 +146,11 @@ class SQLiteStore:
             self._writer = self.engine.connect().execution_options(shardbox_write=True)
         return self._writer
 
-    async def _run_batch(self, batch: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]]) -> None:
+    async def _run_batch(
+        self, batch: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]]
+    ) -> None:
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        committing = False
         try:
             conn = self._writer_connection()
             trans = conn.begin()
@@ -158,12 +161,20 @@ class SQLiteStore:
                         continue
                     ok, value = await self._run_member(conn, wrapped, fn)
                     outcomes.append((future, ok, value))
+                    # Let reads in between members (they see only committed data anyway).
+                    await asyncio.sleep(0)
                 if any(ok for _f, ok, _v in outcomes):
-                    await asyncio.get_running_loop().run_in_executor(self._committer, trans.commit)
+                    committing = True
+                    commit = asyncio.get_running_loop().run_in_executor(self._committer, trans.commit)
+                    await asyncio.shield(commit)
                 else:
                     trans.rollback()
             except BaseException:
-                # The transaction broke (or its COMMIT failed): nothing of the batch is stored.
+                # The transaction broke, its COMMIT failed, or we were cancelled: report the
+                # batch as failed. A COMMIT still running in its thread is waited for first,
+                # so the connection is never used from two threads at once.
+                if committing:
+                    self._committer.submit(_noop).result()
                 try:
                     trans.rollback()
                 except Exception:
@@ -220,6 +231,10 @@ class SQLiteStore:
             self._writer = None
         self._committer.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _noop() -> None:
+    pass
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:

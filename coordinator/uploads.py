@@ -5,6 +5,8 @@ a multipart upload is one transaction: chunk references, the new object version 
 the key's previous one), manifest, audit, outbox event and the quota moving from reserved to
 used. Multipart parts take their chunk references when uploaded, so the bytes are owned
 while the upload is open; completing transfers them to the object, aborting drops them.
+`put_object` is the session-less form for objects written in one go (small inline ones
+above all): the same commit, with the quota checked by the settling UPDATE itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ _us = upload_sessions.c
 _up = upload_parts.c
 _upc = upload_part_chunks.c
 KINDS = ("put", "multipart")
+# Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
+_SESSION = sa.select(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
+_SESSION_LOCKED = {"sqlite": _SESSION, "postgresql": _SESSION.with_for_update()}
+_INSERT_SESSION = upload_sessions.insert()
+_DROP_SESSION = sa.delete(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
 # Status of a new version. The scan worker issue turns this into "scanning" until scanned.
 INITIAL_STATUS = "ready"
 
@@ -72,11 +79,7 @@ class UploadQueries(ObjectQueries):
         key: str | None = None,
         kind: str | None = None,
     ) -> Any:
-        row = (
-            await conn.execute(
-                self.db.for_update(sa.select(upload_sessions).where(_us.upload_id == upload_id))
-            )
-        ).first()
+        row = (await conn.execute(_SESSION_LOCKED[self.db.dialect], {"u": upload_id})).first()
         if (
             row is None
             or (tenant_id is not None and row.tenant_id != tenant_id)
@@ -129,7 +132,7 @@ class UploadQueries(ObjectQueries):
                 "initiated": now,
                 "expires_at": now + self.upload_expiry_s,
             }
-            await conn.execute(upload_sessions.insert().values(**values))
+            await conn.execute(_INSERT_SESSION, values)
             return _upload_info(RowValues(values))
 
         return await self.db.write(tx)
@@ -168,7 +171,8 @@ class UploadQueries(ObjectQueries):
         if session.kind == "multipart":
             await conn.execute(sa.delete(upload_part_chunks).where(_upc.upload_id == session.upload_id))
             await conn.execute(sa.delete(upload_parts).where(_up.upload_id == session.upload_id))
-        await conn.execute(sa.delete(upload_sessions).where(_us.upload_id == session.upload_id))
+        if session.upload_id is not None:  # put_object has no session
+            await conn.execute(_DROP_SESSION, {"u": session.upload_id})
         payload = {
             "version_id": new.values["version_id"],
             "bucket": session.bucket,
@@ -216,6 +220,61 @@ class UploadQueries(ObjectQueries):
             await self.bucket_row(conn, session.tenant_id, session.bucket)
             self._check_refs(session.tenant_id, chunks)
             now = self.now()
+            new = NewVersion(
+                values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
+                manifest=[(c.chunk_key, c.size) for c in chunks],
+            )
+            info = await self._commit_version(
+                conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
+            )
+            await chunkrefs.queue_missing(self.db, conn, chunks, now)
+            return info
+
+        return await self.db.write(tx)
+
+    async def put_object(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+        storage_class: str,
+        chunks: list[ChunkRef],
+        checksums: dict[str, str],
+    ) -> ObjectInfo:
+        """begin_upload + finalize_put in one transaction, for objects written in one go.
+
+        No session and no reservation: the quota check is the conditional UPDATE that
+        settles the object (used + reserved + size - replaced size <= quota), so a refused
+        PUT changes nothing. Small objects arrive as one inline chunk: one RPC per PUT.
+        """
+        check_key(key)
+        _check_sizes(size, chunks)
+        self._check_refs(tenant_id, chunks)
+
+        async def tx(conn: AsyncConnection) -> ObjectInfo:
+            await self.bucket_row(conn, tenant_id, bucket)
+            now = self.now()
+            session = RowValues(
+                {
+                    "upload_id": None,
+                    "kind": "put",
+                    "tenant_id": tenant_id,
+                    "owner_id": owner_id,
+                    "bucket": bucket,
+                    "key": key,
+                    "reserved_bytes": 0,
+                    "content_type": content_type,
+                    "metadata": metadata,
+                    "headers": headers,
+                    "storage_class": storage_class or "STANDARD",
+                }
+            )
             new = NewVersion(
                 values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
                 manifest=[(c.chunk_key, c.size) for c in chunks],

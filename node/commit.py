@@ -10,6 +10,12 @@ most `group_commit_ms`.
 
 Syncing and committing run on one dedicated thread: the event loop never blocks and
 LMDB sees a single writer.
+
+A writer whose whole body is already in memory can hand its write to the committer
+instead (`submit_prepared`): the commit thread appends the record, verifies it and then
+syncs it with the rest of the batch. That saves a PUT one round trip to a worker thread
+(a futex wake, a GIL hand-off and an event-loop wakeup each way), which is most of the
+fixed CPU cost of a shard PUT when a node sees few concurrent writers.
 """
 
 from __future__ import annotations
@@ -27,10 +33,20 @@ log = logging.getLogger("node.commit")
 
 
 @dataclass
+class Prepared:
+    """What a prepare step (run on the commit thread) wrote and wants committed."""
+
+    items: Sequence[PutItem | MoveItem]
+    volumes: set[Volume]
+    settle: Callable[[], None] | None = None   # on the commit thread once committed or failed
+
+
+@dataclass
 class _Pending:
     items: Sequence[PutItem | MoveItem]
     volumes: set[Volume]
     future: asyncio.Future = field(repr=False)
+    prepare: Callable[[], Prepared] | None = None
 
 
 class GroupCommitter:
@@ -54,6 +70,19 @@ class GroupCommitter:
             raise RuntimeError("store is shutting down")
         fut = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(items, volumes, fut))
+        self._wake.set()
+        return await fut
+
+    async def submit_prepared(self, prepare: Callable[[], Prepared]) -> list[Applied]:
+        """Run `prepare` on the commit thread, then commit what it returns with the batch.
+
+        If `prepare` raises, only this submission fails (with that exception); it must
+        then have cleaned up after itself. `Prepared.settle` runs in every other case.
+        """
+        if self._closing:
+            raise RuntimeError("store is shutting down")
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending((), set(), fut, prepare))
         self._wake.set()
         return await fut
 
@@ -89,24 +118,52 @@ class GroupCommitter:
                 continue
             await self._gather(loop)
             batch, self._queue = self._queue, []
-            volumes: dict[int, Volume] = {}
-            items: list[PutItem | MoveItem] = []
-            for p in batch:
-                for v in p.volumes:
-                    volumes[id(v)] = v
-                items.extend(p.items)
             try:
-                results = await loop.run_in_executor(self._thread, self._apply_batch,
-                                                     list(volumes.values()), items)
+                failed, results = await loop.run_in_executor(self._thread, self._execute, batch)
             except Exception as exc:  # an I/O error fails the whole batch, nothing acknowledged
-                log.error("commit.failed", exc_info=True, extra={"fields": {"items": len(items)}})
+                n_items = sum(len(p.items) for p in batch)
+                log.error("commit.failed", exc_info=True, extra={"fields": {"items": n_items}})
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
             pos = 0
-            for p in batch:
+            for i, p in enumerate(batch):
+                if i in failed:
+                    if not p.future.done():
+                        p.future.set_exception(failed[i])
+                    continue
                 n = len(p.items)
                 if not p.future.done():
                     p.future.set_result(results[pos:pos + n])
                 pos += n
+
+    def _execute(self, batch: list[_Pending]) -> tuple[dict[int, BaseException], list[Applied]]:
+        """Commit thread: run prepare steps, then one sync per volume and one index transaction."""
+        failed: dict[int, BaseException] = {}
+        settles: list[Callable[[], None]] = []
+        try:
+            for i, p in enumerate(batch):
+                if p.prepare is None:
+                    continue
+                try:
+                    prepared = p.prepare()
+                except Exception as exc:
+                    failed[i] = exc
+                    continue
+                p.items, p.volumes = prepared.items, prepared.volumes
+                if prepared.settle is not None:
+                    settles.append(prepared.settle)
+            volumes: dict[int, Volume] = {}
+            items: list[PutItem | MoveItem] = []
+            for i, p in enumerate(batch):
+                if i in failed:
+                    continue
+                for v in p.volumes:
+                    volumes[id(v)] = v
+                items.extend(p.items)
+            results = self._apply_batch(list(volumes.values()), items) if items else []
+            return failed, results
+        finally:
+            for settle in settles:
+                settle()

@@ -24,6 +24,7 @@ from pathlib import Path
 from node.records import HEADER_SIZE, encode_header
 
 SUFFIX = ".vol"
+IOV_BATCH = 512         # iovecs per pwritev call (Linux IOV_MAX is 1024)
 
 
 class StorageFull(Exception):
@@ -79,6 +80,26 @@ class Volume:
             n = os.pwrite(self.fd, view, offset)
             offset += n
             view = view[n:]
+
+    def pwritev(self, offset: int, pieces: list[bytes]) -> None:
+        """Write `pieces` back to back at `offset`, IOV_MAX at a time, retrying short writes."""
+        views = [memoryview(p) for p in pieces if p]
+        while views:
+            batch = views[:IOV_BATCH]
+            n = os.pwritev(self.fd, batch, offset)
+            if n <= 0:
+                raise OSError(errno.EIO, f"pwritev wrote nothing at offset {offset} of {self.path}")
+            offset += n
+            done = 0
+            for v in batch:
+                if n < len(v):
+                    break
+                n -= len(v)
+                done += 1
+            rest = views[done:]
+            if n:
+                rest[0] = rest[0][n:]
+            views = rest
 
     def datasync(self) -> None:
         os.fdatasync(self.fd)

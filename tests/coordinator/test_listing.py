@@ -78,8 +78,10 @@ async def test_delimiter_skips_whole_prefixes(database_url):
             if statement.lstrip().startswith("SELECT") and "object_versions" in statement:
                 fetched.append(statement)
 
-        sa.event.listen(meta.db.sync_engine, "before_cursor_execute", count)
+        for engine in meta.db.sync_engines:
+            sa.event.listen(engine, "before_cursor_execute", count)
         res = await meta.list_objects(key.tenant_id, "bkt", "", "/", None, 1000)
-        sa.event.remove(meta.db.sync_engine, "before_cursor_execute", count)
+        for engine in meta.db.sync_engines:
+            sa.event.remove(engine, "before_cursor_execute", count)
         assert res.common_prefixes == [f"d{d:02d}/" for d in range(10)] and not res.is_truncated
-        assert len(fetched) <= 12  # one per prefix plus the final empty probe
+        assert 0 < len(fetched) <= 12  # one per prefix plus the final empty probe

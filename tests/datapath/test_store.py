@@ -33,6 +33,7 @@ def make_coordinator(cluster: NodeCluster) -> PlacementCoordinator:
 
 def make_store(coord: PlacementCoordinator, cluster: NodeCluster, **kw) -> ChunkStore:
     kw.setdefault("shard_timeout_s", 5.0)
+    kw.setdefault("inline_max", 0)   # these tests are about the erasure-coded path
     return ChunkStore(coord, MASTER_KEY, cluster.secret, chunk_size=CHUNK, min_acks=12, **kw)
 
 
@@ -480,6 +481,30 @@ def test_shard_not_matching_the_manifest_checksum_is_not_used(healthy: NodeClust
     assert back == data
     assert [(r.chunk_key, r.index, r.node_id, r.reason) for r in reports] == \
         [(key, 1, node_id, "checksum mismatch")]
+
+
+@pytest.mark.parametrize("size", [1, 4096, 32 << 10])
+def test_small_object_is_inline_and_touches_no_node(healthy: NodeCluster, size: int):
+    data = os.urandom(size)
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy, inline_max=32 << 10)
+        try:
+            result = await store.write(TENANT, pieces(data), {"crc32"}, request_id="req-inline")
+            (ref,) = result.chunks
+            assert ref.inline is not None and ref.shards == [] and ref.size == size
+            assert data not in base64.b64decode(ref.inline)   # encrypted, not stored in the clear
+            obj = as_object(size, result)
+            assert await read_all(store, obj) == data
+            ref.inline = base64.b64encode(bytes([base64.b64decode(ref.inline)[0] ^ 1])
+                                          + base64.b64decode(ref.inline)[1:]).decode()
+            with pytest.raises(DataUnavailable):
+                await read_all(store, obj)
+        finally:
+            await store.close()
+
+    run(main())
+    assert "req-inline" not in "".join(n.log.read_text() for n in healthy.nodes)
 
 
 def test_request_id_reaches_the_nodes(healthy: NodeCluster):

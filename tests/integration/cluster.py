@@ -22,7 +22,8 @@ PORTS_PER_CLUSTER = 16
 def free_port_block(n: int = PORTS_PER_CLUSTER) -> int:
     """A base port such that base..base+n-1 are all free on 127.0.0.1."""
     for _ in range(200):
-        base = random.randrange(20000, 60000 - n)
+        # below the kernel's ephemeral range (32768+), where outgoing connections take ports
+        base = random.randrange(10000, 32768 - n)
         socks = []
         try:
             for p in range(base, base + n):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from config.cluster_auth import sign_headers
 from tests.node.nodeproc import SECRET
@@ -20,8 +21,13 @@ def _complete(raw: bytes) -> bool:
 
 
 def raw_put(port: int, path: str, body: bytes, content_hash: str, *, content_length: int | None,
-            chunked: bool = False, timeout: float = 10.0) -> tuple[int, bytes]:
-    """Send a PUT whose body may be shorter than Content-Length (then half-close) or chunked."""
+            chunked: bool = False, timeout: float = 10.0, piece: int | None = None,
+            pause_s: float = 0.0) -> tuple[int, bytes]:
+    """Send a PUT whose body may be shorter than Content-Length (then half-close) or chunked.
+
+    With `piece`, the body goes out `piece` bytes per send with `pause_s` between sends, so
+    the server receives it in many separate reads.
+    """
     headers = sign_headers(SECRET, "PUT", path, content_hash)
     lines = [f"PUT {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -33,7 +39,13 @@ def raw_put(port: int, path: str, body: bytes, content_hash: str, *, content_len
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         try:
-            sock.sendall(body)
+            if piece is None:
+                sock.sendall(body)
+            else:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for start in range(0, len(body), piece):
+                    sock.sendall(body[start:start + piece])
+                    time.sleep(pause_s)
             if content_length is not None and len(body) < content_length and body:
                 sock.shutdown(socket.SHUT_WR)     # a truncated body: tell the server no more comes
         except OSError:

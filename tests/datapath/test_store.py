@@ -99,6 +99,24 @@ def test_write_then_read_is_bit_exact(healthy: NodeCluster, size: int):
     assert offset == size
 
 
+@pytest.mark.parametrize("size", [0, 10, CHUNK, CHUNK * 7 // 2])
+def test_payload_sha256_reuses_the_first_chunk_hash(healthy: NodeCluster, size: int):
+    """The body's SHA-256 starts from chunk 0's own hash; it must equal hashing it whole."""
+    data = os.urandom(size)
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            return await store.write(TENANT, pieces(data, 50_000), {"crc32"})
+        finally:
+            await store.close()
+
+    result = run(main())
+    assert result.checksums["sha256hex"] == hashlib.sha256(data).hexdigest()
+    assert [c.sha256 for c in result.chunks] == [
+        hashlib.sha256(data[i:i + CHUNK]).hexdigest() for i in range(0, size, CHUNK)]
+
+
 def test_only_requested_checksums_are_returned(healthy: NodeCluster):
     data = os.urandom(CHUNK + 1000)
 

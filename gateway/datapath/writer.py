@@ -79,10 +79,6 @@ class _Chain:
         self._last = asyncio.get_running_loop().create_task(step())
         return self._last
 
-    def start_after(self, task: asyncio.Task) -> None:
-        """Make the next submitted step wait for `task` (which did the first step itself)."""
-        self._last = task
-
     async def drain(self) -> None:
         if self._last is not None:
             await self._last
@@ -101,14 +97,7 @@ class StreamWriter:
         self._algorithms = frozenset(algorithms)
         self._request_id = request_id
         self._md5 = hashlib.md5()
-        self._full = MultiHasher(self._algorithms)
-        # The whole body's SHA-256 (a signed payload's x-amz-content-sha256): unless the
-        # client asked for a sha256 checksum anyway, it starts as the first chunk's own
-        # SHA-256 (its chunk id), so a one-chunk body (most S3 parts) is hashed once, not twice.
-        self._payload_wanted = payload_sha256
-        self._payload_from_chunks = payload_sha256 and "sha256" not in self._algorithms
-        self._payload: hashlib._Hash | None = None
-        self._payload_chain = _Chain(ctx, self._update_payload)
+        self._full = MultiHasher(self._algorithms | ({"sha256"} if payload_sha256 else set()))
         self._md5_chain = _Chain(ctx, self._md5.update)
         self._full_chain = _Chain(ctx, self._full.update)
         # Plaintext buffers: one being filled from the source plus one per chunk being hashed.
@@ -177,7 +166,6 @@ class StreamWriter:
             chunks = list(await asyncio.gather(*self._tasks))
             await self._md5_chain.drain()
             await self._full_chain.drain()
-            await self._payload_chain.drain()
         except BaseException as exc:
             await self._abort()
             # A failed chunk cancels the in-order hashing behind it; whichever task finished
@@ -192,9 +180,7 @@ class StreamWriter:
         for buf in self._owned:
             self._ctx.give_buffer(buf)
         checksums = {name: value for name, value in self._full.results().items() if name in self._algorithms}
-        if self._payload_from_chunks:
-            checksums["sha256hex"] = (self._payload or hashlib.sha256()).hexdigest()
-        elif self._payload_wanted:
+        if "sha256" in self._full.algorithms:
             checksums["sha256hex"] = self._full.hexdigest("sha256")
         return WriteResult(size=size, md5_hex=self._md5.hexdigest(), checksums=checksums, chunks=chunks)
 
@@ -233,20 +219,10 @@ class StreamWriter:
         ctx = self._ctx
         md5_done = self._md5_chain.submit(view)
         full_done = self._full_chain.submit(view)
-        if offset == 0:
-            chunk_hash = asyncio.get_running_loop().create_task(self._first_chunk_hash(view))
-            if self._payload_from_chunks:
-                self._payload_chain.start_after(chunk_hash)
-            hashing = [md5_done, full_done, chunk_hash]
-        else:
-            chunk_hash = asyncio.get_running_loop().create_task(ctx.run(hashlib.sha256, view))
-            hashing = [md5_done, full_done, chunk_hash]
-            if self._payload_from_chunks:
-                hashing.append(self._payload_chain.submit(view))
         shards: list[bytes] | None = None
         inline_b64: str | None = None
         try:
-            sha_hex = (await chunk_hash).hexdigest()
+            sha_hex = await ctx.run(_sha256_hex, view)
             plans = await ctx.coordinator.place_chunks(self._tenant_id, [(sha_hex, n)])
             plan = plans[0]
             if plan.sha256 != sha_hex:
@@ -263,13 +239,13 @@ class StreamWriter:
             # results are discarded with the failed write).
             if self._error is None and not isinstance(exc, asyncio.CancelledError):
                 self._error = exc
-            for t in hashing:
+            for t in (md5_done, full_done):
                 t.cancel()
             self._free.put_nowait(slot)
             raise
         # The slot goes back once MD5 and the payload hashers are past it; the upload does
         # not wait for that (MD5 is the slowest step and strictly sequential).
-        hashed = asyncio.get_running_loop().create_task(self._release_after(slot, *hashing))
+        hashed = asyncio.get_running_loop().create_task(self._release_after(slot, md5_done, full_done))
         if shards is None:
             await hashed
             return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
@@ -285,16 +261,6 @@ class StreamWriter:
             raise
         return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
                         key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset)
-
-    async def _first_chunk_hash(self, view: memoryview) -> hashlib._Hash:
-        digest = await self._ctx.run(hashlib.sha256, view)
-        if self._payload_from_chunks:
-            self._payload = digest.copy()
-        return digest
-
-    def _update_payload(self, view: memoryview) -> None:
-        assert self._payload is not None  # seeded by the first chunk, which every later one waits for
-        self._payload.update(view)
 
     async def _release_after(self, slot: bytearray, *hashing: asyncio.Task) -> None:
         try:
@@ -376,3 +342,6 @@ class StreamWriter:
                               needed=ctx.min_acks)
         return placements, missing
 
+
+def _sha256_hex(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()

@@ -250,15 +250,41 @@ _LOAD_REFS = (
     .where(_oc.version_id == sa.bindparam("v"))
     .order_by(_oc.seq, _cs.idx)
 )
+# The offset of the chunk holding byte `s`: one probe of ix_object_chunks_offset (the
+# greatest offset <= s), so the ranged manifest below is an index range scan from there to
+# `e` however many chunks precede the range. `offset + size > s` drops empty chunks that
+# share that offset.
+_FIRST_OFFSET = (
+    sa.select(_oc.offset)
+    .where(_oc.version_id == sa.bindparam("v"), _oc.offset <= sa.bindparam("s", type_=sa.BigInteger))
+    .order_by(_oc.offset.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LOAD_RANGE_REFS = _LOAD_REFS.where(
+    _oc.offset >= _FIRST_OFFSET,
+    _oc.offset <= sa.bindparam("e", type_=sa.BigInteger),
+    _oc.offset + _oc.size > sa.bindparam("s", type_=sa.BigInteger),
+)
 
 
-async def load_refs(conn: AsyncConnection, version_id: str) -> list[ChunkRef]:
+async def load_refs(
+    conn: AsyncConnection, version_id: str, start: int | None = None, end: int | None = None
+) -> list[ChunkRef]:
     """The manifest of a version in order, with offsets, placements (with node addresses) or
-    inline data, in one query: a row per (reference, shard), one per inline reference."""
+    inline data, in one query: a row per (reference, shard), one per inline reference.
+
+    With `start` and `end` (inclusive byte offsets, end may lie past the object) only the
+    references whose bytes overlap [start, end] are loaded: a ranged GET of a big object
+    needs one or two of its chunks, not the whole manifest.
+    """
     refs: list[ChunkRef] = []
     shards: list[ShardPlacement] = []
     last = -1
-    rows = (await conn.execute(_LOAD_REFS, {"v": version_id})).all()
+    if start is None or end is None:
+        rows = (await conn.execute(_LOAD_REFS, {"v": version_id})).all()
+    else:
+        rows = (await conn.execute(_LOAD_RANGE_REFS, {"v": version_id, "s": start, "e": end})).all()
     # Plain tuple unpacking: attribute access per column costs more than the query here.
     for seq, offset, size, key, sha, enc_size, key_id, inline, idx, node_id, checksum, address in rows:
         if seq != last:

@@ -327,19 +327,26 @@ class CoordinatorClient:
 
     # ---- objects ----------------------------------------------------------------------------
     async def get_object(
-        self, tenant_id: str, bucket: str, key: str, version_id: str | None = None, with_chunks: bool = False
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        with_chunks: bool = False,
+        range_start: int | None = None,
+        range_end: int | None = None,
     ) -> ObjectInfo:
-        return from_json(
-            ObjectInfo,
-            await self._api(
-                "get_object",
-                tenant_id=tenant_id,
-                bucket=bucket,
-                key=key,
-                version_id=version_id,
-                with_chunks=with_chunks,
-            ),
-        )
+        params: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "bucket": bucket,
+            "key": key,
+            "version_id": version_id,
+            "with_chunks": with_chunks,
+        }
+        if range_start is not None or range_end is not None:
+            # Only when set, so a coordinator without ranged reads still answers plain GETs.
+            params.update(range_start=range_start, range_end=range_end)
+        return from_json(ObjectInfo, await self._api("get_object", **params))
 
     async def list_objects(
         self,

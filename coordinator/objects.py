@@ -164,8 +164,24 @@ class ObjectQueries(QueryBase):
     # ---- reads ------------------------------------------------------------------------------
 
     async def get_object(
-        self, tenant_id: str, bucket: str, key: str, version_id: str | None = None, with_chunks: bool = False
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        with_chunks: bool = False,
+        range_start: int | None = None,
+        range_end: int | None = None,
     ) -> ObjectInfo:
+        """The version's record; with_chunks adds its manifest, or with a byte range (inclusive,
+        either end optional, the end may lie past the object) only the chunks overlapping it,
+        offsets absolute. A range selecting nothing (start >= size) gives no chunks, not an error:
+        the caller answers 416 knowing the size."""
+        ranged = range_start is not None or range_end is not None
+        start = 0 if range_start is None else range_start
+        if ranged and (start < 0 or (range_end is not None and range_end < start)):
+            raise error("InvalidArgument", f"invalid byte range {range_start}-{range_end}")
+
         async def q(conn: AsyncConnection) -> ObjectInfo:
             if version_id is None:
                 row = (await conn.execute(_BUCKET_AND_LATEST, {"bucket": bucket, "key": key})).first()
@@ -181,7 +197,15 @@ class ObjectQueries(QueryBase):
                 if row is None:
                     raise error("NoSuchVersion", f"version {version_id!r} of {key!r} does not exist")
             parts = await self._parts(conn, row.version_id) if row.part_count else []
-            chunks = await chunkrefs.load_refs(conn, row.version_id) if with_chunks else []
+            if not with_chunks:
+                chunks = []
+            elif ranged:
+                chunks = []
+                if start < row.size:
+                    last = row.size - 1 if range_end is None else min(range_end, row.size - 1)
+                    chunks = await chunkrefs.load_refs(conn, row.version_id, start, last)
+            else:
+                chunks = await chunkrefs.load_refs(conn, row.version_id)
             return object_info(row, parts, chunks)
 
         return await self.db.read(q)

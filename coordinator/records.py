@@ -270,7 +270,12 @@ class CoordinatorAPI(Protocol):
     #   EntityTooSmall (every part but the last >= 5 MiB), NoSuchUpload; ETag = md5-of-md5s-N
     # objects
     async def get_object(self, tenant_id: str, bucket: str, key: str, version_id: str | None = None,
-                         with_chunks: bool = False) -> ObjectInfo: ...   # NoSuchBucket, NoSuchKey
+                         with_chunks: bool = False, range_start: int | None = None,
+                         range_end: int | None = None) -> ObjectInfo: ...   # NoSuchBucket, NoSuchKey
+    #   with_chunks and a byte range (inclusive offsets; either may be None = from 0 / to the
+    #   end; the end may lie past the object): only the ChunkRefs overlapping the range, with
+    #   absolute offsets (none if start >= size); parts and everything else as without a range.
+    #   InvalidArgument if start < 0 or end < start
     async def list_objects(self, tenant_id: str, bucket: str, prefix: str, delimiter: str | None,
                            marker: str | None, max_keys: int) -> ListResult: ...
     #   keys strictly after marker, in binary (UTF-8 byte) order; a common prefix counts as one

@@ -114,6 +114,8 @@ object_chunks = sa.Table(
     sa.Column("chunk_key", _ckey(64), nullable=False),  # no FK: refcounts guard it, see module doc
     sa.Column("offset", _BIG, nullable=False),
     sa.Column("size", _BIG, nullable=False),
+    # Ranged reads select the chunks overlapping a byte range (coordinator/chunkrefs.py).
+    sa.Index("ix_object_chunks_offset", "version_id", "offset"),
 )
 
 object_parts = sa.Table(
@@ -271,3 +273,7 @@ def upgrade(conn: sa.Connection) -> None:
     if "inline_data" not in have:
         kind = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
         conn.exec_driver_sql(f"ALTER TABLE chunks ADD COLUMN inline_data {kind}")
+    # create_all adds indexes only with their table.
+    conn.exec_driver_sql(
+        'CREATE INDEX IF NOT EXISTS ix_object_chunks_offset ON object_chunks (version_id, "offset")'
+    )

@@ -38,10 +38,12 @@ log = logging.getLogger("gateway.datapath.reader")
 def chunks_for_range(chunks: list[ChunkRef], start: int, end: int) -> list[tuple[ChunkRef, int, int]]:
     """(chunk, first byte, last byte inclusive) within each chunk overlapping [start, end].
 
-    Offsets are recomputed from the chunk sizes (the manifest order is authoritative).
+    Offsets are recomputed from the chunk sizes (the manifest order is authoritative),
+    starting at the first chunk's offset: a ranged get_object returns only the chunks
+    overlapping the range, so the list may begin mid-object.
     """
     selected = []
-    offset = 0
+    offset = chunks[0].offset if chunks else 0
     for ref in chunks:
         lo, hi = offset, offset + ref.size - 1
         offset += ref.size

@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import hashlib
 import logging
+import re
 
 from aiohttp import web
 
@@ -131,10 +132,38 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
     return ByteRange(part.offset, part.offset + part.size - 1, obj.size)
 
 
+# Byte offsets passed to the coordinator are capped here (far past any object, and exact in
+# JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
+_MAX_RANGE_OFFSET = 1 << 53
+_EXPLICIT_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def _manifest_range(ctx: S3Context) -> tuple[int | None, int | None]:
+    """The Range header's bounds when the coordinator can select the manifest by them alone.
+
+    Only `bytes=a-b` (b >= a) and `bytes=a-`: they need no object size. A suffix range
+    (`bytes=-n`), partNumber, anything S3 ignores (several ranges, b < a) or no header: the
+    whole manifest, (None, None). parse_range then yields exactly these bounds clamped to the
+    size, so the chunks fetched always cover the bytes read.
+    """
+    header = ctx.headers.get("Range")
+    if header is None or "partNumber" in ctx.query:
+        return None, None
+    m = _EXPLICIT_RANGE_RE.match(header)
+    if m is None:
+        return None, None
+    start = min(int(m.group(1)), _MAX_RANGE_OFFSET)
+    if m.group(2) == "":
+        return start, None
+    end = min(int(m.group(2)), _MAX_RANGE_OFFSET)
+    return (start, end) if end >= start else (None, None)
+
+
 async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     coordinator = ctx.state.coordinator
+    range_start, range_end = (None, None) if head else _manifest_range(ctx)
     obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=_version_id(ctx),
-                                       with_chunks=not head)
+                                       with_chunks=not head, range_start=range_start, range_end=range_end)
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
     if outcome is Outcome.PRECONDITION_FAILED:

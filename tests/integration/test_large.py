@@ -70,3 +70,47 @@ def test_one_gib_multipart_roundtrip(cluster, s3, bucket):
             got.update(piece)
     assert got.hexdigest() == src.sha.hexdigest()
     assert watch.peak < RSS_LIMIT, f"gateway peak RSS {watch.peak / MiB:.0f} MiB"
+
+
+def _blocks(total: int, block: bytes):
+    """`total` bytes of 1 MiB blocks that all differ (so nothing dedups), without holding them."""
+    for i in range(total // MiB):
+        yield i.to_bytes(8, "big") + block[8:]
+
+
+def test_single_4gib_put_and_get_keep_gateway_memory_bounded(cluster, s3, bucket):
+    """One plain PUT of 4 GiB (no multipart) and its GET stream through the gateway."""
+    import http.client
+    import os
+    import urllib.parse
+
+    size = 4 * GiB
+    block = os.urandom(MiB)
+    want = hashlib.sha256()
+    for piece in _blocks(size, block):
+        want.update(piece)
+    where = {"Bucket": bucket, "Key": "huge"}
+    put_url = s3.generate_presigned_url("put_object", Params=where, ExpiresIn=3600)
+    get_url = s3.generate_presigned_url("get_object", Params=where, ExpiresIn=3600)
+    with RssWatch(cluster.info["gateway"]["pid"]) as watch:
+        u = urllib.parse.urlsplit(put_url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+        conn.putrequest("PUT", f"{u.path}?{u.query}", skip_accept_encoding=True)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        for piece in _blocks(size, block):
+            conn.send(piece)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()[:500]
+        resp.read()
+        u = urllib.parse.urlsplit(get_url)
+        conn.request("GET", f"{u.path}?{u.query}")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        got, n = hashlib.sha256(), 0
+        while piece := resp.read(4 * MiB):
+            got.update(piece)
+            n += len(piece)
+        conn.close()
+    assert n == size and got.hexdigest() == want.hexdigest()
+    assert watch.peak < RSS_LIMIT, f"gateway peak RSS {watch.peak / MiB:.0f} MiB"

@@ -1,6 +1,6 @@
 """Coordinator call rates through `CoordinatorClient` against a real coordinator process.
 
-Starts `python -m coordinator` on a fresh SQLite database (and, with --postgres, on a
+Starts `shardbox coordinator` on a fresh SQLite database (and, with --postgres, on a
 throwaway PostgreSQL 15 cluster too), registers 14 nodes, then drives each call type with
 16 concurrent callers for a fixed time and prints calls/s and p50/p99 latency per call:
 
@@ -54,7 +54,7 @@ class Server:
         )
         self.log = open(tmp / f"coordinator-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coordinator", "--config", str(config)],
+            [sys.executable, "-m", "shardbox", "coordinator", "--config", str(config)],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=self.log,

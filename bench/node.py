@@ -1,6 +1,6 @@
 """Benchmark one storage node: shard PUT/GET throughput, node CPU cost per byte, group commit.
 
-Starts `python -m node` on 127.0.0.1 with a temporary data directory, drives it from
+Starts `shardbox node` on 127.0.0.1 with a temporary data directory, drives it from
 this (separate) process with 16 concurrent aiohttp clients (every request signed with
 the cluster credential, as the gateway does), and prints for each shard size MB/s and
 ops/s of PUT and GET, the node process's CPU seconds per GiB moved (user and system,
@@ -58,7 +58,7 @@ def start_node(root: Path, port: int, log_level: str = "info") -> subprocess.Pop
                    f'listen = "127.0.0.1:{port}"\ndata_dir = "{root / "data"}"\nreserve_bytes = 0\n'
                    f'scrub_interval_s = 0\n')
     with open(root / "node.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "node", "--config", str(cfg)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "shardbox", "node", "--config", str(cfg)], cwd=REPO,
                                 env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ log = logging.getLogger("coordinator")
 
 
 def run(cfg: Config) -> None:
-    """Blocking entry point used by `shardbox coordinator` and `python -m coordinator`."""
+    """Blocking entry point used by `shardbox coordinator`."""
     if cfg.coordinator is None:
         raise ConfigError("the [coordinator] section is required to run a coordinator")
     setup_logging("coordinator", cfg.log_level)

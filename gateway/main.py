@@ -18,7 +18,7 @@ SHUTDOWN_GRACE_S = 10.0
 
 
 def run(cfg: Config) -> None:
-    """Blocking entry point used by `shardbox gateway` and `python -m gateway`."""
+    """Blocking entry point used by `shardbox gateway`."""
     if cfg.gateway is None:
         raise ConfigError("the [gateway] section is required to run a gateway")
     setup_logging("gateway", cfg.log_level)

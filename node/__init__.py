@@ -1,7 +1,7 @@
 """shardbox storage node: append-only volume files + LMDB index behind a signed shard HTTP API.
 
 Entry points: `node.main.run(cfg)` (serve) and `node.main.rebuild_index(cfg)`; also
-`python -m node --config FILE [rebuild-index]`. Modules, one job each:
+`shardbox node --config FILE [rebuild-index]`. Modules, one job each:
 
     records     on-disk record header and index entry formats
     volumes     volume files, space reservation, write sequence numbers

@@ -7,6 +7,7 @@ coordinator code (and their dependencies) into a storage node process.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,11 +18,15 @@ def _run_role(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.role)
     if args.role == "node":
         from node.main import rebuild_index, run
-        if args.action == "rebuild-index":
-            stats = rebuild_index(cfg)
-            print(" ".join(f"{k}={v}" for k, v in stats.items()))
-            return 0
-        run(cfg)
+        from node.store import StoreLocked
+        try:
+            if args.action == "rebuild-index":
+                print(json.dumps(rebuild_index(cfg), indent=2))
+            else:
+                run(cfg)
+        except StoreLocked as exc:
+            print(f"shardbox: {exc}", file=sys.stderr)
+            return 2
     elif args.role == "coordinator":
         from coordinator.main import run
         run(cfg)

@@ -30,7 +30,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 
 class CoordinatorProcess:
-    """A `python -m coordinator` child process with its own config file."""
+    """A `shardbox coordinator` child process with its own config file."""
 
     def __init__(self, tmp: Path, database_url: str, **settings: object) -> None:
         self.port = free_port()
@@ -53,7 +53,7 @@ class CoordinatorProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "coordinator", "--config", str(self.config)],
+                [sys.executable, "-m", "shardbox", "coordinator", "--config", str(self.config)],
                 cwd=REPO,
                 env=env,
                 stdout=log,

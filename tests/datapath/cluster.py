@@ -1,6 +1,6 @@
 """Real storage node processes on 127.0.0.1 plus an in-process coordinator stand-in.
 
-`NodeCluster` starts `python -m node --config F` for each node (each with its own data
+`NodeCluster` starts `python -m shardbox node --config F` for each node (each with its own data
 directory and TOML config), can kill and restart single nodes, and corrupt a stored shard
 in a node's volume file. `PlacementCoordinator` is a test double of the *remote*
 coordinator service implementing only the CoordinatorAPI calls the data path makes
@@ -68,8 +68,8 @@ class NodeCluster:
             if n.proc is not None and n.proc.poll() is None:
                 continue
             with open(n.log, "ab") as log:
-                n.proc = subprocess.Popen([sys.executable, "-m", "node", "--config", str(n.config)],
-                                          cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cmd = [sys.executable, "-m", "shardbox", "node", "--config", str(n.config)]
+                n.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         for n in targets:
             wait_for_port(n.port, timeout=30.0, proc=n.proc)
 

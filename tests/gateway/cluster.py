@@ -1,7 +1,7 @@
 """A real shardbox cluster on 127.0.0.1 for tests: 1 coordinator (SQLite), 14 nodes, 1 gateway.
 
 Every role runs as its own process started the way an operator starts it
-(`python -m coordinator|node|gateway --config FILE`), with its config written to a temp
+(`python -m shardbox coordinator|node|gateway --config FILE`), with its config written to a temp
 directory, so tests exercise the real wiring. Usage:
 
     with MiniCluster(tmp_dir) as cluster:
@@ -73,7 +73,7 @@ class MiniCluster:
 
     def _start(self, name: str, module: str, config: Path) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen([sys.executable, "-m", module, "--config", str(config)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "shardbox", module, "--config", str(config)], cwd=REPO,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[name] = proc

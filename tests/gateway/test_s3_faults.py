@@ -61,7 +61,7 @@ def test_bad_config_is_refused_with_a_message(tmp_path) -> None:
 
     cfg = tmp_path / "gw.toml"
     cfg.write_text('[cluster]\nsecret = "0123456789abcdef0123"\n')
-    proc = subprocess.run([sys.executable, "-m", "gateway", "--config", str(cfg)], capture_output=True,
-                          text=True, timeout=60)
+    cmd = [sys.executable, "-m", "shardbox", "gateway", "--config", str(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "[gateway] section is required" in proc.stderr

@@ -69,6 +69,7 @@ def test_one_gib_multipart_roundtrip(cluster, s3, bucket):
         for piece in body.iter_chunks(4 * MiB):
             got.update(piece)
     assert got.hexdigest() == src.sha.hexdigest()
+    print(f"gateway peak RSS {watch.peak / MiB:.0f} MiB")
     assert watch.peak < RSS_LIMIT, f"gateway peak RSS {watch.peak / MiB:.0f} MiB"
 
 
@@ -113,4 +114,5 @@ def test_single_4gib_put_and_get_keep_gateway_memory_bounded(cluster, s3, bucket
             n += len(piece)
         conn.close()
     assert n == size and got.hexdigest() == want.hexdigest()
+    print(f"gateway peak RSS {watch.peak / MiB:.0f} MiB")
     assert watch.peak < RSS_LIMIT, f"gateway peak RSS {watch.peak / MiB:.0f} MiB"

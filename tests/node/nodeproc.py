@@ -104,7 +104,7 @@ class NodeClient:
 
 @dataclass
 class NodeProcess:
-    """`python -m node --config FILE` in a temporary directory."""
+    """`shardbox node --config FILE` in a temporary directory."""
 
     root: Path
     options: dict = field(default_factory=dict)
@@ -129,7 +129,7 @@ class NodeProcess:
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def _cmd(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "node", "--config", str(self.config_path), *extra]
+        return [sys.executable, "-m", "shardbox", "node", "--config", str(self.config_path), *extra]
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(REPO)}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (`make test`; .ci/run calls it): lint, then the whole suite on SQLite,
-# then the metadata and end-to-end S3 suites again on a throwaway PostgreSQL server.
+# then every suite that touches metadata (the coordinator's own tests and the end-to-end
+# S3 tests against `shardbox up`) again on a throwaway PostgreSQL server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
@@ -11,5 +12,4 @@ echo "== tests on SQLite (embedded default)"
 SHARDBOX_TEST_DB=sqlite .venv/bin/pytest -q -p no:cacheprovider "$@"
 
 echo "== metadata and S3 tests on PostgreSQL"
-SHARDBOX_TEST_DB=postgres .venv/bin/pytest -q -p no:cacheprovider tests/coordinator tests/integration \
-  --ignore=tests/integration/test_large.py "$@"
+SHARDBOX_TEST_DB=postgres .venv/bin/pytest -q -p no:cacheprovider tests/coordinator tests/integration "$@"

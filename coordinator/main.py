@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
+from config.serving import split_listen, stop_event
 from config.settings import Config, ConfigError
 from coordinator.db import Database
 from coordinator.http import build_app
@@ -30,21 +30,15 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (or a termination signal arrives)."""
     settings = cfg.coordinator
     assert settings is not None
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
+    stop = stop_event(stop)
     db = Database(settings.database_url)
     try:
         await db.create_schema()
         meta = Metadata.from_settings(db, settings)
         runner = web.AppRunner(build_app(meta, cfg.cluster.secret), access_log=None)
         await runner.setup()
-        host, _, port = settings.listen.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True)
+        host, port = split_listen(settings.listen)
+        site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
             await site.start()
             log.info(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
+from config.serving import split_listen, stop_event
 from config.settings import Config, ConfigError
 from gateway.app import build_app
 
@@ -32,13 +32,7 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
 
     settings = cfg.gateway
     assert settings is not None
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
+    stop = stop_event(stop)
     coordinator = CoordinatorClient(settings.coordinator, cfg.cluster.secret)
     store = ChunkStore(coordinator, cfg.cluster.master_key_bytes(), cfg.cluster.secret,
                        chunk_size=settings.chunk_size, min_acks=settings.min_acks,
@@ -47,8 +41,8 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
         runner = web.AppRunner(build_app(cfg, coordinator, store), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
-        host, _, port = settings.listen.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_address=True, backlog=1024)
+        host, port = split_listen(settings.listen)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
         try:
             await site.start()
             log.info("gateway.started", extra={"fields": {

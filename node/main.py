@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 
 import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
+from config.serving import split_listen, stop_event
 from config.settings import Config, ConfigError, NodeSection
 from node import rebuild
 from node.alloc import tune_malloc
@@ -38,11 +38,6 @@ def _section(cfg: Config) -> NodeSection:
     if cfg.node is None:
         raise ConfigError("the [node] section is required to run a node")
     return cfg.node
-
-
-def _split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 async def _every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -71,13 +66,10 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            read_bufsize=READ_BUFSIZE)
     await runner.setup()
-    host, port = _split_listen(section.listen)
+    host, port = split_listen(section.listen)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_event(stop)
     tasks = [loop.create_task(_every(COMPACT_EVERY_S, app[COMPACTOR].run, "compaction"))]
     if section.scrub_interval_s > 0:
         tasks.append(loop.create_task(_every(section.scrub_interval_s, app[SCRUBBER].run, "scrub")))

@@ -219,18 +219,23 @@ class UploadQueries(ObjectQueries):
             session = await self._session(conn, upload_id, kind="put")
             await self.bucket_row(conn, session.tenant_id, session.bucket)
             self._check_refs(session.tenant_id, chunks)
-            now = self.now()
-            new = NewVersion(
-                values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
-                manifest=[(c.chunk_key, c.size) for c in chunks],
-            )
-            info = await self._commit_version(
-                conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
-            )
-            await chunkrefs.queue_missing(self.db, conn, chunks, now)
-            return info
+            return await self._commit_put(conn, session, size, etag, chunks, checksums)
 
         return await self.db.write(tx)
+
+    async def _commit_put(self, conn: AsyncConnection, session: RowValues, size: int, etag: str,
+                          chunks: list[ChunkRef], checksums: dict[str, str]) -> ObjectInfo:
+        """The new version of a one-go PUT (with or without a session), inside its transaction."""
+        now = self.now()
+        new = NewVersion(
+            values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
+            manifest=[(c.chunk_key, c.size) for c in chunks],
+        )
+        info = await self._commit_version(
+            conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
+        )
+        await chunkrefs.queue_missing(self.db, conn, chunks, now)
+        return info
 
     async def put_object(
         self,
@@ -259,7 +264,6 @@ class UploadQueries(ObjectQueries):
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
             await self.bucket_row(conn, tenant_id, bucket)
-            now = self.now()
             session = RowValues(
                 {
                     "upload_id": None,
@@ -275,15 +279,7 @@ class UploadQueries(ObjectQueries):
                     "storage_class": storage_class or "STANDARD",
                 }
             )
-            new = NewVersion(
-                values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
-                manifest=[(c.chunk_key, c.size) for c in chunks],
-            )
-            info = await self._commit_version(
-                conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
-            )
-            await chunkrefs.queue_missing(self.db, conn, chunks, now)
-            return info
+            return await self._commit_put(conn, session, size, etag, chunks, checksums)
 
         return await self.db.write(tx)
 

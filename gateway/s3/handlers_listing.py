@@ -8,6 +8,7 @@ documents, including `encoding-type=url`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote_plus
 
 from aiohttp import web
@@ -77,16 +78,29 @@ def _common(result: ListResult, enc) -> list:
     return [("CommonPrefixes", [("Prefix", enc(p))]) for p in result.common_prefixes]
 
 
+@dataclass
+class _ListParams:
+    """What ListObjects V1 and V2 read the same way from the query string."""
+
+    encoding: str | None
+    prefix: str
+    delimiter: str | None
+    max_keys: int
+
+    @classmethod
+    def parse(cls, ctx: S3Context) -> _ListParams:
+        q = ctx.query
+        return cls(_encoding(ctx), q.get("prefix", ""), q.get("delimiter") or None,
+                   int_param(q, "max-keys", MAX_KEYS, cap=MAX_KEYS))
+
+    def enc(self, value: str) -> str:
+        return url_encode(value) if self.encoding else value
+
+
 async def list_objects_v2(ctx: S3Context) -> web.StreamResponse:
     q = ctx.query
-    encoding = _encoding(ctx)
-
-    def enc(v: str) -> str:
-        return url_encode(v) if encoding else v
-
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
-    max_keys = int_param(q, "max-keys", MAX_KEYS, cap=MAX_KEYS)
+    p = _ListParams.parse(ctx)
+    encoding, enc, prefix, delimiter, max_keys = p.encoding, p.enc, p.prefix, p.delimiter, p.max_keys
     token = q.get("continuation-token")
     start_after = q.get("start-after")
     if token is not None:
@@ -119,14 +133,8 @@ async def list_objects_v2(ctx: S3Context) -> web.StreamResponse:
 
 async def list_objects_v1(ctx: S3Context) -> web.StreamResponse:
     q = ctx.query
-    encoding = _encoding(ctx)
-
-    def enc(v: str) -> str:
-        return url_encode(v) if encoding else v
-
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
-    max_keys = int_param(q, "max-keys", MAX_KEYS, cap=MAX_KEYS)
+    p = _ListParams.parse(ctx)
+    encoding, enc, prefix, delimiter, max_keys = p.encoding, p.enc, p.prefix, p.delimiter, p.max_keys
     marker = q.get("marker", "")
     result = await _list(ctx, prefix, delimiter, marker or None, max_keys)
     children: list[tuple[str, object]] = [

@@ -96,11 +96,20 @@ class _ListParams:
     def enc(self, value: str) -> str:
         return url_encode(value) if self.encoding else value
 
+    def closing(self, ctx: S3Context, result: ListResult, fetch_owner: bool) -> list:
+        """The elements both versions end their answer with, in S3's order."""
+        out: list[tuple[str, object]] = []
+        if self.delimiter is not None:
+            out.append(("Delimiter", self.enc(self.delimiter)))
+        if self.encoding:
+            out.append(("EncodingType", self.encoding))
+        out.append(("IsTruncated", bool(result.is_truncated)))
+        return out + _contents(ctx, result.contents, self.enc, fetch_owner) + _common(result, self.enc)
+
 
 async def list_objects_v2(ctx: S3Context) -> web.StreamResponse:
     q = ctx.query
     p = _ListParams.parse(ctx)
-    encoding, enc, prefix, delimiter, max_keys = p.encoding, p.enc, p.prefix, p.delimiter, p.max_keys
     token = q.get("continuation-token")
     start_after = q.get("start-after")
     if token is not None:
@@ -111,42 +120,27 @@ async def list_objects_v2(ctx: S3Context) -> web.StreamResponse:
     else:
         marker = start_after or None
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
-    result = await _list(ctx, prefix, delimiter, marker, max_keys)
-    children: list[tuple[str, object]] = [
-        ("Name", ctx.bucket), ("Prefix", enc(prefix))]
+    result = await _list(ctx, p.prefix, p.delimiter, marker, p.max_keys)
+    children: list[tuple[str, object]] = [("Name", ctx.bucket), ("Prefix", p.enc(p.prefix))]
     if token is not None:
         children.append(("ContinuationToken", token))
     if result.is_truncated and result.next_marker is not None:
         children.append(("NextContinuationToken", encode_token(result.next_marker)))
     if start_after is not None:
-        children.append(("StartAfter", enc(start_after)))
-    children += [("KeyCount", len(result.contents) + len(result.common_prefixes)), ("MaxKeys", max_keys)]
-    if delimiter is not None:
-        children.append(("Delimiter", enc(delimiter)))
-    if encoding:
-        children.append(("EncodingType", encoding))
-    children.append(("IsTruncated", bool(result.is_truncated)))
-    children += _contents(ctx, result.contents, enc, fetch_owner)
-    children += _common(result, enc)
+        children.append(("StartAfter", p.enc(start_after)))
+    children += [("KeyCount", len(result.contents) + len(result.common_prefixes)), ("MaxKeys", p.max_keys)]
+    children += p.closing(ctx, result, fetch_owner)
     return xml_response("ListBucketResult", children)
 
 
 async def list_objects_v1(ctx: S3Context) -> web.StreamResponse:
-    q = ctx.query
     p = _ListParams.parse(ctx)
-    encoding, enc, prefix, delimiter, max_keys = p.encoding, p.enc, p.prefix, p.delimiter, p.max_keys
-    marker = q.get("marker", "")
-    result = await _list(ctx, prefix, delimiter, marker or None, max_keys)
+    marker = ctx.query.get("marker", "")
+    result = await _list(ctx, p.prefix, p.delimiter, marker or None, p.max_keys)
     children: list[tuple[str, object]] = [
-        ("Name", ctx.bucket), ("Prefix", enc(prefix)), ("Marker", enc(marker))]
-    if delimiter is not None and result.is_truncated and result.next_marker is not None:
-        children.append(("NextMarker", enc(result.next_marker)))
-    children.append(("MaxKeys", max_keys))
-    if delimiter is not None:
-        children.append(("Delimiter", enc(delimiter)))
-    if encoding:
-        children.append(("EncodingType", encoding))
-    children.append(("IsTruncated", bool(result.is_truncated)))
-    children += _contents(ctx, result.contents, enc, True)
-    children += _common(result, enc)
+        ("Name", ctx.bucket), ("Prefix", p.enc(p.prefix)), ("Marker", p.enc(marker))]
+    if p.delimiter is not None and result.is_truncated and result.next_marker is not None:
+        children.append(("NextMarker", p.enc(result.next_marker)))
+    children.append(("MaxKeys", p.max_keys))
+    children += p.closing(ctx, result, True)
     return xml_response("ListBucketResult", children)

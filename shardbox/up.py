@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tomli_w
 
+from config.serving import split_listen
 from config.settings import ConfigError, parse_config
 
 NODE_COUNT = 14
@@ -127,26 +128,24 @@ def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
 
 
 def _port_in_use(address: str) -> bool:
-    hostport = address.removeprefix("http://")
-    host, _, port = hostport.rpartition(":")
+    host, port = split_listen(address.removeprefix("http://"))
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, int(port)))
+            s.bind((host, port))
         except OSError:
             return True
     return False
 
 
 async def _wait_port(child: Child, timeout: float) -> None:
-    hostport = child.address.removeprefix("http://")
-    host, _, port = hostport.rpartition(":")
+    host, port = split_listen(child.address.removeprefix("http://"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.proc is not None and child.proc.returncode is not None:
             raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}; see {child.log}")
         try:
-            _, writer = await asyncio.open_connection(host, int(port))
+            _, writer = await asyncio.open_connection(host, port)
             writer.close()
             return
         except OSError:

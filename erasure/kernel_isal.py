@@ -64,6 +64,12 @@ class IsalKernel:
         )
         lib.ec_encode_data.restype = None
         self._lib = lib
+        # For erasure.layout.split_and_apply, which calls ec_encode_data from C per block.
+        self.c_function: int = ctypes.cast(lib.ec_encode_data, ctypes.c_void_p).value or 0
+
+    def c_tables(self, tables: IsalTables) -> int:
+        """Address of the prepared tables, for c_function."""
+        return ctypes.addressof(tables.gftbls)
 
     def prepare(self, matrix: np.ndarray) -> IsalTables:
         rows, cols = matrix.shape

@@ -8,9 +8,7 @@ plus an xor then gives four output bytes per column, so a 10-input column costs 
 gathers instead of forty multiplications. The five tables (1.25 MiB) stay in L2.
 
 Work proceeds in blocks of BLOCK columns so indices and accumulators stay in cache;
-the per-thread scratch for a block is allocated once and reused. `apply_pairs` takes
-the inputs already paired as uint16 (which the encoder's transpose produces anyway),
-saving the pairing step.
+the per-thread scratch for a block is allocated once and reused.
 """
 
 from __future__ import annotations
@@ -85,12 +83,6 @@ class NumpyKernel:
             return word
 
         self._run(tables, pair, outputs, length)
-
-    def apply_pairs(self, tables: NumpyTables, pairs: np.ndarray, outputs: Sequence[np.ndarray]) -> None:
-        """As apply, with pairs[j] = inputs[2j] | inputs[2j+1] << 8 as a (cols/2, m) uint16 array."""
-        if pairs.shape[0] != tables.cols // 2 or pairs.dtype.kind != "u" or pairs.dtype.itemsize != 2:
-            raise ValueError(f"kernel wants a ({tables.cols // 2}, m) uint16 pair array")
-        self._run(tables, lambda j, start, stop: pairs[j, start:stop], outputs, pairs.shape[1])
 
     def _run(
         self,

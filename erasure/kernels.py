@@ -42,8 +42,9 @@ class Kernel(Protocol):
         """outputs[r] = sum_c matrix[r, c] * inputs[c] over GF(2^8), for equal-length uint8 rows."""
         ...
 
-    # Optional: apply_pairs(tables, pairs, outputs) with the inputs pre-paired as uint16
-    # (see kernel_numpy); the encoder then computes parity inside its transpose loop.
+    # Optional, for kernels written in C: `c_function`, the address of a function with
+    # ISA-L's ec_encode_data signature, and `c_tables(tables)`, the address of the
+    # prepared tables; the encoder then runs transpose and parity in one C loop.
 
 
 def load_kernel(name: str) -> Kernel:

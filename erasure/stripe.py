@@ -34,6 +34,7 @@ from erasure.matrix import DATA, PARITY, TOTAL, generator_matrix, parity_matrix
 # otherwise pin its size per gateway worker thread forever). 8 MiB chunks fit well below.
 SCRATCH_RETAIN_BYTES = 32 << 20
 RECOVERY_CACHE_SIZE = 1024
+ENCODE_BLOCK = 32768  # columns per transpose + parity step: 320 KiB of data, 128 KiB of parity
 
 ShardInput = bytes | bytearray | memoryview | np.ndarray
 
@@ -175,23 +176,21 @@ class Codec:
         shards = [FreshBytes(n) for _ in range(TOTAL)]
         rows = [s.view for s in shards]
         data_rows, parity_rows = rows[:DATA], rows[DATA:]
+        columns = src[: full * DATA].reshape(full, DATA)
         tables = self._encode_tables
-        apply_pairs = getattr(self.kernel, "apply_pairs", None)
-        if apply_pairs is not None:
-            # Fused: compute parity block by block from the transpose's uint16 pairs.
-            def on_block(pairs: np.ndarray, start: int, stop: int) -> None:
-                apply_pairs(tables, pairs, [p[start:stop] for p in parity_rows])
-
-            layout.split(src[: full * DATA].reshape(full, DATA), data_rows, on_block)
+        c_function = getattr(self.kernel, "c_function", None)
+        if c_function and layout.can_fuse():
+            # Transpose and parity block by block in one C call, so the kernel reads the
+            # rows the transpose has just written from L2.
+            layout.split_and_apply(columns, rows, c_function, self.kernel.c_tables(tables), ENCODE_BLOCK)
         else:
-            layout.split(src[: full * DATA].reshape(full, DATA), data_rows)
+            layout.split(columns, data_rows)
+            self.kernel.apply(tables, [r[:full] for r in data_rows], [p[:full] for p in parity_rows])
         if n > full:  # the last column is partial (or the input is empty): zero-pad it
             tail = src[full * DATA :]
             for i in range(DATA):
                 data_rows[i][full] = tail[i] if i < tail.size else 0
-        done = full if apply_pairs is not None else 0
-        if done < n:
-            self.kernel.apply(tables, [r[done:] for r in data_rows], [p[done:] for p in parity_rows])
+            self.kernel.apply(tables, [r[full:] for r in data_rows], [p[full:] for p in parity_rows])
         return [s.value for s in shards]
 
     def decode(self, shards: Sequence[ShardInput | None], size: int) -> bytes:

@@ -407,8 +407,8 @@ class CoordinatorClient:
             ),
         )
 
-    async def touch_object(self, version_id: str) -> None:
-        await self._api("touch_object", version_id=version_id)
+    async def touch_objects(self, version_ids: list[str]) -> None:
+        await self._api("touch_objects", version_ids=version_ids)
 
     # ---- admin ------------------------------------------------------------------------------
     async def create_tenant(self, name: str, quota_bytes: int | None = None) -> dict[str, Any]:

@@ -72,7 +72,7 @@ API_METHODS = (
     "delete_object",
     "delete_objects",
     "copy_object",
-    "touch_object",
+    "touch_objects",
 )
 # Served at PREFIX/admin/<name> (the `shardbox admin` command and `shardbox up`).
 ADMIN_METHODS = (

@@ -60,7 +60,7 @@ _VERSION = sa.select(object_versions).where(
 _TOUCH = (
     sa.update(object_versions)
     .where(
-        _ov.version_id == sa.bindparam("v"),
+        _ov.version_id.in_(sa.bindparam("vs", expanding=True)),
         sa.or_(_ov.last_access.is_(None), _ov.last_access < sa.bindparam("stale", type_=sa.Float)),
     )
     .values(last_access=sa.bindparam("now", type_=sa.Float))
@@ -68,6 +68,8 @@ _TOUCH = (
 MAX_LIST = 1000
 MAX_DELETE = 1000
 TOUCH_GRANULARITY_S = 300.0
+MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call
+_TOUCH_STATEMENT_IDS = 500  # ids per UPDATE: well under SQLite's bound-parameter limit
 _LIST_BATCH = 1000
 SKIP = "\U0010ffff"  # sorts after every character, so P + SKIP is past every key under P
 
@@ -427,16 +429,24 @@ class ObjectQueries(QueryBase):
 
         return await self.db.write(tx)
 
-    async def touch_object(self, version_id: str) -> None:
-        """Record a read for lifecycle decisions; best effort, never an error for a gone version.
+    async def touch_objects(self, version_ids: list[str]) -> None:
+        """Record reads for lifecycle decisions; best effort, never an error for a gone version.
 
-        Lifecycle rules work in days, so a version read again within TOUCH_GRANULARITY_S keeps
-        its recorded time and the UPDATE changes no row (hot objects do not rewrite rows).
+        Gateways send the versions they served in batches (one call a second, not one per
+        GET). Lifecycle rules work in days, so a version read again within TOUCH_GRANULARITY_S
+        keeps its recorded time and the UPDATE changes no row (hot objects do not rewrite rows).
         """
+        if len(version_ids) > MAX_TOUCH_BATCH:
+            raise error("InvalidArgument", f"at most {MAX_TOUCH_BATCH} versions per touch_objects call")
+        ids = sorted(set(version_ids))  # one lock order for concurrent batches (PostgreSQL)
+        if not ids:
+            return
         now = self.now()
 
         async def tx(conn: AsyncConnection) -> None:
-            await conn.execute(_TOUCH, {"v": version_id, "stale": now - TOUCH_GRANULARITY_S, "now": now})
+            for i in range(0, len(ids), _TOUCH_STATEMENT_IDS):
+                params = {"vs": ids[i : i + _TOUCH_STATEMENT_IDS], "stale": now - TOUCH_GRANULARITY_S}
+                await conn.execute(_TOUCH, {**params, "now": now})
 
         await self.db.write(tx)
 

@@ -287,4 +287,4 @@ class CoordinatorAPI(Protocol):
                           content_type: str | None, metadata: dict[str, str],
                           headers: dict[str, str]) -> ObjectInfo: ...
     #   metadata-only copy: the new version references the same chunks (refcount+1 each)
-    async def touch_object(self, version_id: str) -> None: ...   # last access time (best effort)
+    async def touch_objects(self, version_ids: list[str]) -> None: ...  # last access (best effort)

@@ -27,8 +27,9 @@ from gateway.ttlcache import TtlCache
 log = logging.getLogger("gateway.s3")
 MAX_XML_BODY = 2 << 20     # DeleteObjects with 1000 keys of 1024 bytes fits; anything bigger is abuse
 S3_MAX_PUT = 5 << 30       # single PUT / part limit
-TOUCH_INTERVAL_S = 60.0
-MAX_BACKGROUND = 256
+TOUCH_INTERVAL_S = 60.0   # a version read again within this is not reported again
+TOUCH_FLUSH_S = 1.0       # reads are reported to the coordinator in one call per this period
+MAX_TOUCH_PENDING = 10_000
 
 
 @dataclass
@@ -40,38 +41,49 @@ class GatewayState:
     store: ChunkStore
     keys: TtlCache[str, KeyInfo]
     buckets: TtlCache[tuple[str, str], BucketInfo]
-    background: set[asyncio.Task] = field(default_factory=set)
     touched: dict[str, float] = field(default_factory=dict)
+    touch_pending: set[str] = field(default_factory=set)
+    touch_flusher: asyncio.Task | None = None
 
     def touch(self, version_id: str) -> None:
         """Record a read for lifecycle (last access); best effort, never delays the answer.
 
-        Last access only needs to be roughly right (lifecycle rules count days), so one
-        call per object per `TOUCH_INTERVAL_S` and at most `MAX_BACKGROUND` in flight keep a
-        burst of GETs from turning into a burst of metadata writes.
+        Last access only needs to be roughly right (lifecycle rules count days), so each
+        version is reported at most once per `TOUCH_INTERVAL_S`, and the reports of one
+        `TOUCH_FLUSH_S` go to the coordinator as one call: a burst of GETs costs one metadata
+        write a second, not one per GET.
         """
         now = time.monotonic()
         last = self.touched.get(version_id)
-        if (last is not None and now - last < TOUCH_INTERVAL_S) or len(self.background) >= MAX_BACKGROUND:
+        recent = last is not None and now - last < TOUCH_INTERVAL_S
+        if recent or len(self.touch_pending) >= MAX_TOUCH_PENDING:
             return
         if len(self.touched) >= 10000:
             self.touched.clear()
         self.touched[version_id] = now
+        self.touch_pending.add(version_id)
+        if self.touch_flusher is None or self.touch_flusher.done():
+            self.touch_flusher = asyncio.get_running_loop().create_task(self._flush_touches())
 
-        async def send() -> None:
-            try:
-                await self.coordinator.touch_object(version_id)
-            except Exception as exc:
-                log.debug("touch.failed", extra={"fields": {"version_id": version_id, "error": repr(exc)}})
+    async def _flush_touches(self) -> None:
+        while self.touch_pending:
+            await asyncio.sleep(TOUCH_FLUSH_S)
+            await self._send_touches()
 
-        task = asyncio.get_running_loop().create_task(send())
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+    async def _send_touches(self) -> None:
+        batch, self.touch_pending = list(self.touch_pending), set()
+        try:
+            await self.coordinator.touch_objects(batch)
+        except Exception as exc:
+            log.debug("touch.failed", extra={"fields": {"versions": len(batch), "error": repr(exc)}})
 
     async def drain(self) -> None:
-        """Wait for the best-effort background calls (at shutdown)."""
-        if self.background:
-            await asyncio.gather(*self.background, return_exceptions=True)
+        """Report the reads still pending (at shutdown), without waiting for the next period."""
+        if self.touch_flusher is not None and not self.touch_flusher.done():
+            self.touch_flusher.cancel()
+            await asyncio.gather(self.touch_flusher, return_exceptions=True)
+        if self.touch_pending:
+            await asyncio.wait_for(self._send_touches(), timeout=5.0)
 
 
 STATE_KEY = web.AppKey("shardbox_gateway", GatewayState)

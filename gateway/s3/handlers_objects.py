@@ -198,6 +198,13 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     except BaseException:
         await pieces.aclose()
         raise
+    if len(first) == length:
+        # The whole body is at hand (small objects): one write for headers and body, not two.
+        await pieces.aclose()
+        del headers["Content-Length"]
+        ctx.log_fields["bytes_out"] = length
+        ctx.state.touch(obj.version_id)
+        return web.Response(status=status, headers=headers, body=first)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     sent = 0

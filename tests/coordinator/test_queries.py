@@ -419,14 +419,24 @@ async def test_touch_records_last_access(database_url):
         await register_nodes(meta)
         key = await setup_tenant(meta)
         obj = await put_object(meta, key, "bkt", "k", [b"data"])
-        await meta.touch_object(obj.version_id)
+        other = await put_object(meta, key, "bkt", "k2", [b"more"])
+        # Duplicates and a gone version in one batch are fine.
+        await meta.touch_objects([obj.version_id, "0" * 32, obj.version_id])
         (row,) = await rows(meta, object_versions, object_versions.c.version_id == obj.version_id)
         assert row.last_access is not None and abs(row.last_access - time.time()) < 60
+        (untouched,) = await rows(meta, object_versions, object_versions.c.version_id == other.version_id)
+        assert untouched.last_access is None
         first = row.last_access
-        await meta.touch_object(obj.version_id)  # within the granularity: unchanged
+        await meta.touch_objects([obj.version_id, other.version_id])  # within the granularity: unchanged
         (row,) = await rows(meta, object_versions, object_versions.c.version_id == obj.version_id)
         assert row.last_access == first
-        await meta.touch_object("0" * 32)  # a gone version is not an error
+        (row,) = await rows(meta, object_versions, object_versions.c.version_id == other.version_id)
+        assert row.last_access is not None
+        await meta.touch_objects([])
+        # More versions than one UPDATE binds (the statement is split), none of them present.
+        await meta.touch_objects([f"{i:032x}" for i in range(1200)])
+        with pytest.raises(CoordinatorError, match="at most"):
+            await meta.touch_objects(["0" * 32] * 10_001)
 
 
 async def test_reads_see_one_snapshot_while_a_key_is_overwritten(database_url):

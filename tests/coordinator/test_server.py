@@ -210,7 +210,7 @@ async def test_object_lifecycle(coordinator, database_url):
         assert got.headers == {"cache-control": "max-age=60"} and got.metadata == {"owner": "me"}
         assert [(c.offset, c.size, len(c.shards)) for c in got.chunks] == [(0, 6000, 14), (6000, 5, 14)]
         assert got.chunks[0].shards[0].checksum == refs[0].shards[0].checksum
-        await api.touch_object(got.version_id)
+        await api.touch_objects([got.version_id])
         res = await api.list_objects(key.tenant_id, "bkt", "", "/", None, 10)
         assert res.common_prefixes == ["docs/"] and res.contents == []
         res = await api.list_objects(key.tenant_id, "bkt", "docs/", "/", None, 10)

@@ -476,3 +476,28 @@ def test_signed_payload_hash_mismatch_is_refused(cluster, s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="tampered")
     assert status(e) == 404
+
+
+def test_reads_are_recorded_as_last_access_in_batches(cluster, s3, bucket):
+    """GETs report last access for lifecycle: not per request, but within about a second."""
+    from tests.integration.metadata import query
+
+    for name in ("read-a", "read-b", "unread"):
+        s3.put_object(Bucket=bucket, Key=name, Body=name.encode())
+    for _ in range(3):
+        for name in ("read-a", "read-b"):
+            assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == name.encode()
+
+    def last_access() -> dict[str, float | None]:
+        rows = query(cluster, f"SELECT key, last_access FROM object_versions WHERE bucket = '{bucket}'")
+        return dict(rows)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = last_access()
+        if seen["read-a"] is not None and seen["read-b"] is not None:
+            break
+        time.sleep(0.2)
+    assert seen["read-a"] is not None and seen["read-b"] is not None
+    assert abs(seen["read-a"] - time.time()) < 60
+    assert seen["unread"] is None

@@ -1,10 +1,10 @@
 """HTTP client for the storage node shard API (docs/internals.md "node/ HTTP API").
 
-One `aiohttp.ClientSession` per gateway process, with a large keep-alive pool: a chunk
-is 14 parallel shard PUTs or 10+ parallel GETs and several chunks are in flight, so
-reconnecting per request would dominate. Every request carries the cluster credential
-(`config.cluster_auth.sign_headers`), bound to the body through its xxh3-128, and the
-caller's `X-Request-Id`.
+Requests go over `node_http`'s keep-alive connections (a chunk is 14 parallel shard PUTs
+or 10+ parallel GETs and several chunks are in flight, so reconnecting per request would
+dominate), which receive shard bodies in place instead of through aiohttp's copies.
+Every request carries the cluster credential (`config.cluster_auth.sign_headers`), bound
+to the body through its xxh3-128, and the caller's `X-Request-Id`.
 
 Reads are verified here: the bytes a node returns must hash to the checksum recorded in
 the manifest at write time (bitrot check on every shard read). Anything short of a
@@ -14,14 +14,17 @@ coordinator for repair.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-import aiohttp
 import xxhash
 
 from config.cluster_auth import EMPTY_HASH, sign_headers
+from gateway.datapath.node_http import NodeHttp, NodeProtocolError, NodeResponse
 
 Buffer = bytes | bytearray | memoryview
+MAX_SHARD_BODY = 64 << 20  # far above any shard (a 64 MiB chunk gives 6.4 MiB shards)
+MAX_REPLY_BODY = 1 << 20  # a PUT's or DELETE's JSON answer
 
 
 class ShardError(Exception):
@@ -52,30 +55,16 @@ def shard_id(chunk_key: str, index: int) -> str:
 
 
 class NodeClient:
-    """Signed shard PUT/GET/DELETE against nodes; one shared connection pool."""
+    """Signed shard PUT/GET/DELETE against nodes over keep-alive connections (node_http)."""
 
-    def __init__(self, cluster_secret: str, *, limit_per_host: int = 64, limit: int = 1024,
-                 connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, cluster_secret: str, *, limit_per_host: int = 64, connect_timeout_s: float = 5.0
+    ) -> None:
         self._secret = cluster_secret
-        self._limit_per_host = limit_per_host
-        self._limit = limit
-        self._connect_timeout_s = connect_timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily: a ClientSession must be made inside the running event loop.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit_per_host,
-                                             keepalive_timeout=60.0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                                  read_bufsize=1 << 20, raise_for_status=False,
-                                                  skip_auto_headers=("User-Agent",))
-        return self._session
+        self._http = NodeHttp(max_idle_per_node=limit_per_host, connect_timeout_s=connect_timeout_s)
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        self._http.close()
 
     def _headers(self, method: str, path: str, content_hash: str, request_id: str | None) -> dict[str, str]:
         headers = sign_headers(self._secret, method, path, content_hash)
@@ -83,79 +72,63 @@ class NodeClient:
             headers["X-Request-Id"] = request_id
         return headers
 
-    def _timeout(self, timeout_s: float) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, self._connect_timeout_s))
-
-    @staticmethod
-    async def _error_code(resp: aiohttp.ClientResponse) -> str | None:
+    async def _exchange(
+        self, address: str, sid: str, method: str, headers: dict[str, str], body: Buffer | None,
+        timeout_s: float, max_body: int,
+    ) -> NodeResponse:
         try:
-            body = await resp.read()
-            return json.loads(body)["error"]["code"]
-        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
-            return None
+            async with asyncio.timeout(timeout_s):
+                return await self._http.request(address, method, f"/shards/{sid}", headers, body,
+                                                max_body=max_body)
+        except TimeoutError:
+            raise ShardError("timeout", sid, address) from None
+        except (OSError, NodeProtocolError) as exc:
+            raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
 
     async def put_shard(self, address: str, sid: str, data: Buffer, checksum: str, *, timeout_s: float,
                         request_id: str | None = None) -> None:
         """Store one shard; returns once the node acknowledged it durable (201)."""
-        path = f"/shards/{sid}"
-        headers = self._headers("PUT", path, checksum, request_id)
+        headers = self._headers("PUT", f"/shards/{sid}", checksum, request_id)
         headers["Content-Type"] = "application/octet-stream"
-        try:
-            async with self._get_session().put(address.rstrip("/") + path, data=data, headers=headers,
-                                               timeout=self._timeout(timeout_s)) as resp:
-                if resp.status == 201:
-                    await resp.read()
-                    return
-                code = await self._error_code(resp)
-                raise ShardError(f"put refused ({resp.status} {code})", sid, address, resp.status, code)
-        except TimeoutError:
-            raise ShardError("timeout", sid, address) from None
-        except aiohttp.ClientError as exc:
-            raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
+        resp = await self._exchange(address, sid, "PUT", headers, data, timeout_s, MAX_REPLY_BODY)
+        if resp.status != 201:
+            code = _error_code(resp.body)
+            raise ShardError(f"put refused ({resp.status} {code})", sid, address, resp.status, code)
 
     async def get_shard(self, address: str, sid: str, expected_checksum: str | None, *, timeout_s: float,
                         request_id: str | None = None) -> bytes:
         """Fetch one shard and verify it against the manifest's checksum (or the node's header)."""
-        path = f"/shards/{sid}"
-        headers = self._headers("GET", path, EMPTY_HASH, request_id)
-        try:
-            async with self._get_session().get(address.rstrip("/") + path, headers=headers,
-                                               timeout=self._timeout(timeout_s)) as resp:
-                if resp.status != 200:
-                    code = await self._error_code(resp)
-                    reason = {404: "missing", 500: "corrupt on node"}.get(resp.status, "get failed")
-                    raise ShardError(f"{reason} ({resp.status} {code})", sid, address, resp.status, code)
-                body = await resp.read()
-                node_checksum = resp.headers.get("X-Shardbox-Checksum")
-        except TimeoutError:
-            raise ShardError("timeout", sid, address) from None
-        except aiohttp.ClientError as exc:
-            raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
-        expected = expected_checksum or node_checksum
+        headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
+        resp = await self._exchange(address, sid, "GET", headers, None, timeout_s, MAX_SHARD_BODY)
+        if resp.status != 200:
+            code = _error_code(resp.body)
+            reason = {404: "missing", 500: "corrupt on node"}.get(resp.status, "get failed")
+            raise ShardError(f"{reason} ({resp.status} {code})", sid, address, resp.status, code)
+        expected = expected_checksum or resp.headers.get("x-shardbox-checksum")
         if expected is None:
             raise ShardError("no checksum to verify against", sid, address)
-        if shard_checksum(body) != expected.lower():
+        if shard_checksum(resp.body) != expected.lower():
             raise ShardError("checksum mismatch", sid, address, 200, "ChecksumMismatch")
-        return body
+        return resp.body
 
     async def delete_shard(self, address: str, sid: str, *, timeout_s: float,
                            request_id: str | None = None) -> bool:
         """Delete one shard; True if it existed, False if the node did not have it."""
-        path = f"/shards/{sid}"
-        headers = self._headers("DELETE", path, EMPTY_HASH, request_id)
-        try:
-            async with self._get_session().delete(address.rstrip("/") + path, headers=headers,
-                                                  timeout=self._timeout(timeout_s)) as resp:
-                if resp.status == 204:
-                    return True
-                code = await self._error_code(resp)
-                if resp.status == 404:
-                    return False
-                raise ShardError(f"delete refused ({resp.status} {code})", sid, address, resp.status, code)
-        except TimeoutError:
-            raise ShardError("timeout", sid, address) from None
-        except aiohttp.ClientError as exc:
-            raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
+        headers = self._headers("DELETE", f"/shards/{sid}", EMPTY_HASH, request_id)
+        resp = await self._exchange(address, sid, "DELETE", headers, None, timeout_s, MAX_REPLY_BODY)
+        if resp.status == 204:
+            return True
+        if resp.status == 404:
+            return False
+        code = _error_code(resp.body)
+        raise ShardError(f"delete refused ({resp.status} {code})", sid, address, resp.status, code)
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        return json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 __all__ = ["NodeClient", "ShardError", "shard_checksum", "shard_id"]

@@ -135,6 +135,7 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
 # Byte offsets passed to the coordinator are capped here (far past any object, and exact in
 # JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
 _MAX_RANGE_OFFSET = 1 << 53
+ONE_WRITE_MAX = 64 << 10
 _EXPLICIT_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -198,8 +199,9 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     except BaseException:
         await pieces.aclose()
         raise
-    if len(first) == length:
-        # The whole body is at hand (small objects): one write for headers and body, not two.
+    if len(first) == length <= ONE_WRITE_MAX:
+        # The whole (small) body is at hand: one write for headers and body, not two. Not for
+        # big bodies: aiohttp joins headers and body into a new bytes object to do that.
         await pieces.aclose()
         del headers["Content-Length"]
         ctx.log_fields["bytes_out"] = length

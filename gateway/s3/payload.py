@@ -130,6 +130,22 @@ class PayloadStream:
         except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError) as exc:
             raise S3Error("IncompleteBody") from exc
 
+    async def _read_piece(self) -> bytes:
+        """The next piece of body as the parser delivered it (b"" at the end).
+
+        Unlike read(n), which joins or slices the parser's pieces into new bytes objects
+        (a copy of most of the body), this hands each piece over as it is.
+        """
+        try:
+            while True:
+                data, end_of_http_chunk = await self._content.readchunk()
+                # (b"", True) marks a Transfer-Encoding chunk boundary, except on aiohttp's
+                # shared empty body, which answers it forever once read: check for the end.
+                if data or not end_of_http_chunk or self._content.at_eof():
+                    return data
+        except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError) as exc:
+            raise S3Error("IncompleteBody") from exc
+
     async def _more(self, at_least: int = 1) -> bool:
         """Append at least `at_least` more bytes to the buffer; False at end of body."""
         if self._pos:
@@ -151,7 +167,7 @@ class PayloadStream:
     async def _raw(self) -> AsyncIterator[bytes]:
         digest = hashlib.sha256() if self._auth.payload_mode == "signed" and self._hash_here else None
         while True:
-            data = await self._read(self._read_size)
+            data = await self._read_piece()
             if not data:
                 break
             self.bytes_read += len(data)

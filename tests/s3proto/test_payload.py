@@ -290,6 +290,21 @@ def test_big_plain_body_streams_in_pieces(server: EchoServer) -> None:
     assert info["pieces"] >= 8
 
 
+def test_plain_body_over_http_chunked_transfer(server: EchoServer) -> None:
+    """A signed plain body sent with Transfer-Encoding: chunked, including an empty HTTP chunk
+    boundary mid-body: every byte arrives once and the payload hash still checks."""
+    data = os.urandom(300_001)
+    headers = [(k, v) for k, v in sign(server.port, "PUT", "/b/tep", data) if k.lower() != "content-length"]
+    http_chunked = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in split(data, 65_537))
+    http_chunked += b"0\r\n\r\n"
+    headers.append(("Transfer-Encoding", "chunked"))
+    info = send(server.port, "PUT", "/b/tep", headers, http_chunked).json()
+    assert info["body_sha256"] == hashlib.sha256(data).hexdigest()
+    tampered = http_chunked.replace(data[:10], bytes(10), 1)
+    reply = send(server.port, "PUT", "/b/tep", headers, tampered)
+    assert reply.code == "XAmzContentSHA256Mismatch"
+
+
 def test_aws_chunked_encoding_with_unsigned_payload(server: EchoServer) -> None:
     """Content-Encoding: aws-chunked with UNSIGNED-PAYLOAD is decoded too (some SDKs send it)."""
     data = b"hello world"

@@ -425,3 +425,28 @@ async def test_unreachable_coordinator_is_503():
 
     async with CoordinatorClient(f"http://127.0.0.1:{free_port()}", SECRET) as api:
         await expect("ServiceUnavailable", 503, api.list_nodes())
+
+
+async def test_request_log_keeps_writes_and_errors_and_quiets_successful_lookups(coordinator):
+    """The gateway logs each S3 request itself; the coordinator's line for a successful
+    lookup made on its behalf would double the log volume of every GET."""
+    async with CoordinatorClient(coordinator.url, SECRET) as api:
+        await nodes_up(api)
+        key = await new_user(api, "logger", "logtenant")
+        obj = await put_object(api, key, "bkt", "k", [b"x" * 40])
+        for rid, call in (
+            ("rid-lookup", api.get_object(key.tenant_id, "bkt", "k")),
+            ("rid-missing", api.get_object(key.tenant_id, "bkt", "nope")),
+            ("rid-write", api.touch_objects([obj.version_id])),
+        ):
+            token = client_mod.request_id.set(rid)
+            try:
+                await call
+            except CoordinatorError:
+                pass
+            finally:
+                client_mod.request_id.reset(token)
+    lines = [json.loads(line) for line in coordinator.log.read_text().splitlines() if line.startswith("{")]
+    logged = {line.get("request_id") for line in lines if line.get("event") == "request"}
+    assert "rid-write" in logged and "rid-missing" in logged
+    assert "rid-lookup" not in logged

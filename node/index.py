@@ -6,7 +6,9 @@ Three named databases in one environment:
            "last indexed end" of a volume that crash recovery scans from
   corrupt  id -> b"" for shards whose bytes failed their checksum
   meta     b"seq_ceiling" -> u64: every write sequence ever handed out is below it, so
-           sequences stay unique across restarts even for records that never got indexed
+           sequences stay unique across restarts even for records that never got indexed;
+           b"floor" + volume -> u64: the lowest region of that volume still being written
+           when the last batch committed (recovery scans from there, see scan_from)
 
 Writes happen in batches (`apply`), one synced LMDB transaction each, from the group
 committer's single thread. Every change is conditional on the write sequence so a
@@ -15,13 +17,15 @@ slow writer can never replace a newer record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
 
 from node.records import IndexEntry, loc_key, unpack_loc
+
+_FLOOR = b"floor"
 
 
 @dataclass(frozen=True)
@@ -127,16 +131,50 @@ class Index:
             raw = txn.get(key, db=self.shards)
             return 0 if raw is None else IndexEntry.unpack(raw, len(key)).end
 
+    def scan_from(self, volume: int) -> int:
+        """Where crash recovery scans a volume from: the end of its last indexed record, or
+        lower if a region below that was still being written at the last commit."""
+        end = self.last_end(volume)
+        with self.env.begin(db=self.meta) as txn:
+            raw = txn.get(_FLOOR + volume.to_bytes(4, "big"))
+        return end if raw is None else min(end, int.from_bytes(raw, "little"))
+
+    def clear_floors(self) -> None:
+        """After recovery nothing is being written: forget the floors of the crashed run."""
+        with self.env.begin(write=True, db=self.meta) as txn:
+            self._put_floors(txn, {})
+
+    def _put_floors(self, txn: lmdb.Transaction, floors: Mapping[int, int]) -> None:
+        cur = txn.cursor(db=self.meta)
+        stale = []
+        if cur.set_range(_FLOOR):
+            for key in cur.iternext(values=False):
+                if not bytes(key).startswith(_FLOOR):
+                    break
+                stale.append(bytes(key))
+        for key in stale:
+            txn.delete(key, db=self.meta)
+        for volume, offset in floors.items():
+            txn.put(_FLOOR + volume.to_bytes(4, "big"), offset.to_bytes(8, "little"), db=self.meta)
+
     def corrupt_ids(self) -> list[str]:
         with self.env.begin(db=self.corrupt) as txn:
             return [bytes(k).decode() for k in txn.cursor().iternext(keys=True, values=False)]
 
     # -- writes ----------------------------------------------------------------------
 
-    def apply(self, items: Sequence[PutItem | MoveItem]) -> list[Applied]:
-        """Apply a batch in one synced transaction; each item says whether it took effect."""
+    def apply(
+        self, items: Sequence[PutItem | MoveItem], floors: Mapping[int, int] | None = None
+    ) -> list[Applied]:
+        """Apply a batch in one synced transaction; each item says whether it took effect.
+
+        `floors` (volume -> lowest offset still being written, VolumeSet.recovery_floors)
+        replaces the stored recovery floors in the same transaction when given.
+        """
         results: list[Applied] = []
         with self.env.begin(write=True) as txn:
+            if floors is not None:
+                self._put_floors(txn, floors)
             for item in items:
                 key = item.shard_id.encode()
                 raw = txn.get(key, db=self.shards)

@@ -20,9 +20,12 @@ checksum.
 GET reads the record with one pread on a worker thread, verifies its xxh3 and hands
 that same buffer to the response.
 
-Recovery at open: for each volume, scan records after the end of the last indexed one;
-records newer (by seq) than what the index says are indexed (crash between fsync and
-commit), damaged tails are truncated.
+Recovery at open: for each volume, scan records after the end of the last indexed one,
+or from the lowest region that was still being written when the last batch committed
+(regions commit out of order: a delete reserves its tombstones before the PUTs that
+overtake it); records newer (by seq) than what the index says are indexed (crash between
+fsync and commit), damaged tails are truncated. The result equals what rebuild-index
+derives from the volumes alone.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class ShardStore:
             vol = self.volumes.get(number)
             assert vol is not None
             stats = ScanStats()
-            for offset, header in scan_volume(vol, self.index.last_end(number), stats):
+            for offset, header in scan_volume(vol, self.index.scan_from(number), stats):
                 entry = IndexEntry(number, offset, header.length, header.checksum, header.flags,
                                    header.seq, len(header.shard_id))
                 recovered.append(PutItem(header.shard_id, entry, require_existing=header.tombstone))
@@ -156,6 +159,7 @@ class ShardStore:
                 vol.truncate(stats.torn_at)
         recovered.sort(key=lambda item: item.entry.seq)
         applied = sum(r.applied for r in self.index.apply(recovered)) if recovered else 0
+        self.index.clear_floors()
         live: dict[int, int] = {}
         count = 0
         for _, entry in self.index.iter_all():
@@ -230,7 +234,7 @@ class ShardStore:
         for vol in volumes:
             vol.datasync()
             self.metrics.inc("shardbox_node_fsyncs_total")
-        results = self.index.apply(items)
+        results = self.index.apply(items, self.volumes.recovery_floors())
         self.metrics.inc("shardbox_node_index_commits_total")
         self.metrics.inc("shardbox_node_commit_batches_total")
         self.metrics.inc("shardbox_node_commit_items_total", len(items))

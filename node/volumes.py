@@ -49,6 +49,7 @@ class Volume:
         self.fd = os.open(path, flags, 0o644)
         self.end = os.fstat(self.fd).st_size
         self.inflight = 0          # writers that reserved a region and have not finished
+        self.pending: set[int] = set()   # their offsets: recovery must scan from the lowest
 
     def __del__(self) -> None:
         fd = getattr(self, "fd", -1)
@@ -213,11 +214,24 @@ class VolumeSet:
                 raise
             vol.end = offset + size
             vol.inflight += 1
+            vol.pending.add(offset)
             return Reservation(vol, offset, seq, len(header), length)
 
     def release(self, res: Reservation) -> None:
         with self.lock:
             res.volume.inflight -= 1
+            res.volume.pending.discard(res.offset)
+
+    def recovery_floors(self) -> dict[int, int]:
+        """Per volume, the lowest offset of a region reserved and not yet released.
+
+        Regions are committed out of order (a delete's tombstones are reserved before the
+        PUTs that overtake them), so a record below the last indexed one may still be
+        unindexed; the committer persists these floors with every batch and recovery scans
+        from them.
+        """
+        with self.lock:
+            return {n: min(v.pending) for n, v in self.volumes.items() if v.pending}
 
     def seal(self, number: int) -> None:
         """Stop appending to volume `number` if it is the active one (before compacting it)."""

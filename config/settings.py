@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,20 @@ def _check_listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def _check_service_url(value: str | None) -> str | None:
+    """Services talk plain HTTP/1.1 to each other (config.internal_http): http://HOST[:PORT][/path]."""
+    if value is None:
+        return value
+    parsed = urllib.parse.urlsplit(value)
+    try:
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError(f"expected http://HOST:PORT, got {value!r}") from None
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ValueError(f"expected http://HOST:PORT, got {value!r}")
     return value
 
 
@@ -79,6 +94,7 @@ class NodeSection(_Section):
     host: str | None = None
     rack: str | None = None
     coordinator: str | None = Field(default=None, description="coordinator base URL for heartbeats")
+    _v_coordinator = field_validator("coordinator")(classmethod(lambda cls, v: _check_service_url(v)))
     heartbeat_s: float = Field(default=5.0, gt=0.0)
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
@@ -113,6 +129,7 @@ class GatewaySection(_Section):
 
     listen: str
     coordinator: str = Field(description="coordinator base URL")
+    _v_coordinator = field_validator("coordinator")(classmethod(lambda cls, v: _check_service_url(v)))
     region: str = "us-east-1"
     domain: str | None = Field(default=None, description="enables virtual-host-style bucket.DOMAIN")
     chunk_size: int = Field(default=8 << 20, ge=64 << 10, le=8 << 20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,14 @@ def test_database_url_scheme_checked():
     with pytest.raises(ConfigError, match="database_url"):
         parse_config({"cluster": {"secret": "x" * 20},
                       "coordinator": {"listen": "127.0.0.1:1", "database_url": "mysql://x"}}, "c.toml")
+
+
+def test_coordinator_url_must_be_plain_http():
+    for bad in ("https://coord:9001", "coord:9001", "http://", "http://coord:port"):
+        with pytest.raises(ConfigError, match="http://HOST:PORT"):
+            parse_config(
+                {"cluster": {"secret": "x" * 20, "master_key": base64.b64encode(b"k" * 32).decode()},
+                 "gateway": {"listen": "127.0.0.1:1", "coordinator": bad}},
+                "g.toml",
+                "gateway",
+            )

@@ -1,6 +1,6 @@
 """HTTP client for the storage node shard API (docs/internals.md "node/ HTTP API").
 
-Requests go over `node_http`'s keep-alive connections (a chunk is 14 parallel shard PUTs
+Requests go over `config.internal_http`'s keep-alive connections (a chunk is 14 parallel shard PUTs
 or 10+ parallel GETs and several chunks are in flight, so reconnecting per request would
 dominate), which receive shard bodies in place instead of through aiohttp's copies.
 Every request carries the cluster credential (`config.cluster_auth.sign_headers`), bound
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import xxhash
 
 from config.cluster_auth import EMPTY_HASH, sign_headers
-from gateway.datapath.node_http import NodeHttp, NodeProtocolError, NodeResponse
+from config.internal_http import InternalHttp, ProtocolError, Response
+from erasure.buffers import FreshBytes
 
 Buffer = bytes | bytearray | memoryview
 MAX_SHARD_BODY = 64 << 20  # far above any shard (a 64 MiB chunk gives 6.4 MiB shards)
@@ -55,13 +57,15 @@ def shard_id(chunk_key: str, index: int) -> str:
 
 
 class NodeClient:
-    """Signed shard PUT/GET/DELETE against nodes over keep-alive connections (node_http)."""
+    """Signed shard PUT/GET/DELETE against nodes over keep-alive connections (internal_http)."""
 
     def __init__(
         self, cluster_secret: str, *, limit_per_host: int = 64, connect_timeout_s: float = 5.0
     ) -> None:
         self._secret = cluster_secret
-        self._http = NodeHttp(max_idle_per_node=limit_per_host, connect_timeout_s=connect_timeout_s)
+        self._http = InternalHttp(
+            max_idle_per_server=limit_per_host, connect_timeout_s=connect_timeout_s, alloc=_fresh_body
+        )
 
     async def close(self) -> None:
         self._http.close()
@@ -75,14 +79,14 @@ class NodeClient:
     async def _exchange(
         self, address: str, sid: str, method: str, headers: dict[str, str], body: Buffer | None,
         timeout_s: float, max_body: int,
-    ) -> NodeResponse:
+    ) -> Response:
         try:
             async with asyncio.timeout(timeout_s):
                 return await self._http.request(address, method, f"/shards/{sid}", headers, body,
                                                 max_body=max_body)
         except TimeoutError:
             raise ShardError("timeout", sid, address) from None
-        except (OSError, NodeProtocolError) as exc:
+        except (OSError, ProtocolError) as exc:
             raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
 
     async def put_shard(self, address: str, sid: str, data: Buffer, checksum: str, *, timeout_s: float,
@@ -124,7 +128,13 @@ class NodeClient:
         raise ShardError(f"delete refused ({resp.status} {code})", sid, address, resp.status, code)
 
 
-def _error_code(body: bytes) -> str | None:
+def _fresh_body(n: int) -> tuple[memoryview, Callable[[], bytes]]:
+    """Shard bodies are received straight into the `bytes` object the caller gets."""
+    fresh = FreshBytes(n)
+    return memoryview(fresh.view), lambda: fresh.value
+
+
+def _error_code(body: Buffer) -> str | None:
     try:
         return json.loads(body)["error"]["code"]
     except (ValueError, KeyError, TypeError):

@@ -511,7 +511,8 @@ def test_small_object_is_inline_and_touches_no_node(healthy: NodeCluster, size: 
             result = await store.write(TENANT, pieces(data), {"crc32"}, request_id="req-inline")
             (ref,) = result.chunks
             assert ref.inline is not None and ref.shards == [] and ref.size == size
-            assert data not in base64.b64decode(ref.inline)   # encrypted, not stored in the clear
+            if size >= 16:  # encrypted, not stored in the clear (one random byte may occur by chance)
+                assert data not in base64.b64decode(ref.inline)
             obj = as_object(size, result)
             assert await read_all(store, obj) == data
             ref.inline = base64.b64encode(bytes([base64.b64decode(ref.inline)[0] ^ 1])

@@ -1,16 +1,19 @@
-"""Keep-alive HTTP/1.1 exchanges with storage nodes that receive bodies in place.
+"""Keep-alive HTTP/1.1 exchanges between our own services that receive bodies in place.
 
-Why not aiohttp's client for shard bodies: its parser hands the body over as a stream
-of fresh `bytes` pieces (one copy out of the read buffer, another in the parser) that
-`read()` then joins (a third), plus ~150 us of Python per request. A GET of one GiB is
-~1,300 shard requests and 1 GiB of such copies, a quarter of the gateway's CPU for a read.
-Here an `asyncio.BufferedProtocol` lets the event loop's socket read land directly in the
-buffer the shard ends up in (`erasure.buffers.FreshBytes`: a `bytes` object filled once).
+Why not aiohttp's client for the calls of the data path (gateway -> nodes, gateway ->
+coordinator): its parser hands a body over as fresh `bytes` pieces (one copy out of the
+read buffer, another in the parser) that `read()` then joins (a third), and a call costs
+~150 us of client CPU against ~50 here. A GET of one GiB is ~1,300 shard requests; a small
+GET is one coordinator call. An `asyncio.BufferedProtocol` lets the event loop's socket
+read land directly in the buffer the body ends up in (for shards, a `bytes` object filled
+once: the caller passes the allocator).
 
-This speaks only the subset of HTTP/1.1 our own node server (aiohttp) answers with:
-one request at a time per connection, `Content-Length` framing, keep-alive unless the
-server says `Connection: close`. Anything else (chunked responses, a head over 16 KiB,
-a body over the caller's limit) is refused as a protocol error and the connection closed.
+This speaks only the subset of HTTP/1.1 our own servers (aiohttp) answer with: one
+request at a time per connection, `Content-Length` framing, keep-alive unless the server
+says `Connection: close`. Anything else (chunked responses, a head over 16 KiB, a body
+over the caller's limit) is refused as a protocol error and the connection closed.
+Idempotent requests that fail on a reused connection before any answer are retried once
+on a fresh one (the server may have closed it as we reused it); POSTs never are.
 """
 
 from __future__ import annotations
@@ -18,45 +21,54 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from erasure.buffers import FreshBytes
-
 Buffer = bytes | bytearray | memoryview
+# n -> (a writable view of n bytes to receive into, a function giving the finished body)
+BodyAllocator = Callable[[int], tuple[memoryview, Callable[[], Buffer]]]
 
 HEAD_MAX = 16 << 10
 IDLE_TTL_S = 30.0  # well under aiohttp's server keep-alive (75 s): never reuse a closing socket
 
 
-class NodeProtocolError(Exception):
-    """The node's answer is not HTTP we understand (or the connection broke mid-answer)."""
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE"))
+
+
+class ProtocolError(Exception):
+    """The server's answer is not HTTP we understand."""
 
 
 @dataclass(frozen=True)
-class NodeResponse:
+class Response:
     status: int
     headers: dict[str, str]  # lower-cased names
-    body: bytes
+    body: Buffer
+
+
+def bytearray_body(n: int) -> tuple[memoryview, Callable[[], Buffer]]:
+    buf = bytearray(n)
+    return memoryview(buf), lambda: buf
 
 
 class _Connection(asyncio.BufferedProtocol):
-    """One TCP connection to a node; carries one exchange at a time."""
+    """One TCP connection to a server; carries one exchange at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, alloc: BodyAllocator) -> None:
+        self._alloc = alloc
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
         self._head = bytearray(HEAD_MAX)
         self._head_view = memoryview(self._head)
         self._head_len = 0
-        self._body: FreshBytes | None = None
+        self._body: Callable[[], Buffer] | None = None
         self._body_view: memoryview | None = None
         self._body_pos = 0
         self._status = 0
         self._headers: dict[str, str] = {}
         self._max_body = 0
-        self._waiter: asyncio.Future[NodeResponse] | None = None
+        self._waiter: asyncio.Future[Response] | None = None
         self.reusable = False
 
     # ---- asyncio protocol -------------------------------------------------------------
@@ -66,10 +78,10 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(ConnectionResetError(f"connection closed by the node ({exc or 'EOF'})"))
+        self._fail(ConnectionResetError(f"connection closed by the server ({exc or 'EOF'})"))
 
     def eof_received(self) -> bool:
-        self._fail(ConnectionResetError("connection closed by the node"))
+        self._fail(ConnectionResetError("connection closed by the server"))
         return False
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -88,27 +100,26 @@ class _Connection(asyncio.BufferedProtocol):
         start = max(0, self._head_len - 3)
         self._head_len += nbytes
         if self._waiter is None or self._waiter.done():
-            self._close(NodeProtocolError("the node sent bytes nobody asked for"))
+            self._close(ProtocolError("the server sent bytes nobody asked for"))
             return
         end = self._head.find(b"\r\n\r\n", start, self._head_len)
         if end < 0:
             if self._head_len >= HEAD_MAX:
-                self._close(NodeProtocolError(f"response head over {HEAD_MAX} bytes"))
+                self._close(ProtocolError(f"response head over {HEAD_MAX} bytes"))
             return
         try:
             length = self._parse_head(end)
-        except NodeProtocolError as exc:
+        except ProtocolError as exc:
             self._close(exc)
             return
         extra = self._head_len - (end + 4)
         if extra > length:
-            self._close(NodeProtocolError("the node sent more than the response body"))
+            self._close(ProtocolError("the server sent more than the response body"))
             return
         if length == 0:
             self._finish()
             return
-        self._body = FreshBytes(length)
-        self._body_view = memoryview(self._body.view)
+        self._body_view, self._body = self._alloc(length)
         if extra:
             self._body_view[:extra] = self._head_view[end + 4 : self._head_len]
         self._body_pos = extra
@@ -121,29 +132,29 @@ class _Connection(asyncio.BufferedProtocol):
         lines = bytes(self._head_view[:end]).split(b"\r\n")
         parts = lines[0].split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise NodeProtocolError(f"bad status line {lines[0][:80]!r}")
+            raise ProtocolError(f"bad status line {lines[0][:80]!r}")
         self._status = int(parts[1])
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             if not sep:
-                raise NodeProtocolError(f"bad header line {line[:80]!r}")
+                raise ProtocolError(f"bad header line {line[:80]!r}")
             headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
         self._headers = headers
         if "transfer-encoding" in headers:
-            raise NodeProtocolError("chunked responses are not expected from a node")
+            raise ProtocolError("chunked responses are not expected from our services")
         try:
             length = int(headers.get("content-length", "0"))
         except ValueError:
-            raise NodeProtocolError("bad Content-Length") from None
+            raise ProtocolError("bad Content-Length") from None
         if not 0 <= length <= self._max_body:
-            raise NodeProtocolError(f"response body of {length} bytes, expected at most {self._max_body}")
+            raise ProtocolError(f"response body of {length} bytes, expected at most {self._max_body}")
         self.reusable = headers.get("connection", "").lower() != "close"
         return length
 
     def _finish(self) -> None:
-        body = self._body.value if self._body is not None and self._body_pos else b""
-        response = NodeResponse(self._status, self._headers, body)
+        body = self._body() if self._body is not None else b""
+        response = Response(self._status, self._headers, body)
         self._reset()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -167,7 +178,7 @@ class _Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def send(self, head: bytes, body: Buffer | None, max_body: int) -> asyncio.Future[NodeResponse]:
+    def send(self, head: bytes, body: Buffer | None, max_body: int) -> asyncio.Future[Response]:
         assert self.transport is not None and self._waiter is None
         self._reset()
         self.reusable = False
@@ -183,21 +194,29 @@ class _Connection(asyncio.BufferedProtocol):
         self._close(ConnectionAbortedError("exchange abandoned"))
 
 
-class NodeHttp:
-    """A pool of keep-alive connections per node address."""
+class InternalHttp:
+    """A pool of keep-alive connections per server address."""
 
-    def __init__(self, *, max_idle_per_node: int = 64, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle_per_server: int = 64,
+        connect_timeout_s: float = 5.0,
+        alloc: BodyAllocator = bytearray_body,
+    ) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._targets: dict[str, tuple[str, int, str]] = {}
-        self._max_idle = max_idle_per_node
+        self._max_idle = max_idle_per_server
         self._connect_timeout_s = connect_timeout_s
+        self._alloc = alloc
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _target(self, address: str) -> tuple[str, int, str]:
         found = self._targets.get(address)
         if found is None:
             url = urllib.parse.urlsplit(address)
             if url.scheme != "http" or not url.hostname:
-                raise ValueError(f"node address {address!r} is not http://host:port")
+                raise ValueError(f"service address {address!r} is not http://host:port")
             port = url.port or 80
             found = (url.hostname, port, f"{url.hostname}:{port}")
             self._targets[address] = found
@@ -212,21 +231,25 @@ class NodeHttp:
         body: Buffer | None = None,
         *,
         max_body: int,
-    ) -> NodeResponse:
-        """One exchange; raises ConnectionError / NodeProtocolError / TimeoutError (use asyncio.timeout)."""
+    ) -> Response:
+        """One exchange; raises OSError (ConnectionError, ...) / ProtocolError.
+
+        No timeout of its own (beyond connecting): wrap the call in asyncio.timeout.
+        """
         host, port, host_header = self._target(address)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         lines.append(f"Content-Length: {len(body) if body else 0}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        for attempt in (0, 1):
+        retries = 1 if method in _IDEMPOTENT else 0
+        for attempt in range(retries + 1):
             conn, reused = await self._acquire(host, port)
             try:
                 response = await conn.send(head, body, max_body)
             except ConnectionError:
                 conn.abort()
-                if reused and attempt == 0:
-                    continue  # the node closed an idle connection as we reused it: once more, fresh
+                if reused and attempt < retries:
+                    continue  # the server closed an idle connection as we reused it: once more, fresh
                 raise
             except BaseException:
                 conn.abort()  # timed out or cancelled mid-exchange: the connection is in an unknown state
@@ -236,6 +259,10 @@ class NodeHttp:
         raise AssertionError("unreachable")
 
     async def _acquire(self, host: str, port: int) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # connections belong to the loop that made them
+            self._idle.clear()
+            self._loop = loop
         idle = self._idle.get((host, port))
         now = time.monotonic()
         while idle:
@@ -243,9 +270,8 @@ class NodeHttp:
             if not conn.closed and now - conn.idle_since < IDLE_TTL_S:
                 return conn, True
             conn.abort()
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout_s):
-            _transport, conn = await loop.create_connection(_Connection, host, port)
+            _transport, conn = await loop.create_connection(lambda: _Connection(self._alloc), host, port)
         return conn, False
 
     def _release(self, host: str, port: int, conn: _Connection) -> None:

@@ -1,4 +1,4 @@
-"""node_http against a scripted raw HTTP server on 127.0.0.1: framing, reuse, bad answers."""
+"""config.internal_http against a scripted raw HTTP server on 127.0.0.1: framing, reuse, bad answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from gateway.datapath.node_http import HEAD_MAX, NodeHttp, NodeProtocolError
+from config.internal_http import HEAD_MAX, InternalHttp, ProtocolError
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -76,7 +76,7 @@ def test_body_lands_whole_however_it_is_split():
             await asyncio.sleep(0)
 
     async def main():
-        http = NodeHttp()
+        http = InternalHttp()
         async with RawServer(handler) as srv:
             for _ in range(3):
                 resp = await http.request(srv.address, "GET", "/shards/x", {"A": "b"}, max_body=1 << 20)
@@ -98,7 +98,7 @@ def test_put_body_is_sent_and_empty_answers_work():
         writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
 
     async def main():
-        http = NodeHttp()
+        http = InternalHttp()
         async with RawServer(handler) as srv:
             for _ in range(2):
                 resp = await http.request(srv.address, "PUT", "/shards/y", {}, payload, max_body=100)
@@ -117,13 +117,34 @@ def test_a_closed_idle_connection_is_replaced_transparently():
         await writer.drain()
 
     async def main():
-        http = NodeHttp()
+        http = InternalHttp()
         async with RawServer(handler) as srv:
             for _ in range(3):
                 resp = await http.request(srv.address, "GET", "/shards/z", {}, max_body=100)
                 assert resp.body == b"hello"
             assert srv.connections == 3
             assert len(srv.requests) == 5  # two requests were sent on a dying connection, then again
+        http.close()
+
+    run(main())
+
+
+def test_a_post_is_never_sent_twice():
+    """A POST may have been carried out by a server that died before answering: no retry."""
+
+    async def handler(request, writer, served):
+        if served > 1:
+            return False
+        writer.write(ok(b"done"))
+        await writer.drain()
+
+    async def main():
+        http = InternalHttp()
+        async with RawServer(handler) as srv:
+            assert (await http.request(srv.address, "POST", "/call", {}, b"{}", max_body=100)).body == b"done"
+            with pytest.raises(ConnectionError):
+                await http.request(srv.address, "POST", "/call", {}, b"{}", max_body=100)
+            assert len(srv.requests) == 2
         http.close()
 
     run(main())
@@ -149,9 +170,9 @@ def test_answers_we_do_not_speak_are_refused_and_not_reused(answer: bytes, match
             writer.write(answer)
 
     async def main():
-        http = NodeHttp()
+        http = InternalHttp()
         async with RawServer(handler) as srv:
-            with pytest.raises(NodeProtocolError, match=match):
+            with pytest.raises(ProtocolError, match=match):
                 await http.request(srv.address, "GET", "/bad", {}, max_body=100)
             resp = await http.request(srv.address, "GET", "/good", {}, max_body=100)
             assert resp.body == b"fine"
@@ -174,7 +195,7 @@ def test_truncated_body_and_timeout():
         writer.write(ok(b"fine"))
 
     async def main():
-        http = NodeHttp()
+        http = InternalHttp()
         async with RawServer(handler) as srv:
             with pytest.raises(ConnectionError):
                 await http.request(srv.address, "GET", "/cut", {}, max_body=2000)
@@ -194,8 +215,8 @@ def test_nobody_listening_is_a_connection_error():
         server.close()
         await server.wait_closed()
         with pytest.raises(ConnectionError):
-            await NodeHttp().request(f"http://127.0.0.1:{port}", "GET", "/", {}, max_body=1)
+            await InternalHttp().request(f"http://127.0.0.1:{port}", "GET", "/", {}, max_body=1)
         with pytest.raises(ValueError, match="http://host:port"):
-            await NodeHttp().request("https://127.0.0.1:1", "GET", "/", {}, max_body=1)
+            await InternalHttp().request("https://127.0.0.1:1", "GET", "/", {}, max_body=1)
 
     run(main())

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coordinator.db import Database
+from coordinator.db import Database, fast_read
 from coordinator.errors import error
 from coordinator.names import chunk_key
 from coordinator.schema import buckets, object_versions
@@ -18,11 +18,11 @@ MAX_PART_NUMBER = 10000
 
 _ov = object_versions.c
 # Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
-BUCKET_ROW = sa.select(buckets).where(buckets.c.name == sa.bindparam("bucket"))
+BUCKET_ROW = fast_read(sa.select(buckets).where(buckets.c.name == sa.bindparam("bucket")))
 _LATEST = sa.select(object_versions).where(
     _ov.bucket == sa.bindparam("bucket"), _ov.key == sa.bindparam("key"), _ov.is_latest
 )
-LATEST_LIVE = _LATEST.where(_ov.status != "deleted")
+LATEST_LIVE = fast_read(_LATEST.where(_ov.status != "deleted"))
 # The row occupying the key, whatever its status, locked: it is about to be replaced.
 LATEST_LOCKED = {"sqlite": _LATEST, "postgresql": _LATEST.with_for_update()}
 

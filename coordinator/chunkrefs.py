@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coordinator.db import Database
+from coordinator.db import Database, fast_read
 from coordinator.errors import error
 from coordinator.events import emit
 from coordinator.names import check_sha256
@@ -227,7 +227,7 @@ async def queue_missing(db: Database, conn: AsyncConnection, refs: Iterable[Chun
 
 
 _oc = object_chunks.c
-_LOAD_REFS = (
+_LOAD_REFS = fast_read(
     sa.select(
         _oc.seq,
         _oc.offset,

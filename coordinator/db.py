@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coordinator.errors import RetryTransaction, error
 from coordinator.schema import metadata, upgrade
-from coordinator.sqlite_store import SQLiteStore
+from coordinator.sqlite_store import SQLiteStore, fast_read
 
-__all__ = ["Database", "RetryTransaction", "is_unique_violation"]
+__all__ = ["Database", "RetryTransaction", "fast_read", "is_unique_violation"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

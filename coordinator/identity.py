@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator.base import QueryBase
+from coordinator.db import fast_read
 from coordinator.errors import error
 from coordinator.events import record_audit
 from coordinator.names import new_access_key, new_id
@@ -17,7 +18,7 @@ from coordinator.schema import access_keys, tenants, users
 _NAME_MAX = 128
 _ak, _u = access_keys.c, users.c
 # Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
-_GET_KEY = (
+_GET_KEY = fast_read(
     sa.select(_ak.access_key, _ak.secret_key, _u.user_id, _u.name, _u.tenant_id, _u.is_admin)
     .select_from(access_keys.join(users, _ak.user_id == _u.user_id))
     .where(_ak.access_key == sa.bindparam("ak"), _ak.active)

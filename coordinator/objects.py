@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import chunkrefs, quota
 from coordinator.base import QueryBase
-from coordinator.db import RetryTransaction, is_unique_violation
+from coordinator.db import RetryTransaction, fast_read, is_unique_violation
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import check_key, new_id
@@ -33,10 +33,12 @@ _DROP_VERSION = sa.delete(object_versions).where(_ov.version_id == sa.bindparam(
 INSERT_VERSION = object_versions.insert()
 _INSERT_MANIFEST = object_chunks.insert()
 _INSERT_PARTS = object_parts.insert()
-_PARTS = sa.select(object_parts).where(_op.version_id == sa.bindparam("v")).order_by(_op.part_number)
+_PARTS = fast_read(
+    sa.select(object_parts).where(_op.version_id == sa.bindparam("v")).order_by(_op.part_number)
+)
 _MANIFEST = sa.select(_oc.chunk_key, _oc.size).where(_oc.version_id == sa.bindparam("v")).order_by(_oc.seq)
 # get_object: the bucket (ownership check) and the key's live version in one query.
-_BUCKET_AND_LATEST = (
+_BUCKET_AND_LATEST = fast_read(
     sa.select(buckets.c.tenant_id.label("bucket_tenant"), object_versions)
     .select_from(
         buckets.outerjoin(
@@ -51,11 +53,13 @@ _BUCKET_AND_LATEST = (
     )
     .where(buckets.c.name == sa.bindparam("bucket"))
 )
-_VERSION = sa.select(object_versions).where(
-    _ov.version_id == sa.bindparam("v"),
-    _ov.bucket == sa.bindparam("bucket"),
-    _ov.key == sa.bindparam("key"),
-    _ov.status != "deleted",
+_VERSION = fast_read(
+    sa.select(object_versions).where(
+        _ov.version_id == sa.bindparam("v"),
+        _ov.bucket == sa.bindparam("bucket"),
+        _ov.key == sa.bindparam("key"),
+        _ov.status != "deleted",
+    )
 )
 _TOUCH = (
     sa.update(object_versions)

@@ -74,16 +74,20 @@ def _check(columns: np.ndarray, rows: Sequence[np.ndarray], *, writable_rows: bo
         raise ValueError("layout needs a contiguous (m, 10) uint8 column matrix")
     if columns.dtype != np.uint8 or len(rows) != DATA:
         raise ValueError("layout needs a uint8 column matrix and ten rows")
-    for row in rows:
-        if row.dtype != np.uint8 or row.ndim != 1 or row.size < m or not row.flags.c_contiguous:
-            raise ValueError("layout rows must be contiguous uint8 arrays of at least m bytes")
-        if writable_rows and not row.flags.writeable:
-            raise ValueError("layout output rows must be writable")
+    _check_rows(rows, m, writable_rows, "layout rows")
     return m
 
 
+def _check_rows(rows: Sequence[np.ndarray], m: int, writable: bool, what: str) -> None:
+    for row in rows:
+        if row.dtype != np.uint8 or row.ndim != 1 or row.size < m or not row.flags.c_contiguous:
+            raise ValueError(f"{what} must be contiguous uint8 arrays of at least m bytes")
+        if writable and not row.flags.writeable:
+            raise ValueError("layout output rows must be writable")
+
+
 def _addresses(rows: Sequence[np.ndarray]) -> ctypes.Array:
-    return (ctypes.c_void_p * DATA)(*(r.__array_interface__["data"][0] for r in rows))
+    return (ctypes.c_void_p * len(rows))(*(r.__array_interface__["data"][0] for r in rows))
 
 
 def split(columns: np.ndarray, rows: Sequence[np.ndarray]) -> None:
@@ -116,14 +120,11 @@ def split_and_apply(
         raise RuntimeError("split_and_apply needs the erasure/_interleave extension")
     if not 0 <= len(parity) <= 4 or not 0 < block < 1 << 30:
         raise ValueError("split_and_apply takes up to 4 parity rows and 0 < block < 2**30")
-    for row in parity:
-        if row.dtype != np.uint8 or row.ndim != 1 or row.size < m or not row.flags.c_contiguous:
-            raise ValueError("parity rows must be contiguous uint8 arrays of at least m bytes")
+    _check_rows(parity, m, True, "parity rows")
     if m == 0:
         return
-    addresses = (ctypes.c_void_p * len(rows))(*(r.__array_interface__["data"][0] for r in rows))
     _native.sbx_split10_encode(
-        columns.__array_interface__["data"][0], m, addresses, block, kernel_fn, len(parity), tables
+        columns.__array_interface__["data"][0], m, _addresses(rows), block, kernel_fn, len(parity), tables
     )
 
 

@@ -100,15 +100,11 @@ class CoordinatorClient:
             body = json.dumps(to_json(params), separators=(",", ":")).encode()
         status, raw = await self._exchange("POST", path, body)
         try:
-            data = orjson.loads(raw)
+            return _document(status, raw).get("result")
         except ValueError:
             raise CoordinatorError(
                 "InternalError", f"coordinator answered {status} without JSON", status
             ) from None
-        if status >= 400 or "error" in data:
-            err = data.get("error") or {}
-            raise CoordinatorError(err.get("code", "InternalError"), err.get("message", ""), status)
-        return data.get("result")
 
     async def _api(self, name: str, /, **params: Any) -> Any:
         return await self._call(f"{PREFIX}/{name}", **params)
@@ -437,11 +433,16 @@ class CoordinatorClient:
     async def health(self) -> dict[str, Any]:
         status, raw = await self._exchange("GET", "/health", b"")
         try:
-            data = orjson.loads(raw)
+            return _document(status, raw)
         except ValueError as exc:
             message = f"coordinator answered {status} without JSON"
             raise CoordinatorError("ServiceUnavailable", message, 503) from exc
-        if status >= 400:
-            err = data.get("error") or {}
-            raise CoordinatorError(err.get("code", "InternalError"), err.get("message", ""), status)
-        return data
+
+
+def _document(status: int, raw: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The coordinator's JSON answer; CoordinatorError for an error answer, ValueError if not JSON."""
+    data = orjson.loads(raw)
+    if status >= 400 or "error" in data:
+        err = data.get("error") or {}
+        raise CoordinatorError(err.get("code", "InternalError"), err.get("message", ""), status)
+    return data

@@ -18,11 +18,25 @@ from coordinator.schema import access_keys, tenants, users
 _NAME_MAX = 128
 _ak, _u = access_keys.c, users.c
 # Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
-_GET_KEY = fast_read(
-    sa.select(_ak.access_key, _ak.secret_key, _u.user_id, _u.name, _u.tenant_id, _u.is_admin)
-    .select_from(access_keys.join(users, _ak.user_id == _u.user_id))
-    .where(_ak.access_key == sa.bindparam("ak"), _ak.active)
+_KEYS = sa.select(_ak.access_key, _ak.secret_key, _u.user_id, _u.name, _u.tenant_id, _u.is_admin).select_from(
+    access_keys.join(users, _ak.user_id == _u.user_id)
 )
+_GET_KEY = fast_read(_KEYS.where(_ak.access_key == sa.bindparam("ak"), _ak.active))
+_FIRST_ADMIN_KEY = (
+    _KEYS.where(_u.is_admin, _ak.active).order_by(_u.created_at, _ak.created_at, _ak.access_key).limit(1)
+)
+
+
+def _key_info(row: Any) -> KeyInfo:
+    """A row of _KEYS as the record the API returns."""
+    return KeyInfo(
+        access_key=row.access_key,
+        secret_key=row.secret_key,
+        user_id=row.user_id,
+        user_name=row.name,
+        tenant_id=row.tenant_id,
+        is_admin=bool(row.is_admin),
+    )
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -53,14 +67,7 @@ class IdentityQueries(QueryBase):
         row = await self.db.read(q)
         if row is None:
             raise error("InvalidAccessKeyId", "the access key id does not exist in our records")
-        return KeyInfo(
-            access_key=row.access_key,
-            secret_key=row.secret_key,
-            user_id=row.user_id,
-            user_name=row.name,
-            tenant_id=row.tenant_id,
-            is_admin=bool(row.is_admin),
-        )
+        return _key_info(row)
 
     async def _tenant_by_name(self, conn: AsyncConnection, name: str) -> Any:
         return (await conn.execute(sa.select(tenants).where(tenants.c.name == name))).first()
@@ -229,27 +236,11 @@ class IdentityQueries(QueryBase):
         """First run: tenant "default", user "admin" (is_admin) and a key; later runs: that key again."""
 
         async def tx(conn: AsyncConnection) -> KeyInfo:
-            u, ak = users.c, access_keys.c
-            row = (
-                await conn.execute(
-                    sa.select(ak.access_key, ak.secret_key, u.user_id, u.name, u.tenant_id)
-                    .select_from(access_keys.join(users, ak.user_id == u.user_id))
-                    .where(u.is_admin, ak.active)
-                    .order_by(u.created_at, ak.created_at, ak.access_key)
-                    .limit(1)
-                )
-            ).first()
+            row = (await conn.execute(_FIRST_ADMIN_KEY)).first()
             if row is not None:
-                return KeyInfo(
-                    access_key=row.access_key,
-                    secret_key=row.secret_key,
-                    user_id=row.user_id,
-                    user_name=row.name,
-                    tenant_id=row.tenant_id,
-                    is_admin=True,
-                )
+                return _key_info(row)
             admin = (
-                await conn.execute(sa.select(users).where(u.is_admin).order_by(u.created_at).limit(1))
+                await conn.execute(sa.select(users).where(_u.is_admin).order_by(_u.created_at).limit(1))
             ).first()
             if admin is None:
                 await self._insert_user(conn, "default", "admin", True)

@@ -70,6 +70,9 @@ def _sign(auth: AuthContext, string_to_sign: str) -> str:
     return hmac.new(auth.signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+# What reading a request body raises when the client stops sending or breaks the framing.
+_BODY_ERRORS = (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError)
+
 class PayloadStream:
     """Async iterator over the decoded body: `async for piece in PayloadStream(request, auth)`.
 
@@ -127,7 +130,7 @@ class PayloadStream:
     async def _read(self, n: int) -> bytes:
         try:
             return await self._content.read(n)
-        except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError) as exc:
+        except _BODY_ERRORS as exc:
             raise S3Error("IncompleteBody") from exc
 
     async def _read_piece(self) -> bytes:
@@ -143,7 +146,7 @@ class PayloadStream:
                 # shared empty body, which answers it forever once read: check for the end.
                 if data or not end_of_http_chunk or self._content.at_eof():
                     return data
-        except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError) as exc:
+        except _BODY_ERRORS as exc:
             raise S3Error("IncompleteBody") from exc
 
     async def _more(self, at_least: int = 1) -> bool:

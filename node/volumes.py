@@ -48,8 +48,13 @@ class Volume:
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         self.fd = os.open(path, flags, 0o644)
         self.end = os.fstat(self.fd).st_size
-        self.inflight = 0          # writers that reserved a region and have not finished
-        self.pending: set[int] = set()   # their offsets: recovery must scan from the lowest
+        # Offsets of regions reserved by writers that have not finished: how many are busy
+        # here (compaction waits for none) and where recovery must scan from (the lowest).
+        self.pending: set[int] = set()
+
+    @property
+    def inflight(self) -> int:
+        return len(self.pending)
 
     def __del__(self) -> None:
         fd = getattr(self, "fd", -1)
@@ -213,13 +218,11 @@ class VolumeSet:
                     raise StorageFull("no space left on the data disk") from exc
                 raise
             vol.end = offset + size
-            vol.inflight += 1
             vol.pending.add(offset)
             return Reservation(vol, offset, seq, len(header), length)
 
     def release(self, res: Reservation) -> None:
         with self.lock:
-            res.volume.inflight -= 1
             res.volume.pending.discard(res.offset)
 
     def recovery_floors(self) -> dict[int, int]:

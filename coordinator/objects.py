@@ -20,7 +20,7 @@ from coordinator.db import RetryTransaction, fast_read, is_unique_violation
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import check_key, new_id
-from coordinator.records import DeleteResult, ListEntry, ListResult, ObjectInfo, PartInfo
+from coordinator.records import MAX_TOUCH_BATCH, DeleteResult, ListEntry, ListResult, ObjectInfo, PartInfo
 from coordinator.schema import buckets, object_chunks, object_parts, object_versions
 
 _ov = object_versions.c
@@ -72,7 +72,6 @@ _TOUCH = (
 MAX_LIST = 1000
 MAX_DELETE = 1000
 TOUCH_GRANULARITY_S = 300.0
-MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call
 _TOUCH_STATEMENT_IDS = 500  # ids per UPDATE: well under SQLite's bound-parameter limit
 _LIST_BATCH = 1000
 SKIP = "\U0010ffff"  # sorts after every character, so P + SKIP is past every key under P

@@ -15,6 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
+MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call (the server refuses more)
+
 
 class CoordinatorError(Exception):
     """An error answer from the coordinator, with its S3-style code and HTTP status."""

@@ -17,7 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDictProxy
 
 from config.settings import GatewaySection
-from coordinator.records import BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
+from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
 from gateway.datapath import ChunkStore
 from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
@@ -29,7 +29,6 @@ MAX_XML_BODY = 2 << 20     # DeleteObjects with 1000 keys of 1024 bytes fits; an
 S3_MAX_PUT = 5 << 30       # single PUT / part limit
 TOUCH_INTERVAL_S = 60.0   # a version read again within this is not reported again
 TOUCH_FLUSH_S = 1.0       # reads are reported to the coordinator in one call per this period
-MAX_TOUCH_PENDING = 10_000
 
 
 @dataclass
@@ -56,7 +55,7 @@ class GatewayState:
         now = time.monotonic()
         last = self.touched.get(version_id)
         recent = last is not None and now - last < TOUCH_INTERVAL_S
-        if recent or len(self.touch_pending) >= MAX_TOUCH_PENDING:
+        if recent or len(self.touch_pending) >= MAX_TOUCH_BATCH:  # one call carries them all
             return
         if len(self.touched) >= 10000:
             self.touched.clear()

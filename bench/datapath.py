@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--read-ahead", type=int, default=1, help="chunks prefetched per read")
     parser.add_argument("--write-depth", type=int, default=2, help="chunks in flight per write")
     parser.add_argument("--no-tune-malloc", action="store_true",
-                        help="leave glibc's mmap threshold dynamic (ChunkStore tune_malloc=False)")
+                        help="leave glibc's malloc defaults (ChunkStore tune_malloc=False)")
     args = parser.parse_args()
     try:
         import uvloop

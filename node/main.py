@@ -17,10 +17,10 @@ import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
+from config.malloc import tune_malloc
 from config.serving import split_listen, stop_event
 from config.settings import Config, ConfigError, NodeSection
 from node import rebuild
-from node.alloc import tune_malloc
 from node.api import COMPACTOR, SCRUBBER, build_app
 from node.heartbeat import heartbeat_loop
 from node.store import ShardStore

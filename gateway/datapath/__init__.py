@@ -17,8 +17,8 @@ Exact public API (everything else in this package is internal)::
         # suspect_s: nodes that timed out/refused are tried last (read) or skipped (write,
         # while min_acks remain) for that long. max_chunks_in_flight: store-wide cap on chunks
         # being written (and, separately, fetched) at once across all requests. tune_malloc:
-        # fix glibc's mmap threshold at 1 MiB (gateway/datapath/memory.py): 50-100 MB less peak
-        # RSS under concurrent multipart uploads, for some more CPU on reads.
+        # one glibc arena with large mmap/trim thresholds (config/malloc.py), so chunk and shard
+        # buffers are reused warm instead of mapped and zeroed again (~40% less gateway CPU on reads).
 
     result: WriteResult = await store.write(tenant_id: str, source: AsyncIterator[bytes | memoryview],
                                             algorithms: set[str], *, request_id: str | None = None,

@@ -8,10 +8,10 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from config.malloc import tune_malloc as tune_process_malloc
 from coordinator.records import CoordinatorAPI, ObjectInfo
 from gateway.datapath.context import DatapathContext
 from gateway.datapath.crypto import ChunkCipher
-from gateway.datapath.memory import fix_mmap_threshold
 from gateway.datapath.node_client import NodeClient
 from gateway.datapath.reader import read_range
 from gateway.datapath.writer import Buffer, StreamWriter, WriteResult
@@ -32,10 +32,10 @@ class ChunkStore:
         if not 10 <= min_acks <= 14:
             raise ValueError("min_acks must be between 10 and 14")
         if tune_malloc:
-            fix_mmap_threshold()
+            tune_process_malloc()
         # MD5, the in-order full-payload hashers, the chunk SHA-256 and encrypt+encode of one
         # write run at once; a few more threads let concurrent requests overlap. More threads
-        # than that only add malloc arenas (memory), not speed: the work is CPU bound.
+        # than that add no speed: the work is CPU bound.
         workers = threads or max(4, (os.cpu_count() or 1) + 2)
         self._ctx = DatapathContext(
             coordinator=coordinator,

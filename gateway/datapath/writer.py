@@ -4,8 +4,10 @@ Per chunk of `chunk_size` bytes (the last one shorter):
 
 1. copy from the source into a reusable buffer (the only copy of the plaintext);
 2. on worker threads, at the same time: MD5 (the ETag; the most expensive step, so it
-   gets a thread of its own), the full-payload hashers (SHA-256 + requested S3
-   checksums) and the chunk's own SHA-256 (its id);
+   gets a thread of its own), the full-payload SHA-256 and the requested S3 checksums,
+   and the chunk's own SHA-256 (its id). The first chunk's SHA-256 is the payload
+   hasher's first step read off before the second chunk goes in, so a stream of one
+   chunk (an 8 MiB multipart part, a small PUT) is hashed with SHA-256 once, not twice;
 3. `place_chunks` on the coordinator: an existing chunk is reused as is (dedup), a new
    one gets 14 placements;
 4. on a worker thread: convergent AES-256-GCM into a reusable buffer, RS(10,4) encode,
@@ -36,6 +38,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import erasure
 from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
@@ -48,6 +51,7 @@ from gateway.datapath.node_client import ShardError, shard_checksum, shard_id
 log = logging.getLogger("gateway.datapath.writer")
 
 Buffer = bytes | bytearray | memoryview
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,18 +67,18 @@ class WriteResult:
 class _Chain:
     """Runs a function on worker threads over successive buffers, strictly in order."""
 
-    def __init__(self, ctx: DatapathContext, func: Callable[[memoryview], object]) -> None:
+    def __init__(self, ctx: DatapathContext, func: Callable[[memoryview], T]) -> None:
         self._ctx = ctx
         self._func = func
         self._last: asyncio.Task | None = None
 
-    def submit(self, view: memoryview) -> asyncio.Task:
+    def submit(self, view: memoryview) -> asyncio.Task[T]:
         prev = self._last
 
-        async def step() -> None:
+        async def step() -> T:
             if prev is not None:
                 await prev
-            await self._ctx.run(self._func, view)
+            return await self._ctx.run(self._func, view)
 
         self._last = asyncio.get_running_loop().create_task(step())
         return self._last
@@ -97,8 +101,13 @@ class StreamWriter:
         self._algorithms = frozenset(algorithms)
         self._request_id = request_id
         self._md5 = hashlib.md5()
-        self._full = MultiHasher(self._algorithms | ({"sha256"} if payload_sha256 else set()))
         self._md5_chain = _Chain(ctx, self._md5.update)
+        # The payload SHA-256 apart from the other checksums: its first step is also the
+        # first chunk's id (see the module docstring).
+        self._want_sha256 = payload_sha256 or "sha256" in self._algorithms
+        self._sha256 = hashlib.sha256()
+        self._sha256_chain = _Chain(ctx, _sha256_step(self._sha256))
+        self._full = MultiHasher(self._algorithms - {"sha256"})
         self._full_chain = _Chain(ctx, self._full.update)
         # Plaintext buffers: one being filled from the source plus one per chunk being hashed.
         self._free: asyncio.Queue[bytearray] = asyncio.Queue()
@@ -164,8 +173,8 @@ class StreamWriter:
             else:
                 self._free.put_nowait(slot)
             chunks = list(await asyncio.gather(*self._tasks))
-            await self._md5_chain.drain()
-            await self._full_chain.drain()
+            for chain in (self._md5_chain, self._sha256_chain, self._full_chain):
+                await chain.drain()
         except BaseException as exc:
             await self._abort()
             # A failed chunk cancels the in-order hashing behind it; whichever task finished
@@ -179,9 +188,12 @@ class StreamWriter:
         # Success: every thread is done with the buffers, they can serve the next write.
         for buf in self._owned:
             self._ctx.give_buffer(buf)
-        checksums = {name: value for name, value in self._full.results().items() if name in self._algorithms}
-        if "sha256" in self._full.algorithms:
-            checksums["sha256hex"] = self._full.hexdigest("sha256")
+        self._owned.clear()
+        checksums = self._full.results()
+        if "sha256" in self._algorithms:
+            checksums["sha256"] = base64.b64encode(self._sha256.digest()).decode("ascii")
+        if self._want_sha256:
+            checksums["sha256hex"] = self._sha256.hexdigest()
         return WriteResult(size=size, md5_hex=self._md5.hexdigest(), checksums=checksums, chunks=chunks)
 
     async def _abort(self) -> None:
@@ -217,12 +229,19 @@ class StreamWriter:
     async def _process(self, slot: bytearray, n: int, offset: int, inline: bool) -> ChunkRef:
         view = memoryview(slot)[:n]
         ctx = self._ctx
-        md5_done = self._md5_chain.submit(view)
-        full_done = self._full_chain.submit(view)
+        hashing = [self._md5_chain.submit(view)]
+        if self._full.algorithms:
+            hashing.append(self._full_chain.submit(view))
+        payload_sha = self._sha256_chain.submit(view) if self._want_sha256 else None
+        if payload_sha is not None:
+            hashing.append(payload_sha)
         shards: list[bytes] | None = None
         inline_b64: str | None = None
         try:
-            sha_hex = await ctx.run(_sha256_hex, view)
+            if offset == 0 and payload_sha is not None:
+                sha_hex = await payload_sha   # the payload hasher has seen only this chunk
+            else:
+                sha_hex = await ctx.run(_sha256_hex, view)
             plans = await ctx.coordinator.place_chunks(self._tenant_id, [(sha_hex, n)])
             plan = plans[0]
             if plan.sha256 != sha_hex:
@@ -239,13 +258,13 @@ class StreamWriter:
             # results are discarded with the failed write).
             if self._error is None and not isinstance(exc, asyncio.CancelledError):
                 self._error = exc
-            for t in (md5_done, full_done):
+            for t in hashing:
                 t.cancel()
             self._free.put_nowait(slot)
             raise
         # The slot goes back once MD5 and the payload hashers are past it; the upload does
         # not wait for that (MD5 is the slowest step and strictly sequential).
-        hashed = asyncio.get_running_loop().create_task(self._release_after(slot, md5_done, full_done))
+        hashed = asyncio.get_running_loop().create_task(self._release_after(slot, *hashing))
         if shards is None:
             await hashed
             return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
@@ -341,6 +360,20 @@ class StreamWriter:
                               f"{ctx.min_acks} needed", chunk_key=plan.chunk_key, acks=acks,
                               needed=ctx.min_acks)
         return placements, missing
+
+
+def _sha256_step(payload: hashlib._Hash) -> Callable[[memoryview], str]:
+    """The payload SHA-256 chain's step: update, then the hex digest so far, which is the
+    first chunk's id when it was the first step (read in the same step, before the next).
+    A closure over the hasher, not a method: a chain holding a bound method of its writer
+    would make a reference cycle that keeps the writer's chunk buffers alive until the
+    cyclic GC runs (measured: 35 dead 8 MiB buffers, 430 MiB RSS)."""
+
+    def step(view: memoryview) -> str:
+        payload.update(view)
+        return payload.hexdigest()
+
+    return step
 
 
 def _sha256_hex(view: memoryview) -> str:

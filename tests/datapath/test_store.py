@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import os
 import zlib
@@ -21,6 +22,7 @@ from gateway.datapath import (
     WriteResult,
 )
 from gateway.datapath.node_client import shard_id
+from gateway.datapath.writer import StreamWriter
 from tests.datapath.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
 
 CHUNK = 256 << 10
@@ -115,6 +117,30 @@ def test_payload_sha256_reuses_the_first_chunk_hash(healthy: NodeCluster, size: 
     assert result.checksums["sha256hex"] == hashlib.sha256(data).hexdigest()
     assert [c.sha256 for c in result.chunks] == [
         hashlib.sha256(data[i:i + CHUNK]).hexdigest() for i in range(0, size, CHUNK)]
+
+
+def test_a_finished_write_leaves_nothing_for_the_cyclic_gc(healthy: NodeCluster):
+    """A writer must be freed by reference counting the moment its write returns: one kept
+    alive by a reference cycle holds its chunk-sized buffers until the cyclic GC runs, which
+    under concurrent multipart uploads took the gateway's RSS past 400 MB."""
+    data = os.urandom(CHUNK * 5 // 2)
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy)
+        try:
+            for algorithms in (set(), {"crc32", "sha256"}):
+                await store.write(TENANT, pieces(data), algorithms)
+        finally:
+            await store.close()
+
+    gc.collect()
+    gc.disable()
+    try:
+        run(main())
+        writers = [o for o in gc.get_objects() if isinstance(o, StreamWriter)]
+    finally:
+        gc.enable()
+    assert writers == []
 
 
 def test_only_requested_checksums_are_returned(healthy: NodeCluster):

@@ -6,6 +6,13 @@ run (single-thread MD5 MB/s), then a one-line summary. Client and servers share 
 machine, so the figures include boto3's own cost (it SHA-256-signs and CRC32s every
 payload over plain HTTP).
 
+The client is boto3 as `pip install boto3` installs it: without awscrt. shardbox itself
+depends on awscrt (CRC32C/CRC64NVME), and botocore switches to awscrt's signer whenever
+it can import it; that signer pulls the body through Python callbacks 4 KiB at a time and
+uses a table-driven CRC32, ~0.45 CPU-s more per GiB uploaded, on the same two cores as
+the servers. BOTO_DISABLE_CRT (botocore's own switch) keeps the client the plain one;
+set it to false to measure with the CRT signer.
+
     .venv/bin/python bench/s3.py [--big-mib 1024] [--small-seconds 10]
 """
 
@@ -24,6 +31,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+os.environ.setdefault("BOTO_DISABLE_CRT", "true")   # read by botocore at import; see above
 
 import boto3
 import psutil
@@ -159,13 +168,18 @@ def bench_many(up: Up, count: int, size: int) -> tuple[float, float]:
     return put_rate, get_rate
 
 
-def _small_worker(info: dict, op: str, worker: int, seconds: float, keys: int, out) -> None:
-    """One client process: boto3's per-request cost is high, so clients get their own GIL."""
+def _small_worker(info: dict, op: str, worker: int, seconds: float, keys: int, start, out) -> None:
+    """One client process: boto3's per-request cost is high, so clients get their own GIL.
+
+    Every client is built before the clock starts (`start` is a barrier with the parent):
+    creating 16 boto3 clients takes a few CPU-seconds, which would otherwise be counted
+    against the server in a 10 s window."""
     try:
         s3 = boto3.client("s3", endpoint_url=info["endpoint"], region_name="us-east-1",
                           aws_access_key_id=info["access_key"], aws_secret_access_key=info["secret_key"],
                           config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
         body = os.urandom(4096)
+        start.wait(timeout=120)
         n, t_end = 0, time.monotonic() + seconds
         while time.monotonic() < t_end and n < 100_000:
             key = f"small/{worker}/{n % keys}"
@@ -176,6 +190,7 @@ def _small_worker(info: dict, op: str, worker: int, seconds: float, keys: int, o
             n += 1
         out.put((n, None))
     except Exception as exc:  # reported by the parent, which must not wait forever
+        start.abort()
         out.put((0, f"{type(exc).__name__}: {exc}"))
 
 
@@ -186,11 +201,13 @@ def bench_small(up: Up, clients: int, seconds: float) -> tuple[float, float]:
     rates, keys = [], 200
     for op in ("put", "get"):
         q = ctx.Queue()
-        procs = [ctx.Process(target=_small_worker, args=(up.info, op, w, seconds, keys, q))
+        start = ctx.Barrier(clients + 1)
+        procs = [ctx.Process(target=_small_worker, args=(up.info, op, w, seconds, keys, start, q))
                  for w in range(clients)]
-        t0 = time.perf_counter()
         for p in procs:
             p.start()
+        start.wait(timeout=120)
+        t0 = time.perf_counter()
         results = [q.get(timeout=seconds + 120) for _ in procs]
         elapsed = time.perf_counter() - t0
         for p in procs:

@@ -35,6 +35,7 @@ from coordinator.records import (
     PartList,
     UploadInfo,
     UploadList,
+    WriteCondition,
     from_json,
     to_json,
 )
@@ -185,12 +186,14 @@ class CoordinatorClient:
         )
 
     async def finalize_put(
-        self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef], checksums: dict[str, str]
+        self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef], checksums: dict[str, str],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         return from_json(
             ObjectInfo,
             await self._api(
-                "finalize_put", upload_id=upload_id, size=size, etag=etag, chunks=chunks, checksums=checksums
+                "finalize_put", upload_id=upload_id, size=size, etag=etag, chunks=chunks, checksums=checksums,
+                condition=condition,
             ),
         )
 
@@ -208,6 +211,7 @@ class CoordinatorClient:
         storage_class: str,
         chunks: list[ChunkRef],
         checksums: dict[str, str],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         """One-shot commit of an object written in one go (small objects: one inline chunk)."""
         return from_json(
@@ -226,6 +230,7 @@ class CoordinatorClient:
                 storage_class=storage_class,
                 chunks=chunks,
                 checksums=checksums,
+                condition=condition,
             ),
         )
 
@@ -307,7 +312,8 @@ class CoordinatorClient:
         )
 
     async def complete_upload(
-        self, tenant_id: str, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+        self, tenant_id: str, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         return from_json(
             ObjectInfo,
@@ -318,6 +324,7 @@ class CoordinatorClient:
                 key=key,
                 upload_id=upload_id,
                 parts=[list(p) for p in parts],
+                condition=condition,
             ),
         )
 

@@ -22,6 +22,7 @@ STATUS = {
     "InvalidArgument": 400,
     "InvalidRequest": 400,
     "BadDigest": 400,
+    "PreconditionFailed": 412,
     "QuotaExceeded": 403,
     "AccessDenied": 403,
     "InvalidAccessKeyId": 403,

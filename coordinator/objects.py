@@ -19,8 +19,16 @@ from coordinator.base import QueryBase
 from coordinator.db import RetryTransaction, fast_read, is_unique_violation
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
-from coordinator.names import check_key, new_id
-from coordinator.records import MAX_TOUCH_BATCH, DeleteResult, ListEntry, ListResult, ObjectInfo, PartInfo
+from coordinator.names import bare_etag, check_key, new_id
+from coordinator.records import (
+    MAX_TOUCH_BATCH,
+    DeleteResult,
+    ListEntry,
+    ListResult,
+    ObjectInfo,
+    PartInfo,
+    WriteCondition,
+)
 from coordinator.schema import buckets, object_chunks, object_parts, object_versions
 
 _ov = object_versions.c
@@ -84,6 +92,7 @@ class NewVersion:
     values: dict[str, Any]
     manifest: list[tuple[str, int]]  # (chunk_key, size) in order
     parts: list[dict[str, Any]] = field(default_factory=list)  # object_parts rows without version_id
+    condition: WriteCondition | None = None  # checked against the replaced version, under its lock
 
 
 class RowValues:
@@ -136,6 +145,8 @@ class ObjectQueries(QueryBase):
         v = new.values
         await self.db.lock_name(conn, f"object:{v['bucket']}/{v['key']}")
         old = await self.latest_row(conn, v["bucket"], v["key"], lock=True)
+        if new.condition is not None:
+            _check_condition(new.condition, old if old is not None and old.status != "deleted" else None)
         if old is not None:
             for k in await self.remove_version(conn, old):
                 deltas[k] -= 1
@@ -452,6 +463,18 @@ class ObjectQueries(QueryBase):
                 await conn.execute(_TOUCH, {**params, "now": now})
 
         await self.db.write(tx)
+
+
+def _check_condition(condition: WriteCondition, current: Any) -> None:
+    """S3's answers to a conditional write whose precondition no longer holds at commit."""
+    if condition.if_none_match and current is not None:
+        raise error("PreconditionFailed", "If-None-Match: the key already has a current version")
+    if condition.if_match is not None:
+        if current is None:
+            raise error("NoSuchKey", "If-Match: the key has no current version")
+        wanted = condition.if_match.strip()
+        if wanted != "*" and bare_etag(wanted) != bare_etag(current.etag):
+            raise error("PreconditionFailed", "If-Match: the current version has another ETag")
 
 
 def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> ListResult:

@@ -224,6 +224,18 @@ _NESTED: dict[tuple[str, str], type] = {
 }
 
 
+@dataclass(frozen=True)
+class WriteCondition:
+    """A conditional write's precondition on the key's current version (S3 `If-None-Match: *`
+    and `If-Match: ETag` on PutObject and CompleteMultipartUpload). The gateway checks it
+    before taking the body, to refuse early; the coordinator checks it again inside the
+    commit's transaction, under the key's lock, so of two racing create-only writes
+    exactly one succeeds."""
+
+    if_none_match: bool = False      # the key must have no current version
+    if_match: str | None = None      # the current version's ETag must be this one ("*": any)
+
+
 class CoordinatorAPI(Protocol):
     """Every call the gateway makes. Times are unix seconds (float). Raise CoordinatorError."""
 
@@ -246,13 +258,15 @@ class CoordinatorAPI(Protocol):
                            checksum_algorithm: str | None) -> UploadInfo: ...
     #   NoSuchBucket, QuotaExceeded (reserve_bytes is reserved against the tenant quota)
     async def finalize_put(self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef],
-                           checksums: dict[str, str]) -> ObjectInfo: ...
+                           checksums: dict[str, str],
+                           condition: WriteCondition | None = None) -> ObjectInfo: ...
     #   one transaction: chunk upserts (refcount+1), object version (replacing the previous
     #   one of that key, whose chunks lose a reference), audit, outbox, quota reserved->used
     async def put_object(self, tenant_id: str, owner_id: str, bucket: str, key: str, size: int, etag: str,
                          content_type: str | None, metadata: dict[str, str], headers: dict[str, str],
                          storage_class: str, chunks: list[ChunkRef],
-                         checksums: dict[str, str]) -> ObjectInfo: ...
+                         checksums: dict[str, str],
+                         condition: WriteCondition | None = None) -> ObjectInfo: ...
     #   finalize_put without a session, in one transaction: NoSuchBucket / AccessDenied,
     #   QuotaExceeded unless used + reserved + size - size of the replaced version <= quota
     #   (then nothing changes); chunks usually one inline ChunkRef (small objects)
@@ -267,9 +281,13 @@ class CoordinatorAPI(Protocol):
                            key_marker: str | None, upload_id_marker: str | None,
                            max_uploads: int) -> UploadList: ...
     async def complete_upload(self, tenant_id: str, bucket: str, key: str, upload_id: str,
-                              parts: list[tuple[int, str]]) -> ObjectInfo: ...
+                              parts: list[tuple[int, str]],
+                              condition: WriteCondition | None = None) -> ObjectInfo: ...
     #   parts: (part_number, etag as the client sent it); InvalidPart, InvalidPartOrder,
     #   EntityTooSmall (every part but the last >= 5 MiB), NoSuchUpload; ETag = md5-of-md5s-N
+    # finalize_put, put_object, complete_upload with a condition that does not hold:
+    #   PreconditionFailed (412), or NoSuchKey for If-Match on a key with no current version;
+    #   nothing changes (the session stays until aborted or expired)
     # objects
     async def get_object(self, tenant_id: str, bucket: str, key: str, version_id: str | None = None,
                          with_chunks: bool = False, range_start: int | None = None,

@@ -24,7 +24,15 @@ from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import bare_etag, check_key, multipart_etag, new_id, quote_etag
 from coordinator.objects import MAX_LIST, SKIP, NewVersion, ObjectQueries, RowValues, object_info
-from coordinator.records import ChunkRef, ObjectInfo, PartInfo, PartList, UploadInfo, UploadList
+from coordinator.records import (
+    ChunkRef,
+    ObjectInfo,
+    PartInfo,
+    PartList,
+    UploadInfo,
+    UploadList,
+    WriteCondition,
+)
 from coordinator.schema import upload_part_chunks, upload_parts, upload_sessions
 
 _us = upload_sessions.c
@@ -211,7 +219,8 @@ class UploadQueries(ObjectQueries):
         }
 
     async def finalize_put(
-        self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef], checksums: dict[str, str]
+        self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef], checksums: dict[str, str],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         _check_sizes(size, chunks)
 
@@ -219,17 +228,19 @@ class UploadQueries(ObjectQueries):
             session = await self._session(conn, upload_id, kind="put")
             await self.bucket_row(conn, session.tenant_id, session.bucket)
             self._check_refs(session.tenant_id, chunks)
-            return await self._commit_put(conn, session, size, etag, chunks, checksums)
+            return await self._commit_put(conn, session, size, etag, chunks, checksums, condition)
 
         return await self.db.write(tx)
 
     async def _commit_put(self, conn: AsyncConnection, session: RowValues, size: int, etag: str,
-                          chunks: list[ChunkRef], checksums: dict[str, str]) -> ObjectInfo:
+                          chunks: list[ChunkRef], checksums: dict[str, str],
+                          condition: WriteCondition | None) -> ObjectInfo:
         """The new version of a one-go PUT (with or without a session), inside its transaction."""
         now = self.now()
         new = NewVersion(
             values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
             manifest=[(c.chunk_key, c.size) for c in chunks],
+            condition=condition,
         )
         info = await self._commit_version(
             conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
@@ -251,6 +262,7 @@ class UploadQueries(ObjectQueries):
         storage_class: str,
         chunks: list[ChunkRef],
         checksums: dict[str, str],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         """begin_upload + finalize_put in one transaction, for objects written in one go.
 
@@ -279,7 +291,7 @@ class UploadQueries(ObjectQueries):
                     "storage_class": storage_class or "STANDARD",
                 }
             )
-            return await self._commit_put(conn, session, size, etag, chunks, checksums)
+            return await self._commit_put(conn, session, size, etag, chunks, checksums, condition)
 
         return await self.db.write(tx)
 
@@ -502,7 +514,8 @@ class UploadQueries(ObjectQueries):
         return await self.db.read(q)
 
     async def complete_upload(
-        self, tenant_id: str, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+        self, tenant_id: str, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]],
+        condition: WriteCondition | None = None,
     ) -> ObjectInfo:
         if not parts:
             raise error("InvalidRequest", "you must specify at least one part")
@@ -573,6 +586,7 @@ class UploadQueries(ObjectQueries):
                 values=self._version_values(session, offset, etag, {}, len(used), now),
                 manifest=manifest,
                 parts=part_rows,
+                condition=condition,
             )
             return await self._commit_version(conn, session, new, deltas, {}, "object.complete_multipart")
 

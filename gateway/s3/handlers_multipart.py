@@ -16,6 +16,7 @@ from gateway.s3.copy_source import load_source
 from gateway.s3.errors import S3Error
 from gateway.s3.handlers_listing import url_encode
 from gateway.s3.responses import int_param, owner, xml_response
+from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, iso8601, parse_xml
 
 MAX_PARTS = 10000
@@ -121,7 +122,9 @@ async def complete_upload(ctx: S3Context) -> web.StreamResponse:
             raise S3Error("MalformedXML") from None
     if not parts:
         raise S3Error("MalformedXML", "You must specify at least one part")
-    obj = await ctx.state.coordinator.complete_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id, parts)
+    condition = await write_condition(ctx)
+    obj = await ctx.state.coordinator.complete_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id, parts,
+                                                      condition)
     host = ctx.headers.get("Host", "localhost")
     location = f"{ctx.request.scheme}://{host}/{ctx.bucket}/{quote(ctx.key, safe='/')}"
     return xml_response("CompleteMultipartUploadResult", [

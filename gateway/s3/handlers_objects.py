@@ -12,7 +12,7 @@ import re
 
 from aiohttp import web
 
-from coordinator.records import CoordinatorError, ObjectInfo
+from coordinator.records import ObjectInfo
 from gateway.datapath import UnsupportedChecksum, checksum_b64
 from gateway.s3 import objmeta, upload_body
 from gateway.s3.conditions import ByteRange, Conditions, Outcome, parse_range
@@ -20,6 +20,7 @@ from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
 from gateway.s3.responses import xml_response
+from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, http_date, iso8601, parse_xml
 
 log = logging.getLogger("gateway.s3")
@@ -41,30 +42,6 @@ def _version_id(ctx: S3Context) -> str | None:
     return None if version in (None, "", "null") else version
 
 
-async def _check_write_conditions(ctx: S3Context) -> None:
-    """Conditional writes: `If-None-Match: *` (create only) and `If-Match: etag`."""
-    if_none = ctx.headers.get("If-None-Match")
-    if_match = ctx.headers.get("If-Match")
-    if if_none is None and if_match is None:
-        return
-    if if_none is not None and if_none.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on writes only supports *", status=501)
-    try:
-        current: ObjectInfo | None = await ctx.state.coordinator.get_object(
-            ctx.tenant_id, ctx.bucket, ctx.key)
-    except CoordinatorError as exc:
-        if exc.code != "NoSuchKey":
-            raise
-        current = None
-    if if_none is not None and current is not None:
-        raise S3Error("PreconditionFailed", Condition="If-None-Match")
-    if if_match is not None:
-        if current is None:
-            raise S3Error("NoSuchKey", resource=ctx.resource)
-        if Conditions(if_match=if_match).evaluate(current.etag, current.last_modified) is not Outcome.PROCEED:
-            raise S3Error("PreconditionFailed", Condition="If-Match")
-
-
 async def abort_quietly(ctx: S3Context, upload_id: str) -> None:
     """Release a reservation after a failed PUT; never masks the original error."""
     try:
@@ -78,7 +55,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
     _check_sse(ctx)
     meta = objmeta.from_request(ctx.headers)
     stream, requested = await upload_body.prepare(ctx)
-    await _check_write_conditions(ctx)
+    condition = await write_condition(ctx)
     coordinator = ctx.state.coordinator
     length = stream.decoded_length
     if length is not None and length <= ctx.state.store.chunk_size:
@@ -88,7 +65,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         got = await upload_body.receive(ctx, stream, requested)
         obj = await coordinator.put_object(
             ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, got.result.size, got.etag, meta.content_type,
-            meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums)
+            meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums, condition)
     else:
         algorithm = sorted(requested)[0] if requested else None
         upload = await coordinator.begin_upload(
@@ -97,7 +74,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         try:
             got = await upload_body.receive(ctx, stream, requested)
             obj = await coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
-                                                 got.result.chunks, got.checksums)
+                                                 got.result.chunks, got.checksums, condition)
         except BaseException:
             await abort_quietly(ctx, upload.upload_id)
             raise

@@ -140,6 +140,49 @@ def test_conditional_get(s3, bucket):
     assert got["ContentDisposition"] == "attachment; filename=x.txt"
 
 
+def test_conditional_writes(s3, bucket):
+    """If-None-Match: * and If-Match on PutObject and CompleteMultipartUpload. Racing create-only
+    PUTs of a two-chunk body all pass the early check; the commit lets exactly one win."""
+    bodies = [bytes([i]) * (CHUNK + MiB) for i in range(6)]
+
+    def create(body: bytes):
+        try:
+            return s3.put_object(Bucket=bucket, Key="lock", Body=body, IfNoneMatch="*")["ETag"]
+        except ClientError as exc:
+            return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        results = list(pool.map(create, bodies))
+    winners = [i for i, r in enumerate(results) if isinstance(r, str)]
+    assert len(winners) == 1, results
+    assert sorted(r for r in results if not isinstance(r, str)) == [("PreconditionFailed", 412)] * 5
+    got = s3.get_object(Bucket=bucket, Key="lock")
+    assert got["ETag"] == results[winners[0]]
+    assert got["Body"].read() == bodies[winners[0]]
+
+    etag = s3.put_object(Bucket=bucket, Key="doc", Body=b"v1", IfNoneMatch="*")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="doc", Body=b"v2", IfMatch='"00000000000000000000000000000000"')
+    assert (error_code(e), status(e)) == ("PreconditionFailed", 412)
+    etag2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"v2", IfMatch=etag)["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="never-written", Body=b"x", IfMatch=etag)
+    assert status(e) == 404
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="doc")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="doc", UploadId=upload, PartNumber=1, Body=b"p" * MiB)["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part}]}
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="doc", UploadId=upload, MultipartUpload=parts,
+                                     IfNoneMatch="*")
+    assert (error_code(e), status(e)) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"v2"
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="doc", UploadId=upload, MultipartUpload=parts,
+                                        IfMatch=etag2)
+    assert done["ETag"].endswith('-1"')
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"p" * MiB
+
+
 def test_list_objects_v2_pagination_with_delimiters(s3, bucket):
     keys = [f"p{i % 5}/sub{i % 7}/k{i:05d}" for i in range(2400)] + [f"top{i:03d}" for i in range(100)]
 

@@ -106,12 +106,13 @@ async def put_object(
 
 
 async def setup_tenant(
-    meta: Metadata,
+    meta: Any,
     user: str = "alice",
     tenant: str = "acme",
     bucket: str | None = "bkt",
     quota_bytes: int | None = None,
 ) -> KeyInfo:
+    """A user with a key (and a bucket) on the queries or over the API (CoordinatorClient)."""
     if quota_bytes is not None:
         await meta.create_tenant(tenant, quota_bytes)
     await meta.create_user(tenant, user)

@@ -271,10 +271,7 @@ async def test_schema_upgrade_adds_inline_column(database_url):
 
 async def test_put_object_through_api(coordinator):
     async with CoordinatorClient(coordinator.url, SECRET) as api:
-        await api.create_tenant("t1", 10_000)
-        await api.create_user("t1", "u1")
-        key = await api.create_key("u1")
-        await api.create_bucket(key.tenant_id, key.user_id, "bkt", "us-east-1")
+        key = await setup_tenant(api, "u1", "t1", quota_bytes=10_000)
         data = os.urandom(4096)
         info = await put_inline(api, key, "bkt", "small", data, content_type="image/png")
         assert (info.size, info.content_type, info.etag) == (4096, "image/png", f'"{md5(data)}"')

@@ -86,10 +86,7 @@ async def test_refused_finalize_and_complete_keep_their_sessions(database_url):
 
 async def test_conditions_travel_over_the_api(coordinator):
     async with CoordinatorClient(coordinator.url, SECRET) as api:
-        await api.create_tenant("t1", 10_000)
-        await api.create_user("t1", "u1")
-        key = await api.create_key("u1")
-        await api.create_bucket(key.tenant_id, key.user_id, "bkt", "us-east-1")
+        key = await setup_tenant(api, "u1", "t1", quota_bytes=10_000)
         info = await put(api, key, "k", b"one", CREATE_ONLY)
         err = await expect("PreconditionFailed", put(api, key, "k", b"two", CREATE_ONLY))
         assert err.status == 412

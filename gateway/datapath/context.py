@@ -18,6 +18,7 @@ from coordinator.records import CoordinatorAPI
 from gateway.datapath.budget import ByteBudget
 from gateway.datapath.crypto import ChunkCipher
 from gateway.datapath.node_client import NodeClient
+from gateway.datapath.slots import SlotPool
 
 log = logging.getLogger("gateway.datapath")
 T = TypeVar("T")
@@ -47,8 +48,12 @@ class DatapathContext:
     max_chunks_in_flight: int = 3
     write_budget: ByteBudget = field(init=False)
     read_budget: ByteBudget = field(init=False)
-    # Chunk-sized buffers left by finished writes: the next write skips allocating and
-    # faulting them in. Enough for one write at full depth; more would only be idle RSS.
+    # Plaintext slots of all writes (gateway/datapath/slots.py): those of the chunks in
+    # flight plus as many again being filled, so concurrent uploads keep the pipeline full
+    # without memory growing with their number.
+    slots: SlotPool = field(init=False)
+    # Ciphertext buffers left by finished encode jobs: the next one skips allocating and
+    # faulting them in.
     buffer_pool: list[bytearray] = field(default_factory=list)
     buffer_pool_max: int = 4
     background: set[asyncio.Task] = field(default_factory=set)   # failure reports in flight
@@ -56,21 +61,21 @@ class DatapathContext:
     def __post_init__(self) -> None:
         self.write_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
         self.read_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
+        self.slots = SlotPool(self.chunk_size, limit=2 * self.max_chunks_in_flight + 2, keep=4)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run CPU work (hashing, AES, RS) on the worker threads; all of it releases the GIL."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     def take_buffer(self, size: int) -> bytearray | None:
-        """A buffer of exactly `size` bytes left by an earlier write (pages already mapped)."""
+        """A ciphertext buffer of exactly `size` bytes left by an earlier job (pages mapped)."""
         for i, buf in enumerate(self.buffer_pool):
             if len(buf) == size:
                 return self.buffer_pool.pop(i)
         return None
 
     def give_buffer(self, buf: bytearray) -> None:
-        full_size = len(buf) in (self.chunk_size, self.chunk_size + 16)
-        if full_size and len(self.buffer_pool) < self.buffer_pool_max:
+        if len(buf) == self.chunk_size + 16 and len(self.buffer_pool) < self.buffer_pool_max:
             self.buffer_pool.append(buf)
 
     def mark_suspect(self, node_id: str) -> None:

@@ -24,7 +24,11 @@ the shards' own bookkeeping, and dedup and refcounting work the same way.
 Chunks overlap: while chunk N is hashed/encoded, chunk N+1 is read from the network and
 chunk N-1's shards are uploaded. At most `write_depth` chunks are in flight per write
 (each holding a plaintext buffer or its 14 shards) plus the one being read, so memory
-stays bounded whatever the stream length or the speed of the nodes.
+stays bounded whatever the stream length or the speed of the nodes. Plaintext buffers
+are slots from a store-wide pool (gateway/datapath/slots.py), so it also stays bounded
+whatever the number of concurrent writes; a stream's first GROW_MAX bytes go into a
+buffer of their own that grows with them, so small objects never wait for a slot nor
+cost one.
 MD5 and the full-payload hashers are sequential over the stream; each chunk's update
 waits for the previous chunk's (a chain of tasks), the per-chunk work does not.
 """
@@ -52,6 +56,7 @@ log = logging.getLogger("gateway.datapath.writer")
 
 Buffer = bytes | bytearray | memoryview
 T = TypeVar("T")
+GROW_MAX = 256 << 10
 
 
 @dataclass
@@ -109,26 +114,25 @@ class StreamWriter:
         self._sha256_chain = _Chain(ctx, _sha256_step(self._sha256))
         self._full = MultiHasher(self._algorithms - {"sha256"})
         self._full_chain = _Chain(ctx, self._full.update)
-        # Plaintext buffers: one being filled from the source plus one per chunk being hashed.
-        self._free: asyncio.Queue[bytearray] = asyncio.Queue()
-        self._slots_made = 0
         # Chunks between dispatch and the end of their upload.
         self._inflight = asyncio.Semaphore(ctx.write_depth)
-        self._owned: list[bytearray] = []
+        # Pool slots this write holds (being filled, or waiting for their chunk's hashes).
+        self._held: dict[int, bytearray] = {}
         self._tasks: list[asyncio.Task[ChunkRef]] = []
         self._error: BaseException | None = None
 
     # -- slots ---------------------------------------------------------------------------
 
     async def _take_slot(self) -> bytearray:
-        """A plaintext buffer. A new one starts empty and grows as the source fills it, so
-        a 4 KiB object never costs an 8 MiB allocation (nor its memory)."""
-        if self._free.empty() and self._slots_made < self._ctx.write_depth + 1:
-            self._slots_made += 1
-            buf = self._ctx.take_buffer(self._ctx.chunk_size) or bytearray()
-            self._owned.append(buf)
-            return buf
-        return await self._free.get()
+        """A chunk-sized plaintext buffer from the store's pool (may wait for one)."""
+        slot = await self._ctx.slots.take()
+        self._held[id(slot)] = slot
+        return slot
+
+    def _release(self, slot: bytearray) -> None:
+        """Back to the pool if it is a pool slot (a stream's own small first buffer is not)."""
+        if self._held.pop(id(slot), None) is not None:
+            self._ctx.slots.give(slot)
 
     def _take_cipher(self, n: int) -> bytearray:
         """A ciphertext buffer, held only for one encrypt+encode job (shared store-wide)."""
@@ -146,18 +150,22 @@ class StreamWriter:
     async def run(self, source: AsyncIterator[Buffer]) -> WriteResult:
         size = 0
         try:
-            slot = await self._take_slot()
+            # The stream's first bytes go into a buffer of their own that grows with them
+            # (no memoryview is exported from it before it is dispatched); past GROW_MAX
+            # they move into a pool slot.
+            slot = bytearray()
             filled = 0
             chunk_size = self._ctx.chunk_size
             async for data in source:
                 mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
                 while mv:
                     n = min(len(mv), chunk_size - filled)
+                    if len(slot) < filled + n and filled + n > GROW_MAX:
+                        grown, slot = slot, await self._take_slot()
+                        slot[:filled] = grown
                     if len(slot) >= filled + n:
                         slot[filled:filled + n] = mv[:n]
                     else:
-                        # Only a fresh buffer grows, and it has no memoryview exported yet.
-                        del slot[filled:]
                         slot += mv[:n]
                     filled += n
                     mv = mv[n:]
@@ -171,12 +179,14 @@ class StreamWriter:
                 await self._dispatch(slot, filled, size, inline=size == 0 and filled <= self._ctx.inline_max)
                 size += filled
             else:
-                self._free.put_nowait(slot)
+                self._release(slot)
             chunks = list(await asyncio.gather(*self._tasks))
             for chain in (self._md5_chain, self._sha256_chain, self._full_chain):
                 await chain.drain()
         except BaseException as exc:
             await self._abort()
+            for held in list(self._held.values()):
+                self._release(held)
             # A failed chunk cancels the in-order hashing behind it; whichever task finished
             # first, the caller must see the real cause, not a CancelledError (unless this
             # write itself is being cancelled).
@@ -185,10 +195,6 @@ class StreamWriter:
                     and not (me is not None and me.cancelling())):
                 raise self._error from None
             raise
-        # Success: every thread is done with the buffers, they can serve the next write.
-        for buf in self._owned:
-            self._ctx.give_buffer(buf)
-        self._owned.clear()
         checksums = self._full.results()
         if "sha256" in self._algorithms:
             checksums["sha256"] = base64.b64encode(self._sha256.digest()).decode("ascii")
@@ -201,7 +207,9 @@ class StreamWriter:
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Buffers are not returned to the pool: a cancelled thread job may still read them.
+        # The caller hands back the slots still held (a stale reader is harmless, see
+        # slots.py); ciphertext buffers of cancelled jobs are dropped, not reused: a thread
+        # may still be writing into them.
 
     async def _dispatch(self, slot: bytearray, n: int, offset: int, inline: bool = False) -> None:
         await self._inflight.acquire()
@@ -260,7 +268,7 @@ class StreamWriter:
                 self._error = exc
             for t in hashing:
                 t.cancel()
-            self._free.put_nowait(slot)
+            self._release(slot)
             raise
         # The slot goes back once MD5 and the payload hashers are past it; the upload does
         # not wait for that (MD5 is the slowest step and strictly sequential).
@@ -286,7 +294,7 @@ class StreamWriter:
             for task in hashing:
                 await task
         finally:
-            self._free.put_nowait(slot)
+            self._release(slot)
 
     def _encode(self, chunk_key: str, plain: memoryview,
                 cipher_buf: bytearray) -> tuple[list[bytes], list[str]]:

@@ -407,6 +407,49 @@ def test_concurrent_writes_and_reads(healthy: NodeCluster):
     assert run(main()) == blobs
 
 
+def test_many_concurrent_writes_share_a_fixed_number_of_slots(healthy: NodeCluster):
+    """Memory does not grow with the number of concurrent writes: plaintext slots are a
+    store-wide pool (4 with one chunk in flight). Twelve writes at once all complete, exact,
+    never holding more than the pool, and a write whose client goes away hands its slots back."""
+    blobs = [os.urandom(CHUNK * 3 + i * 1000) for i in range(12)]
+
+    class ClientWentAway(Exception):
+        pass
+
+    async def failing():
+        yield os.urandom(CHUNK * 2 + 5)
+        raise ClientWentAway()
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy, max_chunks_in_flight=1)
+        slots = store._ctx.slots
+        most = 0
+        take = slots.take
+
+        async def counting_take():
+            nonlocal most
+            buf = await take()
+            most = max(most, slots.out)
+            return buf
+
+        slots.take = counting_take
+        try:
+            writes = [store.write(TENANT, pieces(b), set()) for b in blobs]
+            results = await asyncio.gather(*writes, store.write(TENANT, failing(), set()),
+                                           return_exceptions=True)
+            assert isinstance(results[-1], ClientWentAway)
+            assert slots.out == 0
+            data = await asyncio.gather(*(read_all(store, as_object(len(b), r))
+                                          for b, r in zip(blobs, results, strict=False)))
+            return data, most, slots.limit
+        finally:
+            await store.close()
+
+    data, most, limit = run(main())
+    assert data == blobs
+    assert limit == 4 and 1 < most <= limit
+
+
 def test_repeated_chunks_within_one_object(healthy: NodeCluster):
     """Identical chunks in flight together are placed and stored identically (convergent)."""
     data = bytes(CHUNK * 3) + b"tail"

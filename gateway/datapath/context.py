@@ -42,9 +42,10 @@ class DatapathContext:
     straggler_s: float = 5.0    # a write waits this long past min_acks acks for the last shards
     suspect_s: float = 30.0     # how long a node that timed out or refused connections is tried last
     suspects: dict[str, float] = field(default_factory=dict)     # node_id -> monotonic deadline
-    # Store-wide caps on chunk bytes being written / fetched, whatever the number of requests,
-    # so gateway memory stays bounded under many concurrent large transfers (a full chunk in
-    # flight holds ~2.5x its size: plaintext, shards, ciphertext or decoded copy).
+    # Store-wide caps on chunk bytes being written / fetched and not yet sent, whatever the
+    # number of requests, so gateway memory stays bounded under many concurrent large
+    # transfers (a full chunk in flight holds ~2.5x its size: plaintext, shards, ciphertext
+    # or decoded copy).
     max_chunks_in_flight: int = 3
     write_budget: ByteBudget = field(init=False)
     read_budget: ByteBudget = field(init=False)

@@ -192,9 +192,13 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
         try:
             await resp.write(first)
             sent = len(first)
+            # Each piece is a chunk-sized buffer: dropped once written, not held while the
+            # next one is fetched (the read budget no longer counts it by then).
+            del first
             async for piece in pieces:
                 await resp.write(piece)
                 sent += len(piece)
+                del piece
         except ConnectionError as exc:
             # The client went away mid-body; nothing to answer, just account for it.
             resp.force_close()

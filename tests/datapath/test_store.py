@@ -481,13 +481,48 @@ def test_first_piece_before_headers_and_early_close(healthy: NodeCluster):
             await reader.aclose()
             await asyncio.sleep(0)
             leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            return first, leftover
+            return first, leftover, store._ctx.read_budget.used
         finally:
             await store.close()
 
-    first, leftover = run(main())
+    first, leftover, budget_held = run(main())
     assert first == data[10:CHUNK]
     assert leftover == []
+    assert budget_held == 0   # the piece handed out and the cancelled prefetch gave theirs back
+
+
+def test_many_slow_readers_hold_a_bounded_amount_of_plaintext(healthy: NodeCluster):
+    """A chunk keeps its share of the read budget until its reader takes the next piece, so
+    twelve readers whose clients are slow never hold more pieces at once than the budget
+    allows (one chunk in flight: one piece), instead of one or two each; every read is exact."""
+    blobs = [os.urandom(CHUNK * 3) for _ in range(12)]
+
+    async def main():
+        store = make_store(make_coordinator(healthy), healthy, max_chunks_in_flight=1)
+        holding = most = 0
+        try:
+            results = await asyncio.gather(*(store.write(TENANT, pieces(b), set()) for b in blobs))
+
+            async def slow_read(blob: bytes, result: WriteResult) -> bytes:
+                nonlocal holding, most
+                out = bytearray()
+                async for piece in store.read(as_object(len(blob), result), 0, len(blob) - 1):
+                    holding += 1
+                    most = max(most, holding)
+                    await asyncio.sleep(0.005)   # the client drains slowly
+                    out += piece
+                    holding -= 1
+                return bytes(out)
+
+            got = await asyncio.gather(*(slow_read(b, r) for b, r in zip(blobs, results, strict=True)))
+            return got, most, store._ctx.read_budget.used
+        finally:
+            await store.close()
+
+    got, most, left = run(main())
+    assert got == blobs
+    assert most == 1
+    assert left == 0
 
 
 def test_invalid_range_is_refused(healthy: NodeCluster):

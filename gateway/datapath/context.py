@@ -48,6 +48,9 @@ class DatapathContext:
     # or decoded copy).
     max_chunks_in_flight: int = 3
     write_budget: ByteBudget = field(init=False)
+    fetch_budget: ByteBudget = field(init=False)
+    # Plaintext of reads, from the start of a chunk's fetch until its reader has written it
+    # and asked for the next: as much again as the chunks in flight, being sent meanwhile.
     read_budget: ByteBudget = field(init=False)
     # Plaintext slots of all writes (gateway/datapath/slots.py): those of the chunks in
     # flight plus as many again being filled, so concurrent uploads keep the pipeline full
@@ -61,7 +64,8 @@ class DatapathContext:
 
     def __post_init__(self) -> None:
         self.write_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
-        self.read_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
+        self.fetch_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
+        self.read_budget = ByteBudget((2 * self.max_chunks_in_flight + 2) * self.chunk_size)
         self.slots = SlotPool(self.chunk_size, limit=2 * self.max_chunks_in_flight + 2, keep=4)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:

@@ -14,7 +14,8 @@ so the network to the nodes and the client overlap. A chunk holds its share of t
 store-wide read budget from the start of its fetch until the caller has taken the next
 piece (it has written this one to its client), so the plaintext held for all reads
 together is bounded, however many run at once and however slowly their clients read
-(measured before: 32 concurrent 32 MiB GETs peaked at 677 MiB). `read_range` is an async generator:
+(measured before: 32 concurrent 32 MiB GETs peaked at 677 MiB); the fetch itself (shard
+buffers, decoding) is capped apart, by the smaller fetch budget. `read_range` is an async generator:
 the caller pulls the first piece before it commits to a 200/206 (a 503 can still be
 answered), and must `aclose()` it (or use `contextlib.aclosing`) if it stops early, which
 cancels the prefetches.
@@ -80,7 +81,11 @@ async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef,
         return _decrypt_inline(ctx, ref), 0
     granted = await ctx.read_budget.acquire(ref.size)
     try:
-        return await _fetch_chunk(ctx, ref, request_id), granted
+        fetching = await ctx.fetch_budget.acquire(ref.size)
+        try:
+            return await _fetch_chunk(ctx, ref, request_id), granted
+        finally:
+            ctx.fetch_budget.release(fetching)
     except BaseException:
         ctx.read_budget.release(granted)
         raise

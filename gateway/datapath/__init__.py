@@ -16,7 +16,9 @@ Exact public API (everything else in this package is internal)::
         # up on the last shards that long after min_acks acks (they go to `missing`).
         # suspect_s: nodes that timed out/refused are tried last (read) or skipped (write,
         # while min_acks remain) for that long. max_chunks_in_flight: store-wide cap on chunks
-        # being written (and, separately, fetched) at once across all requests. tune_malloc:
+        # being written (and, separately, fetched) at once across all requests; plaintext
+        # slots of writes and plaintext of reads not yet sent are capped at twice that plus
+        # two chunks each, so memory does not grow with the number of concurrent requests. tune_malloc:
         # one glibc arena with large mmap/trim thresholds (config/malloc.py), so chunk and shard
         # buffers are reused warm instead of mapped and zeroed again (~40% less gateway CPU on reads).
 

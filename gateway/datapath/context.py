@@ -42,19 +42,18 @@ class DatapathContext:
     straggler_s: float = 5.0    # a write waits this long past min_acks acks for the last shards
     suspect_s: float = 30.0     # how long a node that timed out or refused connections is tried last
     suspects: dict[str, float] = field(default_factory=dict)     # node_id -> monotonic deadline
-    # Store-wide caps on chunk bytes being written / fetched and not yet sent, whatever the
-    # number of requests, so gateway memory stays bounded under many concurrent large
-    # transfers (a full chunk in flight holds ~2.5x its size: plaintext, shards, ciphertext
-    # or decoded copy).
+    # Store-wide caps on chunk bytes being written / fetched, whatever the number of
+    # requests, so gateway memory stays bounded under many concurrent large transfers (a
+    # full chunk in flight holds ~2.5x its size: plaintext, shards, ciphertext or decoded copy).
     max_chunks_in_flight: int = 3
     write_budget: ByteBudget = field(init=False)
     fetch_budget: ByteBudget = field(init=False)
-    # Plaintext of reads, from the start of a chunk's fetch until its reader has written it
-    # and asked for the next: as much again as the chunks in flight, being sent meanwhile.
+    # The plaintext around those chunks, in chunks of its own (2 x max_chunks_in_flight + 2):
+    # the chunks in flight plus as many again filled by clients (writes) or being sent to
+    # them (reads), so concurrent transfers keep the pipeline full without memory growing
+    # with their number. Reads hold read_budget from the start of a chunk's fetch until its
+    # reader has written it and asked for the next; writes hold slots (gateway/datapath/slots.py).
     read_budget: ByteBudget = field(init=False)
-    # Plaintext slots of all writes (gateway/datapath/slots.py): those of the chunks in
-    # flight plus as many again being filled, so concurrent uploads keep the pipeline full
-    # without memory growing with their number.
     slots: SlotPool = field(init=False)
     # Ciphertext buffers left by finished encode jobs: the next one skips allocating and
     # faulting them in.
@@ -65,8 +64,9 @@ class DatapathContext:
     def __post_init__(self) -> None:
         self.write_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
         self.fetch_budget = ByteBudget(self.max_chunks_in_flight * self.chunk_size)
-        self.read_budget = ByteBudget((2 * self.max_chunks_in_flight + 2) * self.chunk_size)
-        self.slots = SlotPool(self.chunk_size, limit=2 * self.max_chunks_in_flight + 2, keep=4)
+        plaintext_chunks = 2 * self.max_chunks_in_flight + 2
+        self.read_budget = ByteBudget(plaintext_chunks * self.chunk_size)
+        self.slots = SlotPool(self.chunk_size, limit=plaintext_chunks, keep=4)
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run CPU work (hashing, AES, RS) on the worker threads; all of it releases the GIL."""

@@ -15,10 +15,11 @@ store-wide read budget from the start of its fetch until the caller has taken th
 piece (it has written this one to its client), so the plaintext held for all reads
 together is bounded, however many run at once and however slowly their clients read
 (measured before: 32 concurrent 32 MiB GETs peaked at 677 MiB); the fetch itself (shard
-buffers, decoding) is capped apart, by the smaller fetch budget. `read_range` is an async generator:
-the caller pulls the first piece before it commits to a 200/206 (a 503 can still be
-answered), and must `aclose()` it (or use `contextlib.aclosing`) if it stops early, which
-cancels the prefetches.
+buffers, decoding) is capped apart, by the smaller fetch budget.
+
+`read_range` is an async generator: the caller pulls the first piece before it commits to
+a 200/206 (a 503 can still be answered), and must `aclose()` it (or use
+`contextlib.aclosing`) if it stops early, which cancels the prefetches.
 """
 
 from __future__ import annotations

@@ -68,6 +68,22 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     return ByteRange(start, min(end, size - 1), size)
 
 
+def explicit_range(header: str | None) -> tuple[int, int | None] | None:
+    """The bounds of `bytes=a-b` (b >= a) or `bytes=a-` (end None), known without the object's
+    size; None for anything else (no header, a suffix range, a range S3 ignores). Where the
+    object has those bytes, parse_range yields exactly these bounds, the end clamped to it."""
+    if header is None:
+        return None
+    m = _RANGE_RE.match(header)
+    if m is None or m.group(1) == "":
+        return None
+    start = int(m.group(1))
+    if m.group(2) == "":
+        return start, None
+    end = int(m.group(2))
+    return (start, end) if end >= start else None
+
+
 def _with_range(err: S3Error, header: str) -> S3Error:
     err.extra["RangeRequested"] = header
     return err

@@ -8,14 +8,13 @@ import binascii
 import contextlib
 import hashlib
 import logging
-import re
 
 from aiohttp import web
 
 from coordinator.records import ObjectInfo
 from gateway.datapath import UnsupportedChecksum, checksum_b64
 from gateway.s3 import objmeta, upload_body
-from gateway.s3.conditions import ByteRange, Conditions, Outcome, parse_range
+from gateway.s3.conditions import ByteRange, Conditions, Outcome, explicit_range, parse_range
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
@@ -113,7 +112,6 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
 # JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
 _MAX_RANGE_OFFSET = 1 << 53
 ONE_WRITE_MAX = 64 << 10
-_EXPLICIT_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 def _manifest_range(ctx: S3Context) -> tuple[int | None, int | None]:
@@ -124,17 +122,11 @@ def _manifest_range(ctx: S3Context) -> tuple[int | None, int | None]:
     whole manifest, (None, None). parse_range then yields exactly these bounds clamped to the
     size, so the chunks fetched always cover the bytes read.
     """
-    header = ctx.headers.get("Range")
-    if header is None or "partNumber" in ctx.query:
+    bounds = None if "partNumber" in ctx.query else explicit_range(ctx.headers.get("Range"))
+    if bounds is None:
         return None, None
-    m = _EXPLICIT_RANGE_RE.match(header)
-    if m is None:
-        return None, None
-    start = min(int(m.group(1)), _MAX_RANGE_OFFSET)
-    if m.group(2) == "":
-        return start, None
-    end = min(int(m.group(2)), _MAX_RANGE_OFFSET)
-    return (start, end) if end >= start else (None, None)
+    start, end = bounds
+    return min(start, _MAX_RANGE_OFFSET), None if end is None else min(end, _MAX_RANGE_OFFSET)
 
 
 async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.s3.conditions import ByteRange, Conditions, Outcome, parse_copy_source_range, parse_range
+from gateway.s3.conditions import (
+    ByteRange,
+    Conditions,
+    Outcome,
+    explicit_range,
+    parse_copy_source_range,
+    parse_range,
+)
 from gateway.s3.errors import S3Error
 
 ETAG = '"0123456789abcdef0123456789abcdef"'
@@ -44,6 +51,21 @@ def test_unsatisfiable_ranges_are_416_with_content_range(header: str, size: int)
     assert err.headers == {"Content-Range": f"bytes */{size}"}
     assert err.extra["ActualObjectSize"] == str(size)
     assert err.extra["RangeRequested"] == header
+
+
+@pytest.mark.parametrize(("header", "bounds"), [
+    ("bytes=0-99", (0, 99)), ("bytes= 5 - ", (5, None)), ("BYTES=7-7", (7, 7)),
+    (f"bytes={(1 << 60) + 5}-{1 << 60}", None), ("bytes=9-3", None), ("bytes=-10", None),
+    ("bytes=0-1,4-5", None), ("items=0-9", None), (None, None),
+])
+def test_explicit_range_bounds_agree_with_parse_range(header: str | None, bounds) -> None:
+    """The manifest is selected by these bounds before the size is known; whatever they
+    select must cover what parse_range later reads."""
+    assert explicit_range(header) == bounds
+    if bounds is not None:
+        start, end = bounds
+        got = parse_range(header, 1000)
+        assert got == ByteRange(start, 999 if end is None else min(end, 999), 1000)
 
 
 def test_content_range_header() -> None:

@@ -4,8 +4,8 @@ S3 wants the object's MD5 (the ETag), the full-payload SHA-256 (to check a signe
 `x-amz-content-sha256`) and any `x-amz-checksum-*` the client asked for, all in one pass
 over a stream that is never held whole. `MultiHasher` updates a set of them on each
 buffer. Every backend here is C code that releases the GIL on large buffers (hashlib
-above 2 KiB, zlib's crc32, awscrt's crc32c/crc64nvme), so the writer runs hashers in
-worker threads, overlapped with encryption, erasure coding and network I/O.
+above 2 KiB, python-isal's crc32, awscrt's crc32c/crc64nvme), so the writer runs hashers
+in worker threads, overlapped with encryption, erasure coding and network I/O.
 
 Values come out the way S3 returns them: CRCs as base64 of the big-endian integer,
 SHA-1/SHA-256 (and MD5) as base64 of the digest.
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from collections.abc import Iterable
 from typing import Protocol
 
 from awscrt import checksums as _crt
+from isal import isal_zlib
 
 Buffer = bytes | bytearray | memoryview
 
@@ -53,15 +53,13 @@ class _Crc:
         return self._value.to_bytes(self._width, "big")
 
 
-def _crc32(data: Buffer, value: int) -> int:
-    # zlib's crc32 is the same polynomial as S3 CRC32 and ~1.7x faster than awscrt's here.
-    return zlib.crc32(data, value)
-
-
 def new_hasher(algorithm: str) -> Hasher:
     """A fresh incremental hasher for one algorithm name."""
     if algorithm == "crc32":
-        return _Crc(_crc32, 4)
+        # ISA-L's CRC32 (zlib's polynomial, which S3 uses) runs on carry-less multiply:
+        # ~30 GB/s here against 4-5 for zlib and 3 for awscrt. botocore sends a CRC32 with
+        # every upload by default, so this was ~7% of the gateway's CPU per PUT.
+        return _Crc(isal_zlib.crc32, 4)
     if algorithm == "crc32c":
         return _Crc(_crt.crc32c, 4)
     if algorithm == "crc64nvme":

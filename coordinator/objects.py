@@ -459,8 +459,8 @@ class ObjectQueries(QueryBase):
 
         async def tx(conn: AsyncConnection) -> None:
             for i in range(0, len(ids), _TOUCH_STATEMENT_IDS):
-                params = {"vs": ids[i : i + _TOUCH_STATEMENT_IDS], "stale": now - TOUCH_GRANULARITY_S}
-                await conn.execute(_TOUCH, {**params, "now": now})
+                batch = ids[i : i + _TOUCH_STATEMENT_IDS]
+                await conn.execute(_TOUCH, {"vs": batch, "stale": now - TOUCH_GRANULARITY_S, "now": now})
 
         await self.db.write(tx)
 

@@ -111,6 +111,7 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
 # Byte offsets passed to the coordinator are capped here (far past any object, and exact in
 # JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
 _MAX_RANGE_OFFSET = 1 << 53
+# A body this small that arrives in one piece goes out in one write with its headers.
 ONE_WRITE_MAX = 64 << 10
 
 

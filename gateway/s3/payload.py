@@ -73,6 +73,7 @@ def _sign(auth: AuthContext, string_to_sign: str) -> str:
 # What reading a request body raises when the client stops sending or breaks the framing.
 _BODY_ERRORS = (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError)
 
+
 class PayloadStream:
     """Async iterator over the decoded body: `async for piece in PayloadStream(request, auth)`.
 

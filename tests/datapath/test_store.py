@@ -46,6 +46,15 @@ async def pieces(data: bytes, size: int = 70_001) -> AsyncIterator[bytes | memor
         yield piece if i % 2 else bytes(piece)
 
 
+class ClientWentAway(Exception):
+    """What a request body raises when its client disconnects."""
+
+
+async def goes_away_after_two_chunks() -> AsyncIterator[bytes]:
+    yield os.urandom(CHUNK * 2 + 5)
+    raise ClientWentAway()
+
+
 def as_object(data_len: int, result: WriteResult) -> ObjectInfo:
     return ObjectInfo(bucket="b", key="k", version_id="v", tenant_id=TENANT, size=data_len, etag="",
                       last_modified=0.0, chunks=result.chunks)
@@ -181,17 +190,10 @@ def test_unknown_checksum_is_refused_before_reading(healthy: NodeCluster):
 
 
 def test_source_error_propagates(healthy: NodeCluster):
-    class ClientWentAway(Exception):
-        pass
-
-    async def source():
-        yield os.urandom(CHUNK * 2 + 5)
-        raise ClientWentAway()
-
     async def main():
         store = make_store(make_coordinator(healthy), healthy)
         try:
-            await store.write(TENANT, source(), set())
+            await store.write(TENANT, goes_away_after_two_chunks(), set())
         finally:
             await store.close()
 
@@ -413,13 +415,6 @@ def test_many_concurrent_writes_share_a_fixed_number_of_slots(healthy: NodeClust
     never holding more than the pool, and a write whose client goes away hands its slots back."""
     blobs = [os.urandom(CHUNK * 3 + i * 1000) for i in range(12)]
 
-    class ClientWentAway(Exception):
-        pass
-
-    async def failing():
-        yield os.urandom(CHUNK * 2 + 5)
-        raise ClientWentAway()
-
     async def main():
         store = make_store(make_coordinator(healthy), healthy, max_chunks_in_flight=1)
         slots = store._ctx.slots
@@ -435,7 +430,7 @@ def test_many_concurrent_writes_share_a_fixed_number_of_slots(healthy: NodeClust
         slots.take = counting_take
         try:
             writes = [store.write(TENANT, pieces(b), set()) for b in blobs]
-            results = await asyncio.gather(*writes, store.write(TENANT, failing(), set()),
+            results = await asyncio.gather(*writes, store.write(TENANT, goes_away_after_two_chunks(), set()),
                                            return_exceptions=True)
             assert isinstance(results[-1], ClientWentAway)
             assert slots.out == 0

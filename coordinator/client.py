@@ -338,6 +338,8 @@ class CoordinatorClient:
         with_chunks: bool = False,
         range_start: int | None = None,
         range_end: int | None = None,
+        range_suffix: int | None = None,
+        part_number: int | None = None,
     ) -> ObjectInfo:
         params: dict[str, Any] = {
             "tenant_id": tenant_id,
@@ -346,9 +348,10 @@ class CoordinatorClient:
             "version_id": version_id,
             "with_chunks": with_chunks,
         }
-        if range_start is not None or range_end is not None:
-            # Only when set, so a coordinator without ranged reads still answers plain GETs.
-            params.update(range_start=range_start, range_end=range_end)
+        # Narrowings only when set, so a coordinator without them still answers plain GETs.
+        narrowing = {"range_start": range_start, "range_end": range_end, "range_suffix": range_suffix,
+                     "part_number": part_number}
+        params.update((name, value) for name, value in narrowing.items() if value is not None)
         return from_json(ObjectInfo, await self._api("get_object", **params))
 
     async def list_objects(

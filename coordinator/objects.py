@@ -122,6 +122,25 @@ def object_info(row: Any, parts: list[PartInfo] | None = None, chunks: list | No
     )
 
 
+def read_span(size: int, parts: list[PartInfo], start: int | None, end: int | None,
+              suffix: int | None, part_number: int | None) -> tuple[int, int] | None:
+    """First and last byte (inclusive) a narrowed read of an object of `size` bytes takes, or
+    None when it takes none. The gateway's Range / partNumber answer reads exactly these bytes."""
+    if part_number is not None:
+        if not parts:
+            return (0, size - 1) if part_number == 1 and size > 0 else None
+        if part_number > len(parts) or parts[part_number - 1].size == 0:
+            return None
+        part = parts[part_number - 1]
+        return part.offset, part.offset + part.size - 1
+    if suffix is not None:
+        return (max(0, size - suffix), size - 1) if suffix > 0 and size > 0 else None
+    first = start or 0
+    if first >= size:
+        return None
+    return first, size - 1 if end is None else min(end, size - 1)
+
+
 class ObjectQueries(QueryBase):
     # ---- helpers shared with uploads -------------------------------------------------------
 
@@ -188,15 +207,28 @@ class ObjectQueries(QueryBase):
         with_chunks: bool = False,
         range_start: int | None = None,
         range_end: int | None = None,
+        range_suffix: int | None = None,
+        part_number: int | None = None,
     ) -> ObjectInfo:
-        """The version's record; with_chunks adds its manifest, or with a byte range (inclusive,
-        either end optional, the end may lie past the object) only the chunks overlapping it,
-        offsets absolute. A range selecting nothing (start >= size) gives no chunks, not an error:
-        the caller answers 416 knowing the size."""
+        """The version's record; with_chunks adds its manifest, or, when the read is narrowed,
+        only the chunks overlapping the bytes it takes, offsets absolute: a byte range (inclusive,
+        either end optional, the end may lie past the object), the last `range_suffix` bytes, or
+        part `part_number` (by position, as GET ?partNumber= reads it; a non-multipart object
+        is its part 1). A selection of no bytes (start >= size, part past the last) gives no
+        chunks, not an error: the caller answers 416 knowing the size and the parts.
+
+        The size is only known here, so a suffix or a part can only be narrowed here: a reader
+        of the last bytes of a big object (a Parquet or zip footer) or of one part at a time
+        would otherwise load every chunk's 14 placements per request."""
         ranged = range_start is not None or range_end is not None
         start = 0 if range_start is None else range_start
         if ranged and (start < 0 or (range_end is not None and range_end < start)):
             raise error("InvalidArgument", f"invalid byte range {range_start}-{range_end}")
+        if (range_suffix is not None and range_suffix < 0) or (part_number is not None and part_number < 1):
+            raise error("InvalidArgument", f"invalid suffix {range_suffix} or part number {part_number}")
+        if ranged + (range_suffix is not None) + (part_number is not None) > 1:
+            raise error("InvalidArgument", "at most one of a byte range, a suffix and a part number")
+        narrowed = ranged or range_suffix is not None or part_number is not None
 
         async def q(conn: AsyncConnection) -> ObjectInfo:
             if version_id is None:
@@ -215,11 +247,9 @@ class ObjectQueries(QueryBase):
             parts = await self._parts(conn, row.version_id) if row.part_count else []
             if not with_chunks:
                 chunks = []
-            elif ranged:
-                chunks = []
-                if start < row.size:
-                    last = row.size - 1 if range_end is None else min(range_end, row.size - 1)
-                    chunks = await chunkrefs.load_refs(conn, row.version_id, start, last)
+            elif narrowed:
+                span = read_span(row.size, parts, range_start, range_end, range_suffix, part_number)
+                chunks = [] if span is None else await chunkrefs.load_refs(conn, row.version_id, *span)
             else:
                 chunks = await chunkrefs.load_refs(conn, row.version_id)
             return object_info(row, parts, chunks)

@@ -291,11 +291,14 @@ class CoordinatorAPI(Protocol):
     # objects
     async def get_object(self, tenant_id: str, bucket: str, key: str, version_id: str | None = None,
                          with_chunks: bool = False, range_start: int | None = None,
-                         range_end: int | None = None) -> ObjectInfo: ...   # NoSuchBucket, NoSuchKey
-    #   with_chunks and a byte range (inclusive offsets; either may be None = from 0 / to the
-    #   end; the end may lie past the object): only the ChunkRefs overlapping the range, with
-    #   absolute offsets (none if start >= size); parts and everything else as without a range.
-    #   InvalidArgument if start < 0 or end < start
+                         range_end: int | None = None, range_suffix: int | None = None,
+                         part_number: int | None = None) -> ObjectInfo: ...   # NoSuchBucket, NoSuchKey
+    #   with_chunks and one narrowing of the read: a byte range (inclusive offsets; either may
+    #   be None = from 0 / to the end; the end may lie past the object), the last range_suffix
+    #   bytes, or the part_number-th part (by position; a non-multipart object is part 1):
+    #   only the ChunkRefs overlapping those bytes, with absolute offsets (none if they select
+    #   no byte); parts and everything else as without it.
+    #   InvalidArgument if start < 0, end < start, suffix < 0, part_number < 1 or more than one
     async def list_objects(self, tenant_id: str, bucket: str, prefix: str, delimiter: str | None,
                            marker: str | None, max_keys: int) -> ListResult: ...
     #   keys strictly after marker, in binary (UTF-8 byte) order; a common prefix counts as one

@@ -13,6 +13,9 @@ from enum import Enum
 
 from gateway.s3.errors import S3Error
 
+# Byte offsets passed to the coordinator are capped at this (far past any object, and exact in
+# JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
+MAX_RANGE_OFFSET = 1 << 53
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -83,6 +86,16 @@ def explicit_range(header: str | None) -> tuple[int, int | None] | None:
     end = int(m.group(2))
     return (start, end) if end >= start else None
 
+
+
+def suffix_length(header: str | None) -> int | None:
+    """The n of `bytes=-n` (the last n bytes), None for anything else."""
+    if header is None:
+        return None
+    m = _RANGE_RE.match(header)
+    if m is None or m.group(1) != "" or m.group(2) == "":
+        return None
+    return int(m.group(2))
 
 def _with_range(err: S3Error, header: str) -> S3Error:
     err.extra["RangeRequested"] = header

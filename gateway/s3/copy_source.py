@@ -49,11 +49,16 @@ def check_readable(obj: ObjectInfo) -> None:
         raise S3Error("AccessDenied", "The object is quarantined: the malware scan flagged it.")
 
 
-async def load_source(ctx: S3Context, with_chunks: bool) -> tuple[CopySource, ObjectInfo]:
-    """Resolve the copy source, check it is readable and its x-amz-copy-source-if-* conditions."""
+async def load_source(ctx: S3Context, with_chunks: bool,
+                      span: tuple[int, int] | None = None) -> tuple[CopySource, ObjectInfo]:
+    """Resolve the copy source, check it is readable and its x-amz-copy-source-if-* conditions.
+
+    With `span` (first, last byte) the manifest holds only the chunks overlapping it."""
     src = parse_copy_source(ctx.headers["x-amz-copy-source"])
-    obj = await ctx.state.coordinator.get_object(ctx.tenant_id, src.bucket, src.key,
-                                                 version_id=src.version_id, with_chunks=with_chunks)
+    narrowing = {} if span is None else {"range_start": span[0], "range_end": span[1]}
+    coordinator = ctx.state.coordinator
+    obj = await coordinator.get_object(ctx.tenant_id, src.bucket, src.key, version_id=src.version_id,
+                                       with_chunks=with_chunks, **narrowing)
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers, "x-amz-copy-source-").evaluate(obj.etag, obj.last_modified)
     if outcome is not Outcome.PROCEED:

@@ -14,7 +14,15 @@ from aiohttp import web
 from coordinator.records import ObjectInfo
 from gateway.datapath import UnsupportedChecksum, checksum_b64
 from gateway.s3 import objmeta, upload_body
-from gateway.s3.conditions import ByteRange, Conditions, Outcome, explicit_range, parse_range
+from gateway.s3.conditions import (
+    MAX_RANGE_OFFSET,
+    ByteRange,
+    Conditions,
+    Outcome,
+    explicit_range,
+    parse_range,
+    suffix_length,
+)
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
@@ -83,9 +91,12 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> ByteRange | None:
-    """GET ?partNumber=N: the bytes of the N-th part (a non-multipart object has one part)."""
-    raw = ctx.query["partNumber"]
+def _requested_part(ctx: S3Context) -> int | None:
+    """GET/HEAD ?partNumber=N, checked before the object is looked up (the answer is an error
+    whatever the object)."""
+    raw = ctx.query.get("partNumber")
+    if raw is None:
+        return None
     if "Range" in ctx.headers:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     try:
@@ -95,6 +106,11 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
     if not 1 <= n <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw)
+    return n
+
+
+def _part_range(n: int, obj: ObjectInfo, headers: dict[str, str]) -> ByteRange | None:
+    """The bytes of the n-th part (a non-multipart object has one part)."""
     if not obj.parts:
         if n != 1:
             raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
@@ -108,33 +124,37 @@ def _part_range(ctx: S3Context, obj: ObjectInfo, headers: dict[str, str]) -> Byt
     return ByteRange(part.offset, part.offset + part.size - 1, obj.size)
 
 
-# Byte offsets passed to the coordinator are capped here (far past any object, and exact in
-# JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
-_MAX_RANGE_OFFSET = 1 << 53
 # A body this small that arrives in one piece goes out in one write with its headers.
 ONE_WRITE_MAX = 64 << 10
 
 
-def _manifest_range(ctx: S3Context) -> tuple[int | None, int | None]:
-    """The Range header's bounds when the coordinator can select the manifest by them alone.
+def manifest_narrowing(range_header: str | None, part: int | None) -> dict[str, int]:
+    """How the coordinator may narrow the manifest to the chunks this GET reads.
 
-    Only `bytes=a-b` (b >= a) and `bytes=a-`: they need no object size. A suffix range
-    (`bytes=-n`), partNumber, anything S3 ignores (several ranges, b < a) or no header: the
-    whole manifest, (None, None). parse_range then yields exactly these bounds clamped to the
-    size, so the chunks fetched always cover the bytes read.
+    The part, the Range header's bounds (`bytes=a-b`, `bytes=a-`) or its suffix (`bytes=-n`).
+    Nothing for no header or one S3 ignores (several ranges, b < a): the whole manifest.
+    parse_range / _part_range then yield exactly the bytes the coordinator selected by, so
+    the chunks fetched always cover the bytes read.
     """
-    bounds = None if "partNumber" in ctx.query else explicit_range(ctx.headers.get("Range"))
-    if bounds is None:
-        return None, None
-    start, end = bounds
-    return min(start, _MAX_RANGE_OFFSET), None if end is None else min(end, _MAX_RANGE_OFFSET)
+    if part is not None:
+        return {"part_number": part}
+    bounds = explicit_range(range_header)
+    if bounds is not None:
+        start, end = bounds
+        narrowed = {"range_start": min(start, MAX_RANGE_OFFSET)}
+        if end is not None:
+            narrowed["range_end"] = min(end, MAX_RANGE_OFFSET)
+        return narrowed
+    suffix = suffix_length(range_header)
+    return {} if suffix is None else {"range_suffix": min(suffix, MAX_RANGE_OFFSET)}
 
 
 async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     coordinator = ctx.state.coordinator
-    range_start, range_end = (None, None) if head else _manifest_range(ctx)
+    part = _requested_part(ctx)
+    narrowing = {} if head else manifest_narrowing(ctx.headers.get("Range"), part)
     obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=_version_id(ctx),
-                                       with_chunks=not head, range_start=range_start, range_end=range_end)
+                                       with_chunks=not head, **narrowing)
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
     if outcome is Outcome.PRECONDITION_FAILED:
@@ -143,8 +163,8 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
         return web.Response(status=304, headers={"ETag": obj.etag,
                                                  "Last-Modified": http_date(obj.last_modified)})
     headers = objmeta.response_headers(obj, ctx.query)
-    if "partNumber" in ctx.query:
-        rng = _part_range(ctx, obj, headers)
+    if part is not None:
+        rng = _part_range(part, obj, headers)
     else:
         rng = parse_range(ctx.headers.get("Range"), obj.size)
     status = 200

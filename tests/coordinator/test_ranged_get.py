@@ -141,3 +141,60 @@ async def test_reader_maps_a_ranged_manifest_to_the_right_bytes(database_url):
             picked = chunks_for_range(got.chunks, start, end)
             index = {c.chunk_key: c.offset // 100 for c in got.chunks}
             assert [(index[ref.chunk_key], lo, hi) for ref, lo, hi in picked] == want
+
+
+async def test_suffix_and_part_select_only_their_chunks(database_url):
+    """`bytes=-n` and ?partNumber= are narrowed where the size and the parts are known."""
+    async with open_meta(database_url) as meta:
+        await register_nodes(meta)
+        key = await setup_tenant(meta)
+        up = await begin(meta, key)
+        i1 = await upload_part(meta, key, up.upload_id, 1, [big(b"a", 3 * MIB), big(b"b", 2 * MIB)])
+        i2 = await upload_part(meta, key, up.upload_id, 2, [big(b"c")])
+        i3 = await upload_part(meta, key, up.upload_id, 3, [b"tail"])
+        await meta.complete_upload(
+            key.tenant_id, "bkt", "big", up.upload_id, [(1, i1.etag), (2, i2.etag), (3, i3.etag)]
+        )
+
+        async def get(**narrowing):
+            return await meta.get_object(key.tenant_id, "bkt", "big", with_chunks=True, **narrowing)
+
+        full = await get()
+        assert spans(full) == [(0, 3 * MIB), (3 * MIB, 2 * MIB), (5 * MIB, 5 * MIB), (10 * MIB, 4)]
+        assert spans(await get(range_suffix=4)) == [(10 * MIB, 4)]
+        assert spans(await get(range_suffix=5)) == [(5 * MIB, 5 * MIB), (10 * MIB, 4)]
+        assert spans(await get(range_suffix=7 * MIB + 4)) == spans(full)[1:]      # from a boundary
+        assert spans(await get(range_suffix=7 * MIB + 5)) == spans(full)
+        assert spans(await get(range_suffix=1 << 53)) == spans(full)     # longer than the object
+        assert spans(await get(range_suffix=0)) == []
+        assert spans(await get(part_number=1)) == [(0, 3 * MIB), (3 * MIB, 2 * MIB)]
+        assert spans(await get(part_number=2)) == [(5 * MIB, 5 * MIB)]
+        assert spans(await get(part_number=3)) == [(10 * MIB, 4)]
+        assert spans(await get(part_number=4)) == []
+        got = await get(part_number=2)
+        assert got.parts == full.parts and got.chunks[0] == full.chunks[2]
+        # a non-multipart object is its own part 1
+        await put_object(meta, key, "bkt", "plain", [b"x" * 100, b"y" * 50])
+        for n, want in ((1, [(0, 100), (100, 50)]), (2, [])):
+            plain = await meta.get_object(key.tenant_id, "bkt", "plain", with_chunks=True, part_number=n)
+            assert spans(plain) == want
+        for bad in ({"range_suffix": -1}, {"part_number": 0}, {"range_suffix": 5, "part_number": 1},
+                    {"range_start": 0, "range_suffix": 5}, {"range_end": 9, "part_number": 1}):
+            await expect("InvalidArgument", get(**bad))
+
+
+async def test_suffix_and_part_through_api(coordinator):
+    async with CoordinatorClient(coordinator.url, SECRET) as api:
+        await nodes_up(api)
+        key = await new_user(api, "alice", "acme")
+        await put_object(api, key, "bkt", "obj", [b"a" * 100, b"b" * 100, b"c" * 10])
+
+        async def get(**narrowing):
+            return await api.get_object(key.tenant_id, "bkt", "obj", with_chunks=True, **narrowing)
+
+        assert spans(await get(range_suffix=11)) == [(100, 100), (200, 10)]
+        assert spans(await get(part_number=1)) == [(0, 100), (100, 100), (200, 10)]
+        assert spans(await get(part_number=3)) == []
+        with pytest.raises(CoordinatorError) as info:
+            await get(range_suffix=3, part_number=1)
+        assert (info.value.code, info.value.status) == ("InvalidArgument", 400)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from coordinator.objects import read_span
+from coordinator.records import ObjectInfo, PartInfo
 from gateway.s3.conditions import (
     ByteRange,
     Conditions,
@@ -11,8 +15,10 @@ from gateway.s3.conditions import (
     explicit_range,
     parse_copy_source_range,
     parse_range,
+    suffix_length,
 )
 from gateway.s3.errors import S3Error
+from gateway.s3.handlers_objects import _part_range, manifest_narrowing
 
 ETAG = '"0123456789abcdef0123456789abcdef"'
 LM = 1_700_000_000.75          # Last-Modified shows whole seconds: Tue, 14 Nov 2023 22:13:20 GMT
@@ -66,6 +72,63 @@ def test_explicit_range_bounds_agree_with_parse_range(header: str | None, bounds
         start, end = bounds
         got = parse_range(header, 1000)
         assert got == ByteRange(start, 999 if end is None else min(end, 999), 1000)
+
+
+@pytest.mark.parametrize(("header", "n"), [
+    ("bytes=-10", 10), ("bytes = - 0", 0), ("BYTES=-7", 7), ("bytes=-", None), ("bytes=0-10", None),
+    ("bytes=5-", None), ("bytes=-1,-2", None), (None, None),
+])
+def test_suffix_length(header: str | None, n: int | None) -> None:
+    assert suffix_length(header) == n
+
+
+def _span_of(size: int, parts: list[PartInfo], narrowing: dict[str, int]) -> tuple[int, int] | None:
+    return read_span(size, parts, narrowing.get("range_start"), narrowing.get("range_end"),
+                     narrowing.get("range_suffix"), narrowing.get("part_number"))
+
+
+_NUMBER = st.one_of(st.integers(0, 2000), st.integers(0, 1 << 62)).map(str) | st.just("")
+_HEADERS = st.one_of(
+    st.none(), st.tuples(_NUMBER, _NUMBER).map(lambda ab: f"bytes={ab[0]}-{ab[1]}"),
+    st.sampled_from(["bytes=0-1,5-6", "items=0-5", "bytes=", "rubbish"]))
+
+
+@given(header=_HEADERS, size=st.integers(0, 3000))
+def test_the_manifest_a_range_selects_is_the_bytes_the_answer_reads(header: str | None, size: int) -> None:
+    """The coordinator narrows the manifest (read_span) before the gateway knows the size;
+    the bytes parse_range then answers with must be exactly those, or the GET would 503."""
+    narrowing = manifest_narrowing(header, None)
+    try:
+        rng = parse_range(header, size)
+    except S3Error:                   # 416: nothing is read, so nothing need be selected
+        assert narrowing and _span_of(size, [], narrowing) is None
+        return
+    if rng is None:                   # the whole object
+        assert narrowing == {}
+    else:
+        assert _span_of(size, [], narrowing) == (rng.start, rng.end)
+
+
+@given(sizes=st.lists(st.integers(0, 50), max_size=6), n=st.integers(1, 8))
+def test_the_manifest_a_part_number_selects_is_the_part_read(sizes: list[int], n: int) -> None:
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    parts = [PartInfo(part_number=i + 1, size=z, etag='"x"', offset=o)
+             for i, (z, o) in enumerate(zip(sizes, offsets, strict=True))]
+    size = sum(sizes) if parts else 37
+    obj = ObjectInfo(bucket="b", key="k", version_id="v", tenant_id="t", size=size, etag='"x"',
+                     last_modified=0.0, parts=parts)
+    span = _span_of(size, parts, manifest_narrowing(None, n))
+    try:
+        rng = _part_range(n, obj, {})
+    except S3Error:
+        assert span is None
+        return
+    if rng is None:                   # a non-multipart object is its own part 1
+        assert span == (0, size - 1)
+    elif rng.length == 0:
+        assert span is None
+    else:
+        assert span == (rng.start, rng.end)
 
 
 def test_content_range_header() -> None:

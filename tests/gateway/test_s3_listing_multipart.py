@@ -141,6 +141,23 @@ def test_multipart_roundtrip(s3, bucket: str) -> None:
     assert part2["PartsCount"] == 3
     assert part2["ContentRange"] == f"bytes {5 * MiB}-{10 * MiB + 6}/{len(whole)}"
     assert part2["Body"].read() == parts_data[1]
+    # parts and suffixes are narrowed to their chunks by the coordinator (1 MiB chunks here)
+    for n, data in enumerate(parts_data, start=1):
+        assert s3.get_object(Bucket=bucket, Key="mp/obj", PartNumber=n)["Body"].read() == data
+    for n in (1, 1234, MiB + 1300, 6 * MiB, len(whole), len(whole) + 10):
+        got = s3.get_object(Bucket=bucket, Key="mp/obj", Range=f"bytes=-{n}")
+        assert got["ContentRange"] == f"bytes {max(0, len(whole) - n)}-{len(whole) - 1}/{len(whole)}"
+        assert got["Body"].read() == whole[-n:]
+    head = s3.head_object(Bucket=bucket, Key="mp/obj", PartNumber=3)
+    assert (head["ContentLength"], head["PartsCount"]) == (1234, 3)
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=bucket, Key="mp/obj", PartNumber=4)
+    assert (info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]) \
+        == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=bucket, Key="mp/obj", Range="bytes=-0")
+    assert (info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]) \
+        == ("InvalidRange", 416)
     rng = s3.get_object(Bucket=bucket, Key="mp/obj", Range=f"bytes={5 * MiB - 10}-{5 * MiB + 10}")
     assert rng["Body"].read() == whole[5 * MiB - 10:5 * MiB + 11]
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")

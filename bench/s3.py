@@ -1,7 +1,8 @@
 """S3 throughput of a `shardbox up` on this machine, with boto3 as the client.
 
-Prints a table (PUT/GET MB/s for 1 x 1 GiB and 8 x 64 MiB objects, 4 KiB PUT/GET ops/s
-with 16 concurrent clients, gateway peak RSS) beside the ceiling measured in the same
+Prints a table (PUT/GET MB/s for 1 x 1 GiB and 8 x 64 MiB objects, the latency of
+100-byte reads of the big object by range and by suffix and of one of its parts, 4 KiB
+PUT/GET ops/s with 16 concurrent clients, gateway peak RSS) beside the ceiling measured in the same
 run (single-thread MD5 MB/s), then a one-line summary. Client and servers share the
 machine, so the figures include boto3's own cost (it SHA-256-signs and CRC32s every
 payload over plain HTTP).
@@ -144,6 +145,24 @@ def bench_big(up: Up, size: int) -> tuple[float, float]:
     return put, get
 
 
+def bench_small_reads(up: Up, size: int, rounds: int = 30) -> dict[str, float]:
+    """Median latency (ms) of one-request reads of the big object, as a footer reader (a
+    suffix), a part-at-a-time downloader (partNumber) and a plain ranged read do them."""
+    s3 = up.client()
+    middle = max(1, size // (8 * MiB) // 2)
+    asks = {"bytes=0-99": {"Range": "bytes=0-99"}, "bytes=-100": {"Range": "bytes=-100"},
+            f"partNumber={middle}": {"PartNumber": middle}}
+    out = {}
+    for label, kwargs in asks.items():
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            s3.get_object(Bucket="bench", Key="big", **kwargs)["Body"].read()
+            times.append(time.perf_counter() - t0)
+        out[label] = sorted(times)[rounds // 2] * 1000
+    return out
+
+
 def bench_many(up: Up, count: int, size: int) -> tuple[float, float]:
     clients = [up.client() for _ in range(count)]
     bodies = [os.urandom(size) for _ in range(count)]
@@ -236,6 +255,7 @@ def main() -> int:
             up.client().create_bucket(Bucket="bench")
             rss = PeakRss(up.info["gateway"]["pid"])
             big_put, big_get = bench_big(up, args.big_mib * MiB)
+            reads = bench_small_reads(up, args.big_mib * MiB)
             rss_big = rss.phase()
             many_put, many_get = bench_many(up, 8, 64 * MiB)
             rss_many = rss.phase()
@@ -249,6 +269,8 @@ def main() -> int:
     rows = [
         (f"PUT 1 x {args.big_mib} MiB", f"{big_put:8.1f} MB/s", f"{big_put / ceiling * 100:5.1f}% of MD5"),
         (f"GET 1 x {args.big_mib} MiB", f"{big_get:8.1f} MB/s", f"{big_get / ceiling * 100:5.1f}% of MD5"),
+        (f"ranged GETs of the {args.big_mib} MiB", " / ".join(f"{ms:.1f}" for ms in reads.values()) + " ms",
+         "median: " + " / ".join(reads) + " (8 MiB)"),
         ("PUT 8 x 64 MiB (parallel)", f"{many_put:8.1f} MB/s", f"{many_put / ceiling * 100:5.1f}% of MD5"),
         ("GET 8 x 64 MiB (parallel)", f"{many_get:8.1f} MB/s", f"{many_get / ceiling * 100:5.1f}% of MD5"),
         (f"PUT 4 KiB, {args.clients} clients", f"{small_put:8.1f} ops/s", ""),

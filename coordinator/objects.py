@@ -226,7 +226,7 @@ class ObjectQueries(QueryBase):
             raise error("InvalidArgument", f"invalid byte range {range_start}-{range_end}")
         if (range_suffix is not None and range_suffix < 0) or (part_number is not None and part_number < 1):
             raise error("InvalidArgument", f"invalid suffix {range_suffix} or part number {part_number}")
-        if ranged + (range_suffix is not None) + (part_number is not None) > 1:
+        if sum((ranged, range_suffix is not None, part_number is not None)) > 1:
             raise error("InvalidArgument", "at most one of a byte range, a suffix and a part number")
         narrowed = ranged or range_suffix is not None or part_number is not None
 

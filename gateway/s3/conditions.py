@@ -87,7 +87,6 @@ def explicit_range(header: str | None) -> tuple[int, int | None] | None:
     return (start, end) if end >= start else None
 
 
-
 def suffix_length(header: str | None) -> int | None:
     """The n of `bytes=-n` (the last n bytes), None for anything else."""
     if header is None:
@@ -96,6 +95,7 @@ def suffix_length(header: str | None) -> int | None:
     if m is None or m.group(1) != "" or m.group(2) == "":
         return None
     return int(m.group(2))
+
 
 def _with_range(err: S3Error, header: str) -> S3Error:
     err.extra["RangeRequested"] = header

@@ -72,17 +72,23 @@ async def test_ranged_manifest_inline_and_empty(database_url):
         assert spans(await ranged(meta, key, 5, 5, name="one")) == [(0, 40)]
 
 
+async def three_part_object(meta):
+    """`big`: part 1 = chunks of 3 and 2 MiB, part 2 = one of 5 MiB, part 3 = 4 bytes."""
+    await register_nodes(meta)
+    key = await setup_tenant(meta)
+    up = await begin(meta, key)
+    i1 = await upload_part(meta, key, up.upload_id, 1, [big(b"a", 3 * MIB), big(b"b", 2 * MIB)])
+    i2 = await upload_part(meta, key, up.upload_id, 2, [big(b"c")])
+    i3 = await upload_part(meta, key, up.upload_id, 3, [b"tail"])
+    await meta.complete_upload(
+        key.tenant_id, "bkt", "big", up.upload_id, [(1, i1.etag), (2, i2.etag), (3, i3.etag)]
+    )
+    return key
+
+
 async def test_ranged_manifest_multipart_keeps_parts(database_url):
     async with open_meta(database_url) as meta:
-        await register_nodes(meta)
-        key = await setup_tenant(meta)
-        up = await begin(meta, key)
-        i1 = await upload_part(meta, key, up.upload_id, 1, [big(b"a", 3 * MIB), big(b"b", 2 * MIB)])
-        i2 = await upload_part(meta, key, up.upload_id, 2, [big(b"c")])
-        i3 = await upload_part(meta, key, up.upload_id, 3, [b"tail"])
-        await meta.complete_upload(
-            key.tenant_id, "bkt", "big", up.upload_id, [(1, i1.etag), (2, i2.etag), (3, i3.etag)]
-        )
+        key = await three_part_object(meta)
         full = await meta.get_object(key.tenant_id, "bkt", "big", with_chunks=True)
         got = await ranged(meta, key, 5 * MIB - 1, 5 * MIB, name="big")  # across parts 1 and 2
         assert spans(got) == [(3 * MIB, 2 * MIB), (5 * MIB, 5 * MIB)]
@@ -146,15 +152,7 @@ async def test_reader_maps_a_ranged_manifest_to_the_right_bytes(database_url):
 async def test_suffix_and_part_select_only_their_chunks(database_url):
     """`bytes=-n` and ?partNumber= are narrowed where the size and the parts are known."""
     async with open_meta(database_url) as meta:
-        await register_nodes(meta)
-        key = await setup_tenant(meta)
-        up = await begin(meta, key)
-        i1 = await upload_part(meta, key, up.upload_id, 1, [big(b"a", 3 * MIB), big(b"b", 2 * MIB)])
-        i2 = await upload_part(meta, key, up.upload_id, 2, [big(b"c")])
-        i3 = await upload_part(meta, key, up.upload_id, 3, [b"tail"])
-        await meta.complete_upload(
-            key.tenant_id, "bkt", "big", up.upload_id, [(1, i1.etag), (2, i2.etag), (3, i3.etag)]
-        )
+        key = await three_part_object(meta)
 
         async def get(**narrowing):
             return await meta.get_object(key.tenant_id, "bkt", "big", with_chunks=True, **narrowing)

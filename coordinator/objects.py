@@ -129,10 +129,10 @@ def read_span(size: int, parts: list[PartInfo], start: int | None, end: int | No
     if part_number is not None:
         if not parts:
             return (0, size - 1) if part_number == 1 and size > 0 else None
-        if part_number > len(parts) or parts[part_number - 1].size == 0:
+        if part_number > len(parts):
             return None
         part = parts[part_number - 1]
-        return part.offset, part.offset + part.size - 1
+        return (part.offset, part.offset + part.size - 1) if part.size > 0 else None
     if suffix is not None:
         return (max(0, size - suffix), size - 1) if suffix > 0 and size > 0 else None
     first = start or 0

@@ -97,6 +97,28 @@ def suffix_length(header: str | None) -> int | None:
     return int(m.group(2))
 
 
+def manifest_narrowing(range_header: str | None, part: int | None) -> dict[str, int]:
+    """How the coordinator may narrow the manifest to the chunks a GET (or an UploadPartCopy's
+    x-amz-copy-source-range) reads: coordinator get_object keyword arguments.
+
+    The part, the Range header's bounds (`bytes=a-b`, `bytes=a-`) or its suffix (`bytes=-n`).
+    Nothing for no header or one S3 ignores (several ranges, b < a): the whole manifest.
+    parse_range and the GET handler's part range then yield exactly the bytes the
+    coordinator selected by, so the chunks fetched always cover the bytes read.
+    """
+    if part is not None:
+        return {"part_number": part}
+    bounds = explicit_range(range_header)
+    if bounds is not None:
+        start, end = bounds
+        narrowed = {"range_start": min(start, MAX_RANGE_OFFSET)}
+        if end is not None:
+            narrowed["range_end"] = min(end, MAX_RANGE_OFFSET)
+        return narrowed
+    suffix = suffix_length(range_header)
+    return {} if suffix is None else {"range_suffix": min(suffix, MAX_RANGE_OFFSET)}
+
+
 def _with_range(err: S3Error, header: str) -> S3Error:
     err.extra["RangeRequested"] = header
     return err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -50,15 +51,15 @@ def check_readable(obj: ObjectInfo) -> None:
 
 
 async def load_source(ctx: S3Context, with_chunks: bool,
-                      span: tuple[int, int] | None = None) -> tuple[CopySource, ObjectInfo]:
+                      narrowing: Mapping[str, int] | None = None) -> tuple[CopySource, ObjectInfo]:
     """Resolve the copy source, check it is readable and its x-amz-copy-source-if-* conditions.
 
-    With `span` (first, last byte) the manifest holds only the chunks overlapping it."""
+    With a `narrowing` (conditions.manifest_narrowing) the manifest holds only the
+    chunks it selects."""
     src = parse_copy_source(ctx.headers["x-amz-copy-source"])
-    narrowing = {} if span is None else {"range_start": span[0], "range_end": span[1]}
     coordinator = ctx.state.coordinator
     obj = await coordinator.get_object(ctx.tenant_id, src.bucket, src.key, version_id=src.version_id,
-                                       with_chunks=with_chunks, **narrowing)
+                                       with_chunks=with_chunks, **(narrowing or {}))
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers, "x-amz-copy-source-").evaluate(obj.etag, obj.last_modified)
     if outcome is not Outcome.PROCEED:

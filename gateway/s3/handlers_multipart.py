@@ -10,7 +10,7 @@ from aiohttp import web
 
 from coordinator.records import UploadInfo
 from gateway.s3 import objmeta, upload_body
-from gateway.s3.conditions import MAX_RANGE_OFFSET, explicit_range, parse_copy_source_range
+from gateway.s3.conditions import manifest_narrowing, parse_copy_source_range
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.copy_source import load_source
 from gateway.s3.errors import S3Error
@@ -80,12 +80,8 @@ async def upload_part_copy(ctx: S3Context) -> web.StreamResponse:
     upload_id = _upload_id(ctx)
     upload = await ctx.state.coordinator.get_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id)
     range_header = ctx.headers.get("x-amz-copy-source-range")
-    # Both ends are in the header: only the chunks they overlap are loaded (the range is
-    # checked against the size below).
-    bounds = explicit_range(range_header)
-    span = None if bounds is None or bounds[1] is None else (
-        min(bounds[0], MAX_RANGE_OFFSET), min(bounds[1], MAX_RANGE_OFFSET))
-    _, source = await load_source(ctx, with_chunks=True, span=span)
+    # Only the chunks the range overlaps are loaded (it is checked against the size below).
+    _, source = await load_source(ctx, with_chunks=True, narrowing=manifest_narrowing(range_header, None))
     if range_header:
         rng = parse_copy_source_range(range_header, source.size)
         start, end = rng.start, rng.end

@@ -14,15 +14,7 @@ from aiohttp import web
 from coordinator.records import ObjectInfo
 from gateway.datapath import UnsupportedChecksum, checksum_b64
 from gateway.s3 import objmeta, upload_body
-from gateway.s3.conditions import (
-    MAX_RANGE_OFFSET,
-    ByteRange,
-    Conditions,
-    Outcome,
-    explicit_range,
-    parse_range,
-    suffix_length,
-)
+from gateway.s3.conditions import ByteRange, Conditions, Outcome, manifest_narrowing, parse_range
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
@@ -126,27 +118,6 @@ def _part_range(n: int, obj: ObjectInfo, headers: dict[str, str]) -> ByteRange |
 
 # A body this small that arrives in one piece goes out in one write with its headers.
 ONE_WRITE_MAX = 64 << 10
-
-
-def manifest_narrowing(range_header: str | None, part: int | None) -> dict[str, int]:
-    """How the coordinator may narrow the manifest to the chunks this GET reads.
-
-    The part, the Range header's bounds (`bytes=a-b`, `bytes=a-`) or its suffix (`bytes=-n`).
-    Nothing for no header or one S3 ignores (several ranges, b < a): the whole manifest.
-    parse_range / _part_range then yield exactly the bytes the coordinator selected by, so
-    the chunks fetched always cover the bytes read.
-    """
-    if part is not None:
-        return {"part_number": part}
-    bounds = explicit_range(range_header)
-    if bounds is not None:
-        start, end = bounds
-        narrowed = {"range_start": min(start, MAX_RANGE_OFFSET)}
-        if end is not None:
-            narrowed["range_end"] = min(end, MAX_RANGE_OFFSET)
-        return narrowed
-    suffix = suffix_length(range_header)
-    return {} if suffix is None else {"range_suffix": min(suffix, MAX_RANGE_OFFSET)}
 
 
 async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:

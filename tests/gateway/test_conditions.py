@@ -13,12 +13,13 @@ from gateway.s3.conditions import (
     Conditions,
     Outcome,
     explicit_range,
+    manifest_narrowing,
     parse_copy_source_range,
     parse_range,
     suffix_length,
 )
 from gateway.s3.errors import S3Error
-from gateway.s3.handlers_objects import _part_range, manifest_narrowing
+from gateway.s3.handlers_objects import _part_range
 
 ETAG = '"0123456789abcdef0123456789abcdef"'
 LM = 1_700_000_000.75          # Last-Modified shows whole seconds: Tue, 14 Nov 2023 22:13:20 GMT

@@ -25,9 +25,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from blob import ChunkStore
 from coordinator.records import ObjectInfo
-from gateway.datapath import ChunkStore
-from tests.datapath.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
+from tests.blob.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
 
 
 def md5_speed() -> float:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from blob import ChunkStore
 from config.settings import Config
 from coordinator.records import CoordinatorAPI
-from gateway.datapath import ChunkStore
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
 from gateway.ttlcache import bucket_cache, key_cache

@@ -27,8 +27,8 @@ def run(cfg: Config) -> None:
 
 async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set or a termination signal arrives; in-flight requests get a grace period."""
+    from blob import ChunkStore
     from coordinator.client import CoordinatorClient
-    from gateway.datapath import ChunkStore
 
     settings = cfg.gateway
     assert settings is not None

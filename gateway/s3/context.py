@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDictProxy
 
+from blob import ChunkStore
 from config.settings import GatewaySection
 from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
-from gateway.datapath import ChunkStore
 from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
 from gateway.s3.sigv4 import AuthContext

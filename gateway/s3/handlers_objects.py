@@ -11,8 +11,8 @@ import logging
 
 from aiohttp import web
 
+from blob import UnsupportedChecksum, checksum_b64
 from coordinator.records import ObjectInfo
-from gateway.datapath import UnsupportedChecksum, checksum_b64
 from gateway.s3 import objmeta, upload_body
 from gateway.s3.conditions import ByteRange, Conditions, Outcome, manifest_narrowing, parse_range
 from gateway.s3.context import S3Context

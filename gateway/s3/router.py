@@ -18,9 +18,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from blob import DataUnavailable, UnsupportedChecksum, WriteFailed
 from coordinator import client as coordinator_client
 from coordinator.records import CoordinatorError
-from gateway.datapath import DataUnavailable, UnsupportedChecksum, WriteFailed
 from gateway.s3 import handlers_bucket as hb
 from gateway.s3 import handlers_listing as hl
 from gateway.s3 import handlers_multipart as hm

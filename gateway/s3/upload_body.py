@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from gateway.datapath import SUPPORTED_CHECKSUMS, WriteResult
+from blob import SUPPORTED_CHECKSUMS, WriteResult
 from gateway.s3 import checksum_headers
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.errors import S3Error

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from blob.reader import chunks_for_range
 from coordinator.chunkrefs import _LOAD_RANGE_REFS
 from coordinator.client import CoordinatorClient
 from coordinator.records import CoordinatorError
-from gateway.datapath.reader import chunks_for_range
 from tests.coordinator.conftest import SECRET
 from tests.coordinator.helpers import open_meta, put_object, register_nodes, setup_tenant
 from tests.coordinator.test_multipart import begin, big, upload_part

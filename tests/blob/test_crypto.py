@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.datapath import ChunkCipher, ChunkCorrupt, chunk_key
-from gateway.datapath.crypto import TAG_SIZE, enc_size
+from blob import ChunkCipher, ChunkCorrupt, chunk_key
+from blob.crypto import TAG_SIZE, enc_size
 
 MASTER = bytes(range(32))
 

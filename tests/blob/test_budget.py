@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.datapath.budget import ByteBudget
+from blob.budget import ByteBudget
 
 
 def test_small_requests_share_the_budget_and_big_ones_wait_in_order():

@@ -25,7 +25,7 @@ Chunks overlap: while chunk N is hashed/encoded, chunk N+1 is read from the netw
 chunk N-1's shards are uploaded. At most `write_depth` chunks are in flight per write
 (each holding a plaintext buffer or its 14 shards) plus the one being read, so memory
 stays bounded whatever the stream length or the speed of the nodes. Plaintext buffers
-are slots from a store-wide pool (gateway/datapath/slots.py), so it also stays bounded
+are slots from a store-wide pool (blob/slots.py), so it also stays bounded
 whatever the number of concurrent writes; a stream's first GROW_MAX bytes go into a
 buffer of their own that grows with them, so small objects never wait for a slot nor
 cost one.
@@ -45,14 +45,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import erasure
+from blob.context import DatapathContext
+from blob.crypto import enc_size
+from blob.errors import WriteFailed
+from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum
+from blob.node_client import ShardError, shard_checksum, shard_id
 from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
-from gateway.datapath.context import DatapathContext
-from gateway.datapath.crypto import enc_size
-from gateway.datapath.errors import WriteFailed
-from gateway.datapath.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum
-from gateway.datapath.node_client import ShardError, shard_checksum, shard_id
 
-log = logging.getLogger("gateway.datapath.writer")
+log = logging.getLogger("blob.writer")
 
 Buffer = bytes | bytearray | memoryview
 T = TypeVar("T")

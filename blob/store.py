@@ -8,13 +8,13 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from blob.context import DatapathContext
+from blob.crypto import ChunkCipher
+from blob.node_client import NodeClient
+from blob.reader import read_range
+from blob.writer import Buffer, StreamWriter, WriteResult
 from config.malloc import tune_malloc as tune_process_malloc
 from coordinator.records import CoordinatorAPI, ObjectInfo
-from gateway.datapath.context import DatapathContext
-from gateway.datapath.crypto import ChunkCipher
-from gateway.datapath.node_client import NodeClient
-from gateway.datapath.reader import read_range
-from gateway.datapath.writer import Buffer, StreamWriter, WriteResult
 
 
 class ChunkStore:
@@ -66,7 +66,7 @@ class ChunkStore:
     async def write(self, tenant_id: str, source: AsyncIterator[Buffer],
                     algorithms: set[str] | frozenset[str], *, request_id: str | None = None,
                     payload_sha256: bool = True) -> WriteResult:
-        """Store a stream as chunks; see gateway/datapath/__init__.py for the contract."""
+        """Store a stream as chunks; see blob/__init__.py for the contract."""
         writer = StreamWriter(self._ctx, tenant_id, algorithms, request_id, payload_sha256)
         return await writer.run(source)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.datapath.cluster import NodeCluster
+from tests.blob.cluster import NodeCluster
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from blob.reader import chunks_for_range
 from coordinator.records import ChunkRef
-from gateway.datapath.reader import chunks_for_range
 
 
 def refs(*sizes: int) -> list[ChunkRef]:

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from blob.budget import ByteBudget
+from blob.crypto import ChunkCipher
+from blob.node_client import NodeClient
+from blob.slots import SlotPool
 from coordinator.records import CoordinatorAPI
-from gateway.datapath.budget import ByteBudget
-from gateway.datapath.crypto import ChunkCipher
-from gateway.datapath.node_client import NodeClient
-from gateway.datapath.slots import SlotPool
 
-log = logging.getLogger("gateway.datapath")
+log = logging.getLogger("blob")
 T = TypeVar("T")
 
 
@@ -52,7 +52,7 @@ class DatapathContext:
     # the chunks in flight plus as many again filled by clients (writes) or being sent to
     # them (reads), so concurrent transfers keep the pipeline full without memory growing
     # with their number. Reads hold read_budget from the start of a chunk's fetch until its
-    # reader has written it and asked for the next; writes hold slots (gateway/datapath/slots.py).
+    # reader has written it and asked for the next; writes hold slots (blob/slots.py).
     read_budget: ByteBudget = field(init=False)
     slots: SlotPool = field(init=False)
     # Ciphertext buffers left by finished encode jobs: the next one skips allocating and

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from coordinator.records import ObjectInfo
-from gateway.datapath import (
+from blob import (
     SUPPORTED_CHECKSUMS,
     ChunkStore,
     DataUnavailable,
@@ -21,9 +20,10 @@ from gateway.datapath import (
     WriteFailed,
     WriteResult,
 )
-from gateway.datapath.node_client import shard_id
-from gateway.datapath.writer import StreamWriter
-from tests.datapath.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
+from blob.node_client import shard_id
+from blob.writer import StreamWriter
+from coordinator.records import ObjectInfo
+from tests.blob.cluster import MASTER_KEY, NodeCluster, PlacementCoordinator
 
 CHUNK = 256 << 10
 TENANT = "tenant-a"
@@ -541,7 +541,7 @@ def test_invalid_range_is_refused(healthy: NodeCluster):
 
 
 def test_nodes_refuse_a_wrong_cluster_secret(healthy: NodeCluster):
-    from gateway.datapath.node_client import NodeClient, ShardError, shard_checksum
+    from blob.node_client import NodeClient, ShardError, shard_checksum
 
     async def main():
         client = NodeClient("not-the-cluster-secret-at-all")

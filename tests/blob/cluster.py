@@ -6,7 +6,7 @@ in a node's volume file. `PlacementCoordinator` is a test double of the *remote*
 coordinator service implementing only the CoordinatorAPI calls the data path makes
 (place_chunks, report_shard_failure): deterministic placement of 14 shards over the
 nodes, dedup answers for chunks the test marks as committed, and a record of failure
-reports. Used by tests/datapath and bench/datapath.py.
+reports. Used by tests/blob and bench/datapath.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blob.crypto import chunk_key
 from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
-from gateway.datapath.crypto import chunk_key
 from tests.util import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,6 @@
-"""The gateway's streaming data path between S3/product API requests and storage nodes.
+"""The blob layer's client side: the streaming data path between requests and storage nodes.
+
+Used by the gateway (S3 and product API) and by background workers; it imports neither.
 
 Exact public API (everything else in this package is internal)::
 
@@ -55,11 +57,11 @@ Exact public API (everything else in this package is internal)::
 Errors: WriteFailed, DataUnavailable (both carry chunk_key), UnsupportedChecksum(ValueError).
 """
 
-from gateway.datapath.crypto import ChunkCipher, ChunkCorrupt, chunk_key
-from gateway.datapath.errors import DataUnavailable, WriteFailed
-from gateway.datapath.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
-from gateway.datapath.store import ChunkStore
-from gateway.datapath.writer import WriteResult
+from blob.crypto import ChunkCipher, ChunkCorrupt, chunk_key
+from blob.errors import DataUnavailable, WriteFailed
+from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
+from blob.store import ChunkStore
+from blob.writer import WriteResult
 
 __all__ = [
     "SUPPORTED_CHECKSUMS",

@@ -32,13 +32,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 import erasure
+from blob.context import DatapathContext
+from blob.crypto import ChunkCorrupt
+from blob.errors import DataUnavailable
+from blob.node_client import ShardError, shard_id
 from coordinator.records import ChunkRef, ObjectInfo
-from gateway.datapath.context import DatapathContext
-from gateway.datapath.crypto import ChunkCorrupt
-from gateway.datapath.errors import DataUnavailable
-from gateway.datapath.node_client import ShardError, shard_id
 
-log = logging.getLogger("gateway.datapath.reader")
+log = logging.getLogger("blob.reader")
 
 
 def chunks_for_range(chunks: list[ChunkRef], start: int, end: int) -> list[tuple[ChunkRef, int, int]]:

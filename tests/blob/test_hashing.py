@@ -13,7 +13,7 @@ from awscrt import checksums as crt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.datapath import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
+from blob import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
 
 
 def b64int(value: int, width: int) -> str:

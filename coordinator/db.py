@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from coordinator.errors import RetryTransaction, error
-from coordinator.schema import metadata, upgrade
+from coordinator.migrate import upgrade_to_head
 from coordinator.sqlite_store import SQLiteStore, fast_read
 
 __all__ = ["Database", "RetryTransaction", "fast_read", "is_unique_violation"]
@@ -87,13 +87,12 @@ class Database:
         return self._sqlite
 
     async def create_schema(self) -> None:
-        """Create missing tables, indexes and columns; idempotent, safe on every start."""
+        """Apply the schema migrations the database lacks (coordinator/migrate.py); safe on every start."""
 
         async def tx(conn: Any) -> None:
             if self.dialect == "postgresql":  # several coordinators may start at once
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(73501190)"))
-            await conn.run_sync(metadata.create_all)
-            await conn.run_sync(upgrade)
+            await conn.run_sync(upgrade_to_head)
 
         await self.write(tx)
 

@@ -1,6 +1,8 @@
 """The metadata schema: every table, in one place, for SQLite and PostgreSQL alike.
 
 Queries live in the other modules of this package; they only import the tables from here.
+The database itself is created and changed only by the migrations in coordinator/migrations
+(applied at start by coordinator/migrate.py); a test keeps the two in step.
 Manifest rows (object_chunks, upload_part_chunks) have no foreign key to chunks: the
 refcount is what keeps a referenced chunk alive, and an FK there would make every chunk
 row deletion by GC scan the largest table (or need another index on it).
@@ -266,14 +268,3 @@ repair_queue = sa.Table(
     sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
 )
 
-
-def upgrade(conn: sa.Connection) -> None:
-    """Add columns that tables created by an older version lack (create_all only adds tables)."""
-    have = {c["name"] for c in sa.inspect(conn).get_columns("chunks")}
-    if "inline_data" not in have:
-        kind = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-        conn.exec_driver_sql(f"ALTER TABLE chunks ADD COLUMN inline_data {kind}")
-    # create_all adds indexes only with their table.
-    conn.exec_driver_sql(
-        'CREATE INDEX IF NOT EXISTS ix_object_chunks_offset ON object_chunks (version_id, "offset")'
-    )

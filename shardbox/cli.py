@@ -29,7 +29,12 @@ def _run_role(args: argparse.Namespace) -> int:
             return 2
     elif args.role == "coordinator":
         from coordinator.main import run
-        run(cfg)
+        from coordinator.migrate import SchemaTooNew
+        try:
+            run(cfg)
+        except SchemaTooNew as exc:
+            print(f"shardbox: {exc}", file=sys.stderr)
+            return 2
     else:
         from gateway.main import run
         run(cfg)

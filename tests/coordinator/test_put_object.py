@@ -259,16 +259,6 @@ async def test_a_failing_write_rolls_back_only_itself(database_url):
             assert pragmas.scalar() == 2  # FULL: every COMMIT fsyncs the WAL
 
 
-async def test_schema_upgrade_adds_inline_column(database_url):
-    async with open_meta(database_url) as meta:
-        await meta.db.write(lambda conn: conn.execute(sa.text("ALTER TABLE chunks DROP COLUMN inline_data")))
-        await meta.db.create_schema()
-        key = await setup_tenant(meta)
-        await put_inline(meta, key, "bkt", "k", b"after upgrade")
-        got = await meta.get_object(key.tenant_id, "bkt", "k", with_chunks=True)
-        assert base64.b64decode(got.chunks[0].inline).startswith(b"after upgrade")
-
-
 async def test_put_object_through_api(coordinator):
     async with CoordinatorClient(coordinator.url, SECRET) as api:
         key = await setup_tenant(api, "u1", "t1", quota_bytes=10_000)

@@ -7,6 +7,13 @@ run (single-thread MD5 MB/s), then a one-line summary. Client and servers share 
 machine, so the figures include boto3's own cost (it SHA-256-signs and CRC32s every
 payload over plain HTTP).
 
+For the single 1 GiB PUT and GET it also prints the servers' CPU-seconds per GiB
+(gateway + coordinator + 14 nodes, psutil) and how busy the machine's cores were with
+this benchmark (servers + client, over wall time x cores). For the 100-byte ranged GET
+(`bytes=0-99`) it prints, besides the client's latency, the gateway's own time for the
+request and the bytes the gateway received from the nodes for it, both read from the
+gateway's request log (`duration_ms`, `node_bytes_in` of its `s3.request` lines).
+
 The client is boto3 as `pip install boto3` installs it: without awscrt. shardbox itself
 depends on awscrt (CRC32C/CRC64NVME), and botocore switches to awscrt's signer whenever
 it can import it; that signer pulls the body through Python callbacks 4 KiB at a time and
@@ -14,13 +21,17 @@ uses a table-driven CRC32, ~0.45 CPU-s more per GiB uploaded, on the same two co
 the servers. BOTO_DISABLE_CRT (botocore's own switch) keeps the client the plain one;
 set it to false to measure with the CRT signer.
 
-    .venv/bin/python bench/s3.py [--big-mib 1024] [--small-seconds 10]
+    .venv/bin/python bench/s3.py [--big-mib 1024] [--small-seconds 10] [--big-only]
+
+Drop the page cache first (`sync; echo 1 > /proc/sys/vm/drop_caches`): on a VM, nodes
+writing into a page cache grown into never-touched memory cost twice the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import signal
@@ -31,6 +42,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("BOTO_DISABLE_CRT", "true")   # read by botocore at import; see above
@@ -120,6 +132,45 @@ class PeakRss:
         return self.peak
 
 
+class CpuMeter:
+    """CPU-seconds of the servers (gateway, coordinator, nodes) and of this client process."""
+
+    def __init__(self, info: dict) -> None:
+        pids = [info["gateway"]["pid"], info["coordinator"]["pid"], *(n["pid"] for n in info["nodes"])]
+        self.servers = [psutil.Process(pid) for pid in pids]
+        self.client = psutil.Process()
+
+    @staticmethod
+    def _cpu(procs: list[psutil.Process]) -> float:
+        total = 0.0
+        for p in procs:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+
+    def sample(self) -> tuple[float, float, float]:
+        """(servers' CPU-s, client's CPU-s, wall clock) so far."""
+        return self._cpu(self.servers), self._cpu([self.client]), time.perf_counter()
+
+
+@dataclass
+class Phase:
+    """One timed transfer: MB/s, server CPU per GiB and the share of the cores it kept busy."""
+
+    mb_s: float
+    server_cpu_per_gib: float
+    busy: float            # (servers + client CPU-s) / (wall * cores)
+
+    @classmethod
+    def measure(cls, meter: CpuMeter, size: int, run) -> Phase:
+        s0, c0, t0 = meter.sample()
+        run()
+        s1, c1, t1 = meter.sample()
+        wall = t1 - t0
+        return cls(size / wall / 1e6, (s1 - s0) / (size / (1 << 30)),
+                   (s1 - s0 + c1 - c0) / (wall * (os.cpu_count() or 1)))
+
+
 class Sink:
     def __init__(self) -> None:
         self.n = 0
@@ -129,37 +180,64 @@ class Sink:
         return len(b)
 
 
-def bench_big(up: Up, size: int) -> tuple[float, float]:
+def bench_big(up: Up, meter: CpuMeter, size: int) -> tuple[Phase, Phase]:
     s3 = up.client()
     data = os.urandom(size)
     cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=10)
-    import io
-    t0 = time.perf_counter()
-    s3.upload_fileobj(io.BytesIO(data), "bench", "big", Config=cfg)
-    put = size / (time.perf_counter() - t0) / 1e6
+    put = Phase.measure(meter, size, lambda: s3.upload_fileobj(io.BytesIO(data), "bench", "big", Config=cfg))
     sink = Sink()
-    t0 = time.perf_counter()
-    s3.download_fileobj("bench", "big", sink, Config=cfg)
-    get = size / (time.perf_counter() - t0) / 1e6
+    get = Phase.measure(meter, size, lambda: s3.download_fileobj("bench", "big", sink, Config=cfg))
     assert sink.n == size
     return put, get
 
 
-def bench_small_reads(up: Up, size: int, rounds: int = 30) -> dict[str, float]:
-    """Median latency (ms) of one-request reads of the big object, as a footer reader (a
-    suffix), a part-at-a-time downloader (partNumber) and a plain ranged read do them."""
+@dataclass
+class SmallRead:
+    client_ms: float             # median latency seen by boto3
+    gateway_ms: float | None     # median of the gateway's own duration_ms
+    node_bytes: int | None       # median bytes the gateway received from nodes per request
+
+
+def gateway_requests(up: Up, ids: set[str]) -> dict[str, dict]:
+    """The gateway's `s3.request` log lines of the given request ids."""
+    path = Path(up.info["data_dir"]) / "logs" / "gateway.log"
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + 10
+    while len(found) < len(ids) and time.monotonic() < deadline:
+        with open(path, "rb") as f:
+            for line in f:
+                if b'"s3.request"' not in line:
+                    continue
+                entry = json.loads(line)
+                if entry.get("request_id") in ids:
+                    found[entry["request_id"]] = entry
+        if len(found) < len(ids):
+            time.sleep(0.2)   # the last lines may not be written yet
+    return found
+
+
+def bench_small_reads(up: Up, size: int, rounds: int = 30) -> dict[str, SmallRead]:
+    """Latency (ms) of one-request reads of the big object, as a footer reader (a
+    suffix), a part-at-a-time downloader (partNumber) and a plain ranged read do them;
+    for each, the gateway's own time and its node traffic from its request log."""
     s3 = up.client()
     middle = max(1, size // (8 * MiB) // 2)
     asks = {"bytes=0-99": {"Range": "bytes=0-99"}, "bytes=-100": {"Range": "bytes=-100"},
             f"partNumber={middle}": {"PartNumber": middle}}
     out = {}
     for label, kwargs in asks.items():
-        times = []
+        times, ids = [], set()
         for _ in range(rounds):
             t0 = time.perf_counter()
-            s3.get_object(Bucket="bench", Key="big", **kwargs)["Body"].read()
+            resp = s3.get_object(Bucket="bench", Key="big", **kwargs)
+            resp["Body"].read()
             times.append(time.perf_counter() - t0)
-        out[label] = sorted(times)[rounds // 2] * 1000
+            ids.add(resp["ResponseMetadata"]["RequestId"])
+        logged = list(gateway_requests(up, ids).values())
+        gw = sorted(e["duration_ms"] for e in logged)
+        nb = sorted(e.get("node_bytes_in", 0) for e in logged)
+        out[label] = SmallRead(sorted(times)[rounds // 2] * 1000, gw[len(gw) // 2] if gw else None,
+                               nb[len(nb) // 2] if nb else None)
     return out
 
 
@@ -244,6 +322,8 @@ def main() -> int:
     ap.add_argument("--big-mib", type=int, default=1024)
     ap.add_argument("--small-seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--big-only", action="store_true",
+                    help="only the 1 x big PUT/GET and the small reads of it (quick A/B runs)")
     args = ap.parse_args()
 
     ceiling = md5_ceiling()
@@ -254,23 +334,39 @@ def main() -> int:
         try:
             up.client().create_bucket(Bucket="bench")
             rss = PeakRss(up.info["gateway"]["pid"])
-            big_put, big_get = bench_big(up, args.big_mib * MiB)
+            meter = CpuMeter(up.info)
+            load = os.getloadavg()[0]
+            big_put, big_get = bench_big(up, meter, args.big_mib * MiB)
             reads = bench_small_reads(up, args.big_mib * MiB)
             rss_big = rss.phase()
-            many_put, many_get = bench_many(up, 8, 64 * MiB)
-            rss_many = rss.phase()
-            small_put, small_get = bench_small(up, args.clients, args.small_seconds)
-            rss_small = rss.phase()
+            many_put = many_get = small_put = small_get = float("nan")
+            rss_many = rss_small = 0
+            if not args.big_only:
+                many_put, many_get = bench_many(up, 8, 64 * MiB)
+                rss_many = rss.phase()
+                small_put, small_get = bench_small(up, args.clients, args.small_seconds)
+                rss_small = rss.phase()
             rss.close()
             peak = max(rss_big, rss_many, rss_small)
         finally:
             up.stop()
 
+    first = reads["bytes=0-99"]
     rows = [
-        (f"PUT 1 x {args.big_mib} MiB", f"{big_put:8.1f} MB/s", f"{big_put / ceiling * 100:5.1f}% of MD5"),
-        (f"GET 1 x {args.big_mib} MiB", f"{big_get:8.1f} MB/s", f"{big_get / ceiling * 100:5.1f}% of MD5"),
-        (f"ranged GETs of the {args.big_mib} MiB", " / ".join(f"{ms:.1f}" for ms in reads.values()) + " ms",
+        (f"PUT 1 x {args.big_mib} MiB", f"{big_put.mb_s:8.1f} MB/s",
+         f"{big_put.mb_s / ceiling * 100:5.1f}% of MD5"),
+        (f"GET 1 x {args.big_mib} MiB", f"{big_get.mb_s:8.1f} MB/s",
+         f"{big_get.mb_s / ceiling * 100:5.1f}% of MD5"),
+        ("  server CPU-s per GiB PUT / GET",
+         f"{big_put.server_cpu_per_gib:.2f} / {big_get.server_cpu_per_gib:.2f}",
+         "gateway + coordinator + nodes"),
+        ("  cores busy PUT / GET", f"{big_put.busy:.0%} / {big_get.busy:.0%}",
+         f"servers + client over wall x {os.cpu_count()} cores"),
+        (f"ranged GETs of the {args.big_mib} MiB",
+         " / ".join(f"{r.client_ms:.1f}" for r in reads.values()) + " ms",
          "median: " + " / ".join(reads) + " (8 MiB)"),
+        ("  bytes=0-99 at the gateway", f"{first.gateway_ms} ms",
+         f"median; received from nodes: {first.node_bytes} bytes"),
         ("PUT 8 x 64 MiB (parallel)", f"{many_put:8.1f} MB/s", f"{many_put / ceiling * 100:5.1f}% of MD5"),
         ("GET 8 x 64 MiB (parallel)", f"{many_get:8.1f} MB/s", f"{many_get / ceiling * 100:5.1f}% of MD5"),
         (f"PUT 4 KiB, {args.clients} clients", f"{small_put:8.1f} ops/s", ""),
@@ -283,10 +379,12 @@ def main() -> int:
     print(f"{'measure':<{w}}  {'value':>14}  relative")
     for name, value, rel in rows:
         print(f"{name:<{w}}  {value:>14}  {rel}")
-    print(f"summary: 1GiB PUT {big_put:.0f} MB/s ({big_put / ceiling:.0%} of MD5 {ceiling:.0f}), "
-          f"GET {big_get:.0f} MB/s ({big_get / ceiling:.0%}); "
+    print(f"summary: 1GiB PUT {big_put.mb_s:.0f} MB/s ({big_put.mb_s / ceiling:.0%} of MD5 {ceiling:.0f}), "
+          f"GET {big_get.mb_s:.0f} MB/s ({big_get.mb_s / ceiling:.0%}); server CPU-s/GiB PUT "
+          f"{big_put.server_cpu_per_gib:.2f} GET {big_get.server_cpu_per_gib:.2f}; 100-byte range "
+          f"{first.gateway_ms} ms at the gateway, {first.node_bytes} B from nodes; "
           f"4KiB PUT {small_put:.0f}/s GET {small_get:.0f}/s; "
-          f"gateway peak RSS {peak / MiB:.0f} MiB")
+          f"gateway peak RSS {peak / MiB:.0f} MiB; load {load:.1f} at start")
     return 0
 
 

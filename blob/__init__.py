@@ -40,12 +40,15 @@ Exact public API (everything else in this package is internal)::
         # place_chunks, or whatever the source raised. Nothing is finalized here: the caller
         # passes result.chunks to finalize_put / put_part. Alias: store.write_stream.
 
-    async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None):
+    async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None,
+                                  stats: ReadStats | None = None):
         # obj.chunks must be filled (get_object(..., with_chunks=True)); end is inclusive like
         # HTTP ranges; 0 <= start <= end < obj.size (ValueError otherwise; a 0-byte object yields
         # nothing). Pull the first piece before sending headers: DataUnavailable (-> 503) comes
         # from there if the first chunk is unreadable. Use contextlib.aclosing() or aclose() when
         # stopping early so prefetches are cancelled. Alias: store.read_range.
+        # stats: counters of node traffic (node_bytes_in, shard_gets) the read adds to, for
+        # the request log.
 
     await store.close()
 
@@ -60,6 +63,7 @@ Errors: WriteFailed, DataUnavailable (both carry chunk_key), UnsupportedChecksum
 from blob.crypto import ChunkCipher, ChunkCorrupt, chunk_key
 from blob.errors import DataUnavailable, WriteFailed
 from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
+from blob.stats import ReadStats
 from blob.store import ChunkStore
 from blob.writer import WriteResult
 
@@ -70,6 +74,7 @@ __all__ = [
     "ChunkStore",
     "DataUnavailable",
     "MultiHasher",
+    "ReadStats",
     "UnsupportedChecksum",
     "WriteFailed",
     "WriteResult",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import xxhash
 
+from blob.stats import ReadStats
 from config.cluster_auth import EMPTY_HASH, sign_headers
 from config.internal_http import InternalHttp, ProtocolError, Response
 from erasure.buffers import FreshBytes
@@ -100,10 +101,14 @@ class NodeClient:
             raise ShardError(f"put refused ({resp.status} {code})", sid, address, resp.status, code)
 
     async def get_shard(self, address: str, sid: str, expected_checksum: str | None, *, timeout_s: float,
-                        request_id: str | None = None) -> bytes:
+                        request_id: str | None = None, stats: ReadStats | None = None) -> bytes:
         """Fetch one shard and verify it against the manifest's checksum (or the node's header)."""
         headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
+        if stats is not None:
+            stats.shard_gets += 1
         resp = await self._exchange(address, sid, "GET", headers, None, timeout_s, MAX_SHARD_BODY)
+        if stats is not None:
+            stats.node_bytes_in += len(resp.body)
         if resp.status != 200:
             code = _error_code(resp.body)
             reason = {404: "missing", 500: "corrupt on node"}.get(resp.status, "get failed")

@@ -36,6 +36,7 @@ from blob.context import DatapathContext
 from blob.crypto import ChunkCorrupt
 from blob.errors import DataUnavailable
 from blob.node_client import ShardError, shard_id
+from blob.stats import ReadStats
 from coordinator.records import ChunkRef, ObjectInfo
 
 log = logging.getLogger("blob.reader")
@@ -74,8 +75,8 @@ def _fetch_order(ctx: DatapathContext, ref: ChunkRef) -> list[int]:
     return [i for i in present if not doubtful(i)] + [i for i in present if doubtful(i)]
 
 
-async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef,
-                      request_id: str | None = None) -> tuple[bytes, int]:
+async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None = None,
+                      stats: ReadStats | None = None) -> tuple[bytes, int]:
     """The verified plaintext of one chunk (or DataUnavailable) and the read-budget bytes it
     holds, which the caller releases once the plaintext has been sent."""
     if ref.inline is not None:
@@ -84,7 +85,7 @@ async def fetch_chunk(ctx: DatapathContext, ref: ChunkRef,
     try:
         fetching = await ctx.fetch_budget.acquire(ref.size)
         try:
-            return await _fetch_chunk(ctx, ref, request_id), granted
+            return await _fetch_chunk(ctx, ref, request_id, stats), granted
         finally:
             ctx.fetch_budget.release(fetching)
     except BaseException:
@@ -103,7 +104,8 @@ def _discard(ctx: DatapathContext, task: asyncio.Task[tuple[bytes, int]]) -> Non
     task.add_done_callback(settle)
 
 
-async def _fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None) -> bytes:
+async def _fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | None,
+                       stats: ReadStats | None) -> bytes:
     placements = {p.index: p for p in ref.shards}
     candidates = deque(_fetch_order(ctx, ref))
     got: dict[int, bytes] = {}
@@ -117,7 +119,7 @@ async def _fetch_chunk(ctx: DatapathContext, ref: ChunkRef, request_id: str | No
             p = placements[i]
             task = asyncio.get_running_loop().create_task(ctx.nodes.get_shard(
                 p.address, shard_id(ref.chunk_key, i), p.checksum, timeout_s=ctx.shard_timeout_s,
-                request_id=request_id))
+                request_id=request_id, stats=stats))
             inflight[task] = i
 
     try:
@@ -179,8 +181,8 @@ def _checked_plaintext(ctx: DatapathContext, ref: ChunkRef, ciphertext: bytes) -
 
 
 async def read_range(ctx: DatapathContext, obj: ObjectInfo, start: int, end: int,
-                     request_id: str | None = None) -> AsyncIterator[bytes]:
-    """Yield the bytes start..end (inclusive) of `obj`, chunk by chunk."""
+                     request_id: str | None = None, stats: ReadStats | None = None) -> AsyncIterator[bytes]:
+    """Yield the bytes start..end (inclusive) of `obj`, chunk by chunk; count node traffic in `stats`."""
     if obj.size == 0 or end < start:
         return
     if start < 0 or end >= obj.size:
@@ -196,7 +198,7 @@ async def read_range(ctx: DatapathContext, obj: ObjectInfo, start: int, end: int
     try:
         for _ref, lo, hi in selected:
             while next_index < len(selected) and len(pending) <= ctx.read_ahead:
-                pending.append(loop.create_task(fetch_chunk(ctx, selected[next_index][0], request_id)))
+                pending.append(loop.create_task(fetch_chunk(ctx, selected[next_index][0], request_id, stats)))
                 next_index += 1
             # Left in `pending` while awaited: if this generator is cancelled meanwhile, the
             # finally below still gives back a grant the fetch may already hold.

@@ -12,6 +12,7 @@ from blob.context import DatapathContext
 from blob.crypto import ChunkCipher
 from blob.node_client import NodeClient
 from blob.reader import read_range
+from blob.stats import ReadStats
 from blob.writer import Buffer, StreamWriter, WriteResult
 from config.malloc import tune_malloc as tune_process_malloc
 from coordinator.records import CoordinatorAPI, ObjectInfo
@@ -70,10 +71,10 @@ class ChunkStore:
         writer = StreamWriter(self._ctx, tenant_id, algorithms, request_id, payload_sha256)
         return await writer.run(source)
 
-    def read(self, obj: ObjectInfo, start: int, end: int, *,
-             request_id: str | None = None) -> AsyncIterator[bytes]:
+    def read(self, obj: ObjectInfo, start: int, end: int, *, request_id: str | None = None,
+             stats: ReadStats | None = None) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) of an object whose `chunks` are filled in."""
-        return read_range(self._ctx, obj, start, end, request_id)
+        return read_range(self._ctx, obj, start, end, request_id, stats)
 
     # Names used by docs/internals.md.
     write_stream = write

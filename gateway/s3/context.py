@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDictProxy
 
-from blob import ChunkStore
+from blob import ChunkStore, ReadStats
 from config.settings import GatewaySection
 from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
 from gateway.s3.errors import S3Error
@@ -98,6 +98,8 @@ class S3Context:
     auth: AuthContext | None = None     # set once the signature checked out
     continued: bool = False
     log_fields: dict[str, Any] = field(default_factory=dict)
+    # Node traffic of the object bytes this request read (logged with the request).
+    read_stats: ReadStats = field(default_factory=ReadStats)
     trailers: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -95,7 +95,8 @@ async def upload_part_copy(ctx: S3Context) -> web.StreamResponse:
     async def pieces() -> AsyncIterator[bytes]:
         if end < start:
             return
-        async with contextlib.aclosing(store.read(source, start, end, request_id=ctx.request_id)) as it:
+        reading = store.read(source, start, end, request_id=ctx.request_id, stats=ctx.read_stats)
+        async with contextlib.aclosing(reading) as it:
             async for piece in it:
                 yield piece
 

@@ -154,7 +154,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     if length == 0:
         ctx.state.touch(obj.version_id)
         return web.Response(status=status, headers=headers, body=b"")
-    pieces = ctx.state.store.read(obj, start, end, request_id=ctx.request_id)
+    pieces = ctx.state.store.read(obj, start, end, request_id=ctx.request_id, stats=ctx.read_stats)
     try:
         first = await anext(pieces)       # DataUnavailable here still becomes a clean 503
     except BaseException:

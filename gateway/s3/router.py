@@ -303,6 +303,8 @@ def _log(ctx: S3Context, op: str, resp: web.StreamResponse, error_code: str | No
         "access_key": getattr(ctx.auth, "access_key", None), "error_code": error_code,
         "remote": request.remote, **ctx.log_fields,
     }
+    if ctx.read_stats.shard_gets:
+        fields.update(ctx.read_stats.log_fields())
     level = logging.WARNING if resp.status >= 500 and resp.status != 501 else logging.INFO
     log.log(level, "s3.request", extra={"fields": fields})
 

@@ -169,7 +169,7 @@ def _decrypt_inline(ctx: DatapathContext, ref: ChunkRef) -> bytes:
 
 
 def _decode_decrypt(ctx: DatapathContext, ref: ChunkRef, shards: list[bytes | None]) -> bytes:
-    return _checked_plaintext(ctx, ref, erasure.decode(shards, ref.enc_size))
+    return _checked_plaintext(ctx, ref, erasure.decode_interleaved(shards, ref.enc_size))
 
 
 def _checked_plaintext(ctx: DatapathContext, ref: ChunkRef, ciphertext: bytes) -> bytes:

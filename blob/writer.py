@@ -299,7 +299,7 @@ class StreamWriter:
     def _encode(self, chunk_key: str, plain: memoryview,
                 cipher_buf: bytearray) -> tuple[list[bytes], list[str]]:
         ciphertext = self._ctx.cipher.encrypt_into(chunk_key, plain, cipher_buf)
-        shards = erasure.encode(ciphertext)
+        shards = erasure.encode_interleaved(ciphertext)
         return shards, [shard_checksum(s) for s in shards]
 
     async def _upload(self, plan: ChunkPlan, shards: list[bytes],

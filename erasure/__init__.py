@@ -1,20 +1,24 @@
 """Reed-Solomon 10+4 erasure coding, byte-identical to reedsolo.RSCodec(4) per column.
 
-Shard i holds byte i of every 10-byte column of the data (zero-padded to a multiple
-of 10); shards 10..13 hold reedsolo's four parity bytes of each column. The data path
-runs on ISA-L when libisal.so.2 is present, else on a vectorised numpy kernel;
-SHARDBOX_ERASURE_KERNEL=isal|numpy forces one. See docs/internals.md for the contract.
+Two layouts of the same code. Contiguous (storage format v2, what is written): the data,
+zero-padded to 10 L bytes, is cut into ten shards of L bytes, shard i = bytes [iL, (i+1)L);
+shards 10..13 hold reedsolo's four parity bytes of each byte position across the ten.
+Column-interleaved (format v1, read only): shard i holds byte i of every 10-byte column
+(`encode_interleaved` / `decode_interleaved`). The kernel is ISA-L when libisal.so.2 is
+present, else a vectorised numpy one; SHARDBOX_ERASURE_KERNEL=isal|numpy forces one.
+See docs/internals.md for the contract.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from erasure.kernels import KERNEL_NAMES, KernelUnavailable, default_kernel, load_kernel
+from erasure import interleaved
+from erasure.kernels import KERNEL_NAMES, KernelUnavailable, default_kernel, load_kernel, slow_kernel_notice
 from erasure.matrix import DATA, PARITY, TOTAL
-from erasure.stripe import Codec, ShardInput, TooManyErasures, recovery_matrix, shard_size
+from erasure.stripe import Codec, Shard, ShardInput, TooManyErasures, recovery_matrix, shard_size, stripe_size
 
 __all__ = [
     "DATA",
@@ -23,14 +27,20 @@ __all__ = [
     "TOTAL",
     "Codec",
     "KernelUnavailable",
+    "Shard",
     "TooManyErasures",
     "codec",
     "decode",
+    "decode_interleaved",
+    "decode_into",
     "encode",
+    "encode_interleaved",
     "kernel_name",
     "reconstruct",
     "recovery_matrix",
     "shard_size",
+    "slow_kernel_notice",
+    "stripe_size",
 ]
 
 _default_lock = threading.Lock()
@@ -63,16 +73,32 @@ def kernel_name() -> str:
     return codec().kernel_name
 
 
-def encode(data: bytes | bytearray | memoryview) -> list[bytes]:
-    """Split `data` into 14 shards of shard_size(len(data)) bytes (10 data + 4 parity)."""
+def encode(data: bytes | bytearray | memoryview) -> list[Shard]:
+    """14 contiguous shards of shard_size(len(data)) bytes; the data shards are views of `data`."""
     return codec().encode(data)
 
 
 def decode(shards: Sequence[ShardInput | None], size: int) -> bytes:
-    """The original `size` bytes from any 10 of the 14 shards (None marks a missing one)."""
+    """The original `size` bytes from any 10 of the 14 contiguous shards (None marks a missing one)."""
     return codec().decode(shards, size)
 
 
+def decode_into(stripe: bytearray | memoryview, lost: Sequence[int],
+                parity: Mapping[int, ShardInput]) -> None:
+    """Compute the `lost` data shards of a stripe (ten data shards back to back) in place."""
+    codec().decode_into(stripe, lost, parity)
+
+
 def reconstruct(shards: Sequence[ShardInput | None]) -> list[bytes]:
-    """All 14 shards, rebuilding any (up to 4) missing data or parity shards."""
+    """All 14 shards, rebuilding any (up to 4) missing data or parity shards (either layout)."""
     return codec().reconstruct(shards)
+
+
+def encode_interleaved(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """Format v1: 14 column-interleaved shards of shard_size(len(data)) bytes."""
+    return interleaved.encode(codec(), data)
+
+
+def decode_interleaved(shards: Sequence[ShardInput | None], size: int) -> bytes:
+    """Format v1: the original `size` bytes from any 10 of 14 column-interleaved shards."""
+    return interleaved.decode(codec(), shards, size)

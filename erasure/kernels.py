@@ -60,6 +60,27 @@ def load_kernel(name: str) -> Kernel:
     raise ValueError(f"unknown erasure kernel {name!r}; choose one of {', '.join(KERNEL_NAMES)}")
 
 
+def slow_kernel_notice() -> str | None:
+    """What to tell an operator at start when the default kernel is not ISA-L, else None.
+
+    The numpy kernel is ~8x slower (about 1 GB/s a core): every PUT pays it. Said on the
+    console by `shardbox up` (and logged by each process), with the fix.
+    """
+    forced = os.environ.get(ENV_VAR, "").strip().lower()
+    if forced == "numpy":
+        return (f"shardbox: erasure coding runs on the slow numpy kernel because {ENV_VAR}=numpy "
+                "is set; unset it to use ISA-L")
+    if forced:
+        return None
+    try:
+        load_kernel("isal")
+    except KernelUnavailable as exc:
+        return ("shardbox: WARNING: ISA-L is not installed, so erasure coding runs on the slow numpy "
+                "kernel (~1 GB/s a core instead of ~8). Fix: install the Debian package libisal2 "
+                f"(`sudo apt-get install libisal2`, or `bash scripts/setup.sh`) and restart. ({exc})")
+    return None
+
+
 def default_kernel() -> Kernel:
     """The kernel named by SHARDBOX_ERASURE_KERNEL, else ISA-L if loadable, else numpy."""
     forced = os.environ.get(ENV_VAR, "").strip().lower()

@@ -25,6 +25,7 @@ import tomli_w
 
 from config.serving import split_listen
 from config.settings import ConfigError, parse_config
+from erasure.kernels import slow_kernel_notice
 
 NODE_COUNT = 14
 DEFAULT_PORT = 9000
@@ -282,6 +283,9 @@ async def _main(opts: UpOptions) -> int:
             return 1 if sup.failed else 0
         info = start.result()
         _say(_banner(info, opts.data_dir))
+        notice = slow_kernel_notice()   # the gateway runs on this machine, with these libraries
+        if notice:
+            _say(notice)
         await sup.stopping.wait()
     except (RuntimeError, ConfigError, OSError) as exc:
         _say(f"shardbox: {exc}")

@@ -89,6 +89,26 @@ def test_isal_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         kernel_isal.IsalKernel()
 
 
+def test_slow_kernel_notice_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHARDBOX_ERASURE_KERNEL", raising=False)
+    monkeypatch.setattr(kernel_isal, "_LIB_NAMES", ("libisal-not-installed.so.2",))
+    monkeypatch.setattr(kernel_isal.ctypes.util, "find_library", lambda name: None)
+    notice = erasure.slow_kernel_notice()
+    assert notice is not None
+    assert "slow numpy kernel" in notice and "apt-get install libisal2" in notice
+    monkeypatch.setenv("SHARDBOX_ERASURE_KERNEL", "numpy")
+    assert "SHARDBOX_ERASURE_KERNEL=numpy" in (erasure.slow_kernel_notice() or "")
+
+
+def test_no_notice_when_isal_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHARDBOX_ERASURE_KERNEL", raising=False)
+    try:
+        kernel_isal.IsalKernel()
+    except erasure.KernelUnavailable as exc:
+        pytest.skip(str(exc))
+    assert erasure.slow_kernel_notice() is None
+
+
 def _kernel_in_subprocess(env_value: str | None) -> subprocess.CompletedProcess[str]:
     import os
 

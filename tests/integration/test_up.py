@@ -23,7 +23,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_up_restart_keeps_data_and_credentials_and_stops_cleanly(tmp_path):
+def test_up_restart_keeps_data_and_credentials_and_stops_cleanly(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     first = start_cluster(data)
@@ -57,8 +57,16 @@ def test_up_restart_keeps_data_and_credentials_and_stops_cleanly(tmp_path):
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids), "children outlived shardbox up"
 
+    # The restart runs on the numpy kernel (as without libisal2): the console says so, and
+    # what ISA-L wrote reads back.
+    monkeypatch.setenv("SHARDBOX_ERASURE_KERNEL", "numpy")
     second = start_cluster(data, port=first.port)
     try:
+        console = tmp_path / "data-up.log"
+        deadline = time.monotonic() + 30
+        while "slow numpy kernel" not in console.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "SHARDBOX_ERASURE_KERNEL=numpy" in console.read_text()
         assert second.info["access_key"] == first.info["access_key"]
         assert second.info["secret_key"] == first.info["secret_key"]
         s3 = second.s3()

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
+import xxhash
 from aiohttp import web
 
 from config.cluster_auth import EMPTY_HASH, ClusterAuthError, body_hash, verify_headers
@@ -29,6 +30,7 @@ COMPACTOR = web.AppKey("compactor", Compactor)
 SECRET = web.AppKey("secret", str)
 
 _HEX128 = re.compile(r"^[0-9a-f]{32}$")
+_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{0,19})")
 MAX_LIST = 10_000
 MAX_BATCH_DELETE = 10_000
 # GET bodies from this size skip aiohttp's header+body join (below it the copy costs less than a send)
@@ -50,7 +52,7 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         response = error(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
     except StoreError as exc:
-        response = error(exc.status, exc.code, exc.message)
+        response = error(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
     except Exception:
         log.exception("request.crashed", extra={"fields": {"request_id": rid, "path": request.path}})
         response = error(500, "InternalError", "internal error on the storage node")
@@ -89,9 +91,10 @@ def _shard_id(request: web.Request) -> str:
 
 
 class _Refused(StoreError):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code = status, code
+        self.headers = headers
 
 
 async def put_shard(request: web.Request) -> web.Response:
@@ -119,20 +122,60 @@ async def put_shard(request: web.Request) -> web.Response:
                              status=201)
 
 
-async def get_shard(request: web.Request) -> web.Response:
+def _byte_range(header: str) -> tuple[int, int | None]:
+    """(first, last or None) of `bytes=first-last` / `bytes=first-`: the only forms readers send."""
+    m = _RANGE.fullmatch(header.strip())
+    if m is None:
+        raise _Refused(400, "InvalidRange", "Range must be bytes=first-last or bytes=first- (one range)")
+    first, last = int(m.group(1)), None if m.group(2) == "" else int(m.group(2))
+    if last is not None and last < first:
+        raise _Refused(400, "InvalidRange", f"Range {header!r} ends before it starts")
+    return first, last
+
+
+async def get_shard(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     shard_id = _shard_id(request)
+    range_header = request.headers.get("Range")
+    if range_header is not None:
+        return await _get_shard_range(request, store, shard_id, range_header)
     found = await store.get(shard_id)
     if found is None:
         raise _Refused(404, "NoSuchShard", f"no shard {shard_id} on this node")
     info, data = found
-    headers = {"X-Shardbox-Checksum": info.checksum}
+    return await _send(request, 200, {"X-Shardbox-Checksum": info.checksum}, data)
+
+
+async def _get_shard_range(request: web.Request, store: ShardStore, shard_id: str,
+                           range_header: str) -> web.StreamResponse:
+    """206 with bytes first..last of the shard, every 64 KiB block they touch verified first."""
+    first, last = _byte_range(range_header)
+    info = store.lookup(shard_id)
+    if info is None:
+        raise _Refused(404, "NoSuchShard", f"no shard {shard_id} on this node")
+    if first >= info.length:
+        raise _Refused(416, "InvalidRange", f"shard {shard_id} has {info.length} bytes; the range "
+                       f"starts at {first}", headers={"Content-Range": f"bytes */{info.length}"})
+    end = info.length if last is None else min(last + 1, info.length)
+    found = await store.get_range(shard_id, first, end)
+    if found is None:
+        raise _Refused(404, "NoSuchShard", f"no shard {shard_id} on this node")
+    info, data = found
+    headers = {"X-Shardbox-Checksum": info.checksum,
+               "X-Shardbox-Range-Checksum": xxhash.xxh3_128_hexdigest(data),
+               "Content-Range": f"bytes {first}-{end - 1}/{info.length}"}
+    return await _send(request, 206, headers, data)
+
+
+async def _send(request: web.Request, status: int, headers: dict[str, str],
+                data: bytes | memoryview) -> web.StreamResponse:
     if len(data) < STREAM_FROM:
-        return web.Response(body=data, headers=headers, content_type="application/octet-stream")
+        return web.Response(status=status, body=data, headers=headers,
+                            content_type="application/octet-stream")
     # web.Response would join headers and body into one new bytes object before sending (aiohttp
     # does that on Python < 3.12.9): a full extra copy of every shard. Sending the headers
     # first and then the verified buffer itself hands the very bytes we read to the socket.
-    response = web.StreamResponse(headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
     response.content_type = "application/octet-stream"
     response.content_length = len(data)
     await response.prepare(request)

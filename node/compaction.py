@@ -2,7 +2,8 @@
 
 A volume whose garbage (bytes no index entry points at) passes `compact_threshold`
 is rewritten: each record the index still points at is copied, unchanged (same seq),
-to the end of the active volume; the index is repointed with conditional MoveItems
+to the end of the active volume (a shard stored before block sums existed gets them on the
+way, from its verified bytes); the index is repointed with conditional MoveItems
 through the group committer (a record overwritten or deleted meanwhile is simply not
 moved); when nothing points at the old volume any more its file is deleted.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from node.blocksums import block_sums
 from node.index import MoveItem
 from node.records import IndexEntry
 from node.store import ShardStore
@@ -133,13 +135,16 @@ class Compactor:
             for sid, entry in batch:
                 raw = src.pread(entry.offset, entry.record_size)
                 data = memoryview(raw)[entry.data_offset - entry.offset:]
+                sums = entry.block_sums
                 if len(raw) != entry.record_size or xxhash.xxh3_128_digest(data) != entry.checksum:
                     store.report_corrupt(sid, "compaction")  # copied as is: GET keeps refusing it
+                elif sums is None and not entry.tombstone:
+                    sums = block_sums(data)   # a shard stored before block sums: it gets them now
                 res = store.volumes.reserve(sid, entry.length, entry.checksum, entry.flags, seq=entry.seq)
                 reservations.append(res)
                 res.volume.pwrite(res.data_offset, data)
                 new = IndexEntry(res.volume.number, res.offset, entry.length, entry.checksum, entry.flags,
-                                 entry.seq, len(sid))
+                                 entry.seq, len(sid), sums)
                 items.append(MoveItem(sid, number, entry.offset, new))
         except BaseException:
             for res in reservations:

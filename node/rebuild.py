@@ -44,9 +44,9 @@ def rebuild_index(section: NodeSection) -> dict:
             assert vol is not None
             stats = ScanStats()
             batch: list[PutItem] = []
-            for offset, header in scan_volume(vol, 0, stats):
+            for offset, header, sums in scan_volume(vol, 0, stats):
                 entry = IndexEntry(number, offset, header.length, header.checksum, header.flags,
-                                   header.seq, len(header.shard_id))
+                                   header.seq, len(header.shard_id), None if header.tombstone else sums)
                 batch.append(PutItem(header.shard_id, entry))
                 if len(batch) >= _BATCH:
                     index.apply(batch)

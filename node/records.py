@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from node.blocksums import BLOCK_SHIFT
+
 MAGIC = b"SBX\x01"
 FLAG_TOMBSTONE = 1
 
@@ -105,7 +107,12 @@ _LOC = struct.Struct(">IQ")
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """Where the current record of one shard id lives (value of the LMDB `shards` db)."""
+    """Where the current record of one shard id lives (value of the LMDB `shards` db).
+
+    Packed: the fixed fields, then, for entries written since block sums exist, one byte
+    log2(block size) and the xxh3-64 of every block of the data (node/blocksums.py).
+    Entries written before have none (block_sums None): read whole and checked as before.
+    """
 
     volume: int
     offset: int          # record start in the volume file
@@ -114,6 +121,7 @@ class IndexEntry:
     flags: int
     seq: int
     id_len: int = 0      # not stored; filled from the key so data_offset can be computed
+    block_sums: bytes | None = None   # 8 bytes per 64 KiB block of the data, in order
 
     @property
     def tombstone(self) -> bool:
@@ -136,12 +144,19 @@ class IndexEntry:
         return self.checksum.hex()
 
     def pack(self) -> bytes:
-        return _ENTRY.pack(self.volume, self.offset, self.length, self.checksum, self.flags, self.seq)
+        fixed = _ENTRY.pack(self.volume, self.offset, self.length, self.checksum, self.flags, self.seq)
+        if self.block_sums is None:
+            return fixed
+        return fixed + bytes((BLOCK_SHIFT,)) + self.block_sums
 
     @classmethod
     def unpack(cls, raw: bytes | memoryview, id_len: int) -> IndexEntry:
-        volume, offset, length, checksum, flags, seq = _ENTRY.unpack(bytes(raw))
-        return cls(volume, offset, length, checksum, flags, seq, id_len)
+        raw = bytes(raw)
+        volume, offset, length, checksum, flags, seq = _ENTRY.unpack_from(raw)
+        sums = None
+        if len(raw) > _ENTRY.size and raw[_ENTRY.size] == BLOCK_SHIFT:
+            sums = raw[_ENTRY.size + 1 :]
+        return cls(volume, offset, length, checksum, flags, seq, id_len, sums)
 
 
 def loc_key(volume: int, offset: int) -> bytes:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import xxhash
 
+from node.blocksums import BlockHasher
 from node.records import HEADER_SIZE, MAGIC, RecordHeader, decode_header
 from node.volumes import Volume
 
 _HEADER_READ = HEADER_SIZE + 200
-_HASH_BLOCK = 4 << 20
+_HASH_BLOCK = 4 << 20   # a multiple of the block-sum block
 _RESYNC_BLOCK = 1 << 20
 
 
@@ -35,18 +36,20 @@ class ScanStats:
     max_seq: int = 0
 
 
-def data_matches(vol: Volume, data_offset: int, length: int, checksum: bytes) -> bool:
-    """Hash a record's data in bounded blocks and compare with its checksum."""
+def verified_block_sums(vol: Volume, data_offset: int, length: int, checksum: bytes) -> bytes | None:
+    """Hash a record's data in bounded blocks: its block sums if it matches its checksum, else None."""
     hasher = xxhash.xxh3_128()
+    blocks = BlockHasher()
     pos = 0
     while pos < length:
         n = min(_HASH_BLOCK, length - pos)
         block = vol.pread(data_offset + pos, n)
         if len(block) != n:
-            return False
+            return None
         hasher.update(block)
+        blocks.update(block)
         pos += n
-    return hasher.digest() == checksum
+    return blocks.digest() if hasher.digest() == checksum else None
 
 
 def _resync(vol: Volume, start: int, size: int) -> int | None:
@@ -63,8 +66,8 @@ def _resync(vol: Volume, start: int, size: int) -> int | None:
     return None
 
 
-def scan_volume(vol: Volume, start: int, stats: ScanStats) -> Iterator[tuple[int, RecordHeader]]:
-    """Yield (offset, header) of every valid record from `start` on; fill `stats`."""
+def scan_volume(vol: Volume, start: int, stats: ScanStats) -> Iterator[tuple[int, RecordHeader, bytes]]:
+    """Yield (offset, header, block sums of the data) of every valid record from `start` on; fill `stats`."""
     size = vol.file_size()
     pos = start
     while pos < size:
@@ -83,9 +86,10 @@ def scan_volume(vol: Volume, start: int, stats: ScanStats) -> Iterator[tuple[int
             return
         stats.max_seq = max(stats.max_seq, header.seq)
         stats.bytes_scanned += header.record_size
-        if data_matches(vol, pos + header.data_offset, header.length, header.checksum):
+        sums = verified_block_sums(vol, pos + header.data_offset, header.length, header.checksum)
+        if sums is not None:
             stats.records += 1
-            yield pos, header
+            yield pos, header, sums
         else:
             stats.garbage += 1
             stats.garbage_bytes += header.record_size

@@ -1,5 +1,8 @@
 """Scrub: re-read every stored shard at a bounded rate and report the corrupt ones.
 
+Every shard's whole xxh3-128 is checked, and its per-block sums (what ranged reads
+verify, node/blocksums.py) where it has them: a shard whose sums no longer match its
+verified bytes would refuse ranged reads, so it is reported like one whose bytes rotted.
 Reads go volume by volume in file order (sequential I/O) in batches of a few MiB on
 the store's worker threads; after each batch the scrubber sleeps long enough to stay
 under `scrub_rate_mb_s`, so a scrub never starves client traffic. A mismatch is
@@ -15,6 +18,7 @@ import time
 
 import xxhash
 
+from node.blocksums import block_sums
 from node.records import IndexEntry
 from node.store import ShardStore
 
@@ -39,7 +43,8 @@ class Scrubber:
             data = vol.pread(entry.data_offset, entry.length)
             nbytes += len(data)
             checked += 1
-            if len(data) == entry.length and xxhash.xxh3_128_digest(data) == entry.checksum:
+            if (len(data) == entry.length and xxhash.xxh3_128_digest(data) == entry.checksum
+                    and (entry.block_sums is None or block_sums(data) == entry.block_sums)):
                 continue
             if store.index.get(sid) == entry:
                 store.report_corrupt(sid, "scrub")

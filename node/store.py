@@ -18,7 +18,10 @@ region, which no index entry points at and which recovery and rebuild recognise 
 checksum.
 
 GET reads the record with one pread on a worker thread, verifies its xxh3 and hands
-that same buffer to the response.
+that same buffer to the response. A ranged GET reads only the 64 KiB blocks its range
+touches and verifies each against the block sums kept in the index entry
+(node/blocksums.py, computed at PUT from the verified body) before any byte is sent;
+shards stored before block sums existed are read whole and checked as a whole.
 
 Recovery at open: for each volume, scan records after the end of the last indexed one,
 or from the lowest region that was still being written when the last batch committed
@@ -45,6 +48,7 @@ from pathlib import Path
 import xxhash
 
 from config.settings import NodeSection
+from node.blocksums import BLOCK_SIZE, BlockHasher, first_bad_block
 from node.commit import GroupCommitter, Prepared
 from node.index import Applied, Index, MoveItem, PutItem
 from node.metrics import Metrics
@@ -84,6 +88,10 @@ class ShardCorrupt(StoreError):
     status, code = 500, "ShardCorrupt"
 
 
+class RangeNotSatisfiable(StoreError):
+    status, code = 416, "InvalidRange"
+
+
 class StoreLocked(Exception):
     """Another process owns this data directory."""
 
@@ -101,6 +109,23 @@ class ShardInfo:
     shard_id: str
     length: int
     checksum: str
+
+
+class _BodyHasher:
+    """A PUT body's xxh3-128 (checked against the claimed one) and its block sums, in one pass."""
+
+    def __init__(self) -> None:
+        self.whole = xxhash.xxh3_128()
+        self.blocks = BlockHasher()
+
+    def update(self, piece: bytes) -> None:
+        self.whole.update(piece)
+        self.blocks.update(piece)
+
+    def check(self, claimed: bytes) -> None:
+        if self.whole.digest() != claimed:
+            raise BadDigest(f"body hashes to {self.whole.hexdigest()}, X-Shardbox-Content-Hash "
+                            f"claimed {claimed.hex()}")
 
 
 def lock_data_dir(data_dir: Path) -> int:
@@ -147,9 +172,9 @@ class ShardStore:
             vol = self.volumes.get(number)
             assert vol is not None
             stats = ScanStats()
-            for offset, header in scan_volume(vol, self.index.scan_from(number), stats):
+            for offset, header, sums in scan_volume(vol, self.index.scan_from(number), stats):
                 entry = IndexEntry(number, offset, header.length, header.checksum, header.flags,
-                                   header.seq, len(header.shard_id))
+                                   header.seq, len(header.shard_id), None if header.tombstone else sums)
                 recovered.append(PutItem(header.shard_id, entry, require_existing=header.tombstone))
             max_seq = max(max_seq, stats.max_seq)
             if stats.torn_at is not None:
@@ -260,7 +285,7 @@ class ShardStore:
     # -- PUT -----------------------------------------------------------------------------
 
     def _reserve_and_write(self, shard_id: str, length: int, checksum: bytes, first: list[bytes],
-                           hasher: xxhash.xxh3_128) -> Reservation:
+                           hasher: _BodyHasher) -> Reservation:
         try:
             res = self.volumes.reserve(shard_id, length, checksum, check_space=self._check_space)
         except StorageFull as exc:
@@ -272,7 +297,7 @@ class ShardStore:
             raise
         return res
 
-    def _write_pieces(self, res: Reservation, pos: int, pieces: list[bytes], hasher: xxhash.xxh3_128) -> None:
+    def _write_pieces(self, res: Reservation, pos: int, pieces: list[bytes], hasher: _BodyHasher) -> None:
         """Hash and write body pieces as received: one pwritev, no joining copy."""
         for piece in pieces:
             hasher.update(piece)
@@ -323,7 +348,7 @@ class ShardStore:
         busy = True
         res: Reservation | None = None
         try:
-            hasher = xxhash.xxh3_128()
+            hasher = _BodyHasher()
             first, pos = await gather(length)
             if pos == length:
                 # Whole body in hand (every shard up to BUFFER): the commit thread writes,
@@ -338,8 +363,9 @@ class ShardStore:
                     pieces, got = await gather(length - pos)
                     await self.run_io(self._write_pieces, res, pos, pieces, hasher)
                     pos += got
-                self._check_digest(hasher, claimed)
-                entry = IndexEntry(res.volume.number, res.offset, length, claimed, 0, res.seq, len(shard_id))
+                hasher.check(claimed)
+                entry = IndexEntry(res.volume.number, res.offset, length, claimed, 0, res.seq, len(shard_id),
+                                   hasher.blocks.digest())
                 self.writers_busy -= 1
                 busy = False
                 await self._commit([PutItem(shard_id, entry)], {res.volume})
@@ -352,25 +378,20 @@ class ShardStore:
         self.metrics.inc("shardbox_node_put_bytes_total", length)
         return PutResult(shard_id, length, checksum_hex, written=True)
 
-    @staticmethod
-    def _check_digest(hasher: xxhash.xxh3_128, claimed: bytes) -> None:
-        if hasher.digest() != claimed:
-            raise BadDigest(f"body hashes to {hasher.hexdigest()}, X-Shardbox-Content-Hash "
-                            f"claimed {claimed.hex()}")
-
     async def _write_and_commit(self, shard_id: str, length: int, claimed: bytes,
                                 pieces: list[bytes]) -> None:
         """Append, verify and index a shard whose whole body is in `pieces`, all on the commit thread."""
 
         def prepare() -> Prepared:
-            hasher = xxhash.xxh3_128()
+            hasher = _BodyHasher()
             res = self._reserve_and_write(shard_id, length, claimed, pieces, hasher)
             try:
-                self._check_digest(hasher, claimed)
+                hasher.check(claimed)
             except BaseException:
                 self.volumes.release(res)
                 raise
-            entry = IndexEntry(res.volume.number, res.offset, length, claimed, 0, res.seq, len(shard_id))
+            entry = IndexEntry(res.volume.number, res.offset, length, claimed, 0, res.seq, len(shard_id),
+                               hasher.blocks.digest())
             return Prepared([PutItem(shard_id, entry)], {res.volume}, lambda: self.volumes.release(res))
 
         assert self.committer is not None, "store not started"
@@ -404,6 +425,46 @@ class ShardStore:
         if found is not None:
             self.metrics.inc("shardbox_node_gets_total")
             self.metrics.inc("shardbox_node_get_bytes_total", found[0].length)
+        return found
+
+    def _read_range(self, shard_id: str, start: int, end: int) -> tuple[ShardInfo, memoryview] | None:
+        """Bytes [start, end) of a shard (0 <= start < end <= length, checked by the caller
+        against `lookup`), every block they touch verified first."""
+        for _ in range(5):
+            entry = self.index.get(shard_id)
+            if entry is None or entry.tombstone:
+                return None
+            if end > entry.length:
+                raise RangeNotSatisfiable(f"bytes {start}-{end - 1} are past the end of shard {shard_id} "
+                                          f"({entry.length} bytes)")
+            vol = self.volumes.get(entry.volume)
+            if vol is None:      # compaction moved it between our lookup and now: look again
+                continue
+            info = ShardInfo(shard_id, entry.length, entry.checksum_hex)
+            if entry.block_sums is None:
+                # Stored before block sums existed: only the whole checksum can vouch for it.
+                data = vol.pread(entry.data_offset, entry.length)
+                if len(data) != entry.length or xxhash.xxh3_128_digest(data) != entry.checksum:
+                    self.report_corrupt(shard_id, "read")
+                    raise ShardCorrupt(f"shard {shard_id} failed its checksum on this node")
+                return info, memoryview(data)[start:end]
+            first = start // BLOCK_SIZE
+            lo = first * BLOCK_SIZE
+            hi = min(entry.length, -(-end // BLOCK_SIZE) * BLOCK_SIZE)
+            data = vol.pread(entry.data_offset + lo, hi - lo)
+            bad = first_bad_block(data, first, entry.block_sums) if len(data) == hi - lo else first
+            if bad is not None:
+                self.report_corrupt(shard_id, f"ranged read, block {bad}")
+                raise ShardCorrupt(f"shard {shard_id} failed the checksum of block {bad} on this node")
+            return info, memoryview(data)[start - lo : end - lo]
+        raise StoreError(f"shard {shard_id} kept moving while being read")
+
+    async def get_range(self, shard_id: str, start: int, end: int) -> tuple[ShardInfo, memoryview] | None:
+        """Bytes [start, end) of a shard, verified block by block; None if there is no such shard."""
+        found = await self.run_io(self._read_range, shard_id, start, end)
+        if found is not None:
+            self.metrics.inc("shardbox_node_ranged_gets_total")
+            self.metrics.inc("shardbox_node_get_bytes_total", end - start)
         return found
 
     def report_corrupt(self, shard_id: str, where: str) -> None:

@@ -8,6 +8,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.blocksums import block_sums
 from node.records import FLAG_TOMBSTONE, HEADER_SIZE, decode_header, encode_header
 from node.scan import ScanStats, scan_volume
 from node.volumes import VolumeSet
@@ -56,13 +57,16 @@ def test_scan_skips_garbage_resyncs_over_damage_and_finds_torn_tail(tmp_path):
     res = vs.reserve("torn.0", 100_000, os.urandom(16))
     res.volume.pwrite(res.data_offset, b"x" * 10)
     stats = ScanStats()
-    found = {h.shard_id: off for off, h in scan_volume(vol, 0, stats)}
+    scanned = list(scan_volume(vol, 0, stats))
+    found = {h.shard_id: off for off, h, _ in scanned}
     assert found == {sid: offsets[sid] for sid in ("s0.0", "s2.0", "s4.0", "s5.0")}
+    # every valid record comes with the block sums of its (verified) data
+    assert all(sums == block_sums(blobs[h.shard_id]) for _, h, sums in scanned)
     assert stats.garbage == 1 and stats.skipped_bytes == offsets["s4.0"] - offsets["s3.0"]
     assert stats.torn_at == res.offset
     # scanning from the middle sees only what follows
     stats2 = ScanStats()
-    assert [h.shard_id for _, h in scan_volume(vol, offsets["s4.0"], stats2)] == ["s4.0", "s5.0"]
+    assert [h.shard_id for _, h, _ in scan_volume(vol, offsets["s4.0"], stats2)] == ["s4.0", "s5.0"]
 
 
 def test_volumes_roll_over_and_keep_unique_sequences(tmp_path):

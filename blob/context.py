@@ -18,7 +18,7 @@ from blob.budget import ByteBudget
 from blob.crypto import ChunkCipher
 from blob.node_client import NodeClient
 from blob.slots import SlotPool
-from coordinator.records import CoordinatorAPI
+from coordinator.api import CoordinatorAPI
 
 log = logging.getLogger("blob")
 T = TypeVar("T")

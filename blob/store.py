@@ -15,7 +15,8 @@ from blob.reader import read_range
 from blob.stats import ReadStats
 from blob.writer import Buffer, StreamWriter, WriteResult
 from config.malloc import tune_malloc as tune_process_malloc
-from coordinator.records import CoordinatorAPI, ObjectInfo
+from coordinator.api import CoordinatorAPI
+from coordinator.records import ObjectInfo
 
 
 class ChunkStore:

@@ -1,14 +1,14 @@
-"""The coordinator's internal HTTP API: one POST endpoint per `Metadata` method.
+"""The coordinator's internal HTTP API: one POST endpoint per call declared in coordinator/api.py.
 
 Every request must carry the cluster credential (missing 401, wrong 403) and a body whose
-xxh3-128 equals X-Shardbox-Content-Hash. Request bodies are JSON objects of the method's
-parameters, validated against the method signature (pydantic), so bad input answers 400
-InvalidRequest with the offending field named, never a 500. Answers are `{"result": ...}`
-or `{"error": {"code", "message"}}` with the S3 status of the code.
+xxh3-128 equals X-Shardbox-Content-Hash. Request bodies are JSON objects of the call's
+parameters, validated against its declaration (pydantic), so bad input answers 400
+InvalidRequest with the offending field named, never a 500; `Metadata` implements the
+call. Answers are `{"result": ...}` or `{"error": {"code", "message"}}` with the S3 status
+of the code.
 
-    POST /internal/v1/<method>          every CoordinatorAPI method (get_key, place_chunks, ...)
-    POST /internal/v1/admin/<method>    create_tenant, create_user, create_key, list_users,
-                                        ensure_admin, set_quota, get_tenant
+    POST /internal/v1/<call>            every call of api.CoordinatorAPI (get_key, place_chunks, ...)
+    POST /internal/v1/admin/<call>      every call of api.AdminAPI (create_tenant, ...)
     POST /internal/v1/nodes/heartbeat   a node's /health document plus "address"
     GET  /health                        {"status","db","backend","nodes_up","nodes_down"}
 
@@ -18,28 +18,26 @@ address, recorded in audit rows).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import re
 import time
-import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config.cluster_auth import ClusterAuthError, body_hash, verify_headers
 from coordinator import events
+from coordinator.api import PREFIX, Call, calls
 from coordinator.records import CoordinatorError
 from coordinator.service import Metadata
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/internal/v1"
 MAX_BODY = 64 << 20
 REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_HEADER = "X-Shardbox-Client"
@@ -48,46 +46,7 @@ CLIENT_HEADER = "X-Shardbox-Client"
 # walk over every value. Anything else parses with orjson as is.
 _CAREFUL = re.compile(rb"\d{19}|\\u0000|\\u[dD][89a-fA-F]")
 
-# Methods of Metadata served at PREFIX/<name> (the gateway's CoordinatorAPI).
-API_METHODS = (
-    "get_key",
-    "list_nodes",
-    "place_chunks",
-    "report_shard_failure",
-    "create_bucket",
-    "get_bucket",
-    "list_buckets",
-    "delete_bucket",
-    "begin_upload",
-    "finalize_put",
-    "put_object",
-    "abort_upload",
-    "get_upload",
-    "put_part",
-    "list_parts",
-    "list_uploads",
-    "complete_upload",
-    "get_object",
-    "list_objects",
-    "delete_object",
-    "delete_objects",
-    "copy_object",
-    "touch_objects",
-)
-# Lookups the gateway makes on behalf of an S3 request it logs itself (with the same
-# request id): a success is logged at debug, an error or a slow answer at info as usual.
-QUIET_READS = frozenset(("get_key", "get_bucket", "get_upload", "get_object"))
 SLOW_MS = 100.0
-# Served at PREFIX/admin/<name> (the `shardbox admin` command and `shardbox up`).
-ADMIN_METHODS = (
-    "create_tenant",
-    "create_user",
-    "create_key",
-    "list_users",
-    "ensure_admin",
-    "set_quota",
-    "get_tenant",
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,16 +62,6 @@ def _error(code: str, message: str, status: int) -> web.Response:
     return response
 
 
-def _params_model(fn: Callable[..., Any]) -> type[BaseModel]:
-    """A pydantic model of fn's parameters (names, types, defaults), rejecting unknown fields."""
-    hints = typing.get_type_hints(fn)
-    fields: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (hints[name], default)
-    return create_model(f"{fn.__name__}_params", __config__=ConfigDict(extra="forbid"), **fields)
-
-
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -121,8 +70,9 @@ def _describe(exc: ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def _endpoint(fn: Callable[..., Awaitable[Any]]) -> Handler:
-    model = _params_model(fn)
+def _endpoint(call: Call, fn: Callable[..., Awaitable[Any]]) -> Handler:
+    """The handler of one declared call: the body validated against its declared parameters."""
+    model = call.params
     names = tuple(model.model_fields)
 
     async def handle(request: web.Request) -> web.Response:
@@ -170,7 +120,7 @@ def build_app(meta: Metadata, secret: str) -> web.Application:
         level = logging.INFO
         if "error" in response:
             fields["error_code"], fields["error_message"] = response["error"]
-        elif fields["ms"] < SLOW_MS and request.path.rpartition("/")[2] in QUIET_READS:
+        elif fields["ms"] < SLOW_MS and request.path in quiet_paths:
             level = logging.DEBUG
         log.log(level, "request", extra={"fields": fields})
         if request_id:
@@ -178,10 +128,9 @@ def build_app(meta: Metadata, secret: str) -> web.Application:
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
-    for name in API_METHODS:
-        app.router.add_post(f"{PREFIX}/{name}", _endpoint(getattr(meta, name)))
-    for name in ADMIN_METHODS:
-        app.router.add_post(f"{PREFIX}/admin/{name}", _endpoint(getattr(meta, name)))
+    quiet_paths = frozenset(call.path for call in calls().values() if call.quiet)
+    for call in calls().values():
+        app.router.add_post(call.path, _endpoint(call, getattr(meta, call.name)))
 
     async def heartbeat(request: web.Request) -> web.Response:
         try:

@@ -1,19 +1,13 @@
-"""Records exchanged between the coordinator and its clients (the gateway).
+"""Records exchanged between the coordinator and its clients (gateway, workers, tools).
 
-These dataclasses are the wire contract of the coordinator's internal API: the server
-serialises them with `to_json`, `CoordinatorClient` rebuilds them with `from_json`.
-`CoordinatorAPI` lists every call the gateway may make; the client implements it and
-the server exposes one endpoint per method.
+These dataclasses are the parameters and answers of the calls declared in coordinator/api.py;
+the server serialises them with orjson, the client rebuilds them with pydantic from the
+declared types (unknown fields are ignored, for forward compatibility).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-
-T = TypeVar("T")
 
 MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call (the server refuses more)
 
@@ -26,35 +20,6 @@ class CoordinatorError(Exception):
         self.code = code
         self.message = message
         self.status = status
-
-
-def to_json(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, list | tuple):
-        return [to_json(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_json(v) for k, v in obj.items()}
-    return obj
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Build a (possibly nested) record; unknown keys are ignored for forward compatibility."""
-    kwargs = {}
-    for name in _field_names(cls):
-        if name not in data:
-            continue
-        value = data[name]
-        sub = _NESTED.get((cls.__name__, name))
-        if sub is not None and value is not None:
-            value = [from_json(sub, v) for v in value] if isinstance(value, list) else from_json(sub, value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 @dataclass
@@ -213,17 +178,6 @@ class DeleteResult:
     error_message: str | None = None
 
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("ChunkPlan", "shards"): ShardPlacement,
-    ("ChunkRef", "shards"): ShardPlacement,
-    ("ObjectInfo", "parts"): PartInfo,
-    ("ObjectInfo", "chunks"): ChunkRef,
-    ("ListResult", "contents"): ListEntry,
-    ("UploadList", "uploads"): UploadInfo,
-    ("PartList", "parts"): PartInfo,
-}
-
-
 @dataclass(frozen=True)
 class WriteCondition:
     """A conditional write's precondition on the key's current version (S3 `If-None-Match: *`
@@ -234,80 +188,3 @@ class WriteCondition:
 
     if_none_match: bool = False      # the key must have no current version
     if_match: str | None = None      # the current version's ETag must be this one ("*": any)
-
-
-class CoordinatorAPI(Protocol):
-    """Every call the gateway makes. Times are unix seconds (float). Raise CoordinatorError."""
-
-    # identity
-    async def get_key(self, access_key: str) -> KeyInfo: ...            # InvalidAccessKeyId 403
-    # nodes and placement
-    async def list_nodes(self) -> list[NodeInfo]: ...
-    async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]: ...
-    #   chunks: (sha256 hex, plaintext size); answers in the same order
-    async def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str) -> None: ...
-    # buckets
-    async def create_bucket(self, tenant_id: str, owner_id: str, name: str, region: str) -> BucketInfo: ...
-    async def get_bucket(self, tenant_id: str, name: str) -> BucketInfo: ...   # NoSuchBucket
-    async def list_buckets(self, tenant_id: str) -> list[BucketInfo]: ...
-    async def delete_bucket(self, tenant_id: str, name: str) -> None: ...     # BucketNotEmpty
-    # single PUT and multipart share upload sessions
-    async def begin_upload(self, tenant_id: str, owner_id: str, bucket: str, key: str, kind: str,
-                           reserve_bytes: int, content_type: str | None, metadata: dict[str, str],
-                           headers: dict[str, str], storage_class: str,
-                           checksum_algorithm: str | None) -> UploadInfo: ...
-    #   NoSuchBucket, QuotaExceeded (reserve_bytes is reserved against the tenant quota)
-    async def finalize_put(self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef],
-                           checksums: dict[str, str],
-                           condition: WriteCondition | None = None) -> ObjectInfo: ...
-    #   one transaction: chunk upserts (refcount+1), object version (replacing the previous
-    #   one of that key, whose chunks lose a reference), audit, outbox, quota reserved->used
-    async def put_object(self, tenant_id: str, owner_id: str, bucket: str, key: str, size: int, etag: str,
-                         content_type: str | None, metadata: dict[str, str], headers: dict[str, str],
-                         storage_class: str, chunks: list[ChunkRef],
-                         checksums: dict[str, str],
-                         condition: WriteCondition | None = None) -> ObjectInfo: ...
-    #   finalize_put without a session, in one transaction: NoSuchBucket / AccessDenied,
-    #   QuotaExceeded unless used + reserved + size - size of the replaced version <= quota
-    #   (then nothing changes); chunks usually one inline ChunkRef (small objects)
-    async def abort_upload(self, tenant_id: str, bucket: str, upload_id: str) -> None: ...  # NoSuchUpload
-    async def get_upload(self, tenant_id: str, bucket: str, key: str, upload_id: str) -> UploadInfo: ...
-    async def put_part(self, tenant_id: str, bucket: str, key: str, upload_id: str, part_number: int,
-                       size: int, etag: str, chunks: list[ChunkRef],
-                       checksums: dict[str, str]) -> PartInfo: ...
-    async def list_parts(self, tenant_id: str, bucket: str, key: str, upload_id: str,
-                         max_parts: int, part_number_marker: int) -> PartList: ...
-    async def list_uploads(self, tenant_id: str, bucket: str, prefix: str, delimiter: str | None,
-                           key_marker: str | None, upload_id_marker: str | None,
-                           max_uploads: int) -> UploadList: ...
-    async def complete_upload(self, tenant_id: str, bucket: str, key: str, upload_id: str,
-                              parts: list[tuple[int, str]],
-                              condition: WriteCondition | None = None) -> ObjectInfo: ...
-    #   parts: (part_number, etag as the client sent it); InvalidPart, InvalidPartOrder,
-    #   EntityTooSmall (every part but the last >= 5 MiB), NoSuchUpload; ETag = md5-of-md5s-N
-    # finalize_put, put_object, complete_upload with a condition that does not hold:
-    #   PreconditionFailed (412), or NoSuchKey for If-Match on a key with no current version;
-    #   nothing changes (the session stays until aborted or expired)
-    # objects
-    async def get_object(self, tenant_id: str, bucket: str, key: str, version_id: str | None = None,
-                         with_chunks: bool = False, range_start: int | None = None,
-                         range_end: int | None = None, range_suffix: int | None = None,
-                         part_number: int | None = None) -> ObjectInfo: ...   # NoSuchBucket, NoSuchKey
-    #   with_chunks and one narrowing of the read: a byte range (inclusive offsets; either may
-    #   be None = from 0 / to the end; the end may lie past the object), the last range_suffix
-    #   bytes, or the part_number-th part (by position; a non-multipart object is part 1):
-    #   only the ChunkRefs overlapping those bytes, with absolute offsets (none if they select
-    #   no byte); parts and everything else as without it.
-    #   InvalidArgument if start < 0, end < start, suffix < 0, part_number < 1 or more than one
-    async def list_objects(self, tenant_id: str, bucket: str, prefix: str, delimiter: str | None,
-                           marker: str | None, max_keys: int) -> ListResult: ...
-    #   keys strictly after marker, in binary (UTF-8 byte) order; a common prefix counts as one
-    #   entry against max_keys; next_marker is the last key or common prefix returned
-    async def delete_object(self, tenant_id: str, bucket: str, key: str) -> None: ...  # idempotent
-    async def delete_objects(self, tenant_id: str, bucket: str, keys: list[str]) -> list[DeleteResult]: ...
-    async def copy_object(self, tenant_id: str, owner_id: str, src_bucket: str, src_key: str,
-                          dst_bucket: str, dst_key: str, replace_metadata: bool,
-                          content_type: str | None, metadata: dict[str, str],
-                          headers: dict[str, str]) -> ObjectInfo: ...
-    #   metadata-only copy: the new version references the same chunks (refcount+1 each)
-    async def touch_objects(self, version_ids: list[str]) -> None: ...  # last access (best effort)

@@ -1,7 +1,9 @@
 """`Metadata`: every coordinator operation, straight on the database (no HTTP).
 
-The HTTP layer (coordinator/http.py) exposes one endpoint per public method; tests call
-these methods directly to exercise the queries fast.
+It implements every call declared in coordinator/api.py with the declared signature (the
+HTTP layer, coordinator/http.py, serves them; tests/coordinator/test_api_contract.py checks
+the two agree), plus what only the coordinator itself uses (node registry, health). Tests
+call these methods directly to exercise the queries fast.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from coordinator.uploads import UploadQueries
 
 
 class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries):
-    """Implements coordinator.records.CoordinatorAPI plus the admin and node-registry calls."""
+    """Implements coordinator.api.CoordinatorAPI and AdminAPI, plus the node registry."""
 
     @classmethod
     def from_settings(cls, db: Database, settings: CoordinatorSection) -> Metadata:

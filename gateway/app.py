@@ -6,7 +6,7 @@ from aiohttp import web
 
 from blob import ChunkStore
 from config.settings import Config
-from coordinator.records import CoordinatorAPI
+from coordinator.api import CoordinatorAPI
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
 from gateway.ttlcache import bucket_cache, key_cache

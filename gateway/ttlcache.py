@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from coordinator.records import BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
+from coordinator.api import CoordinatorAPI
+from coordinator.records import BucketInfo, CoordinatorError, KeyInfo
 from gateway.s3.errors import S3Error
 
 K = TypeVar("K", bound=Hashable)

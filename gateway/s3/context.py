@@ -18,7 +18,8 @@ from multidict import CIMultiDictProxy, MultiDictProxy
 
 from blob import ChunkStore, ReadStats
 from config.settings import GatewaySection
-from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorAPI, CoordinatorError, KeyInfo
+from coordinator.api import CoordinatorAPI
+from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorError, KeyInfo
 from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
 from gateway.s3.sigv4 import AuthContext

@@ -1,0 +1,369 @@
+"""Every coordinator call, declared once.
+
+A call is a method of one of the Protocols below: its name, typed parameters (with defaults),
+return type and docstring (what it does, which error codes it answers) are the whole contract.
+From them come, with nothing spelled twice:
+
+- the client (coordinator/client.py): `CoordinatorClient` gets one method per call, which
+  sends the arguments as JSON and turns the answer back into the declared return type;
+- the server's routing and request validation (coordinator/http.py): `POST {PREFIX}/<name>`
+  (admin calls: `{PREFIX}/admin/<name>`), the body validated against the declared parameters;
+- the implementation's shape: `Metadata` (coordinator/service.py) must implement every call
+  with the same signature, which tests/coordinator/test_api_contract.py checks, together with
+  a round trip of every call through the real client and server.
+
+Adding a call: declare it here, implement it on `Metadata`. Parameters at their default are
+not sent, so a newer client keeps working against an older coordinator as long as it only
+uses what that one knows. Errors are `CoordinatorError(code, message, status)` on both sides.
+Times are unix seconds (float).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
+
+from coordinator.records import (
+    BucketInfo,
+    ChunkPlan,
+    ChunkRef,
+    DeleteResult,
+    KeyInfo,
+    ListResult,
+    NodeInfo,
+    ObjectInfo,
+    PartInfo,
+    PartList,
+    UploadInfo,
+    UploadList,
+    WriteCondition,
+)
+
+PREFIX = "/internal/v1"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet(fn: F) -> F:
+    """A lookup the caller logs itself (same request id): the coordinator logs a success at
+    debug level; errors and slow answers are logged at info as for every call."""
+    fn.__shardbox_quiet__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+class CoordinatorAPI(Protocol):
+    """The calls the gateway and the workers make."""
+
+    # ---- identity ----------------------------------------------------------------------------
+    @quiet
+    async def get_key(self, access_key: str) -> KeyInfo:
+        """The access key's secret, user and tenant. InvalidAccessKeyId (403) if unknown."""
+        ...
+
+    # ---- nodes and placement -----------------------------------------------------------------
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every registered node with its last health figures and up/down state."""
+        ...
+
+    async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
+        """For each (sha256 hex, plaintext size), in order: the chunk exists already (dedup, in
+        the tenant's scope) or where its 14 shards go."""
+        ...
+
+    async def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str) -> None:
+        """A shard a reader could not use (missing, corrupt, unreachable): queued for repair."""
+        ...
+
+    # ---- buckets -----------------------------------------------------------------------------
+    async def create_bucket(self, tenant_id: str, owner_id: str, name: str, region: str) -> BucketInfo:
+        """BucketAlreadyOwnedByYou / BucketAlreadyExists (409), InvalidBucketName (400)."""
+        ...
+
+    @quiet
+    async def get_bucket(self, tenant_id: str, name: str) -> BucketInfo:
+        """NoSuchBucket (404)."""
+        ...
+
+    async def list_buckets(self, tenant_id: str) -> list[BucketInfo]:
+        """The tenant's buckets in name order."""
+        ...
+
+    async def delete_bucket(self, tenant_id: str, name: str) -> None:
+        """NoSuchBucket (404), BucketNotEmpty (409)."""
+        ...
+
+    # ---- uploads: a single PUT of unknown length and multipart share upload sessions ---------
+    async def begin_upload(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        bucket: str,
+        key: str,
+        kind: str,
+        reserve_bytes: int,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+        storage_class: str,
+        checksum_algorithm: str | None,
+    ) -> UploadInfo:
+        """A session of kind put|multipart with reserve_bytes reserved against the tenant's
+        quota in one conditional UPDATE. NoSuchBucket, QuotaExceeded (403)."""
+        ...
+
+    async def finalize_put(
+        self,
+        upload_id: str,
+        size: int,
+        etag: str,
+        chunks: list[ChunkRef],
+        checksums: dict[str, str],
+        condition: WriteCondition | None = None,
+    ) -> ObjectInfo:
+        """One transaction: chunk upserts (refcount+1), the object version (replacing the key's
+        previous one, whose chunks lose a reference), audit, outbox, quota reserved -> used.
+        A condition that does not hold: PreconditionFailed (412), or NoSuchKey for If-Match on
+        a key with no current version; nothing changes and the session stays open."""
+        ...
+
+    async def put_object(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+        storage_class: str,
+        chunks: list[ChunkRef],
+        checksums: dict[str, str],
+        condition: WriteCondition | None = None,
+    ) -> ObjectInfo:
+        """finalize_put without a session, in one transaction (small objects: one inline chunk).
+        NoSuchBucket / AccessDenied; QuotaExceeded unless used + reserved + size - size of the
+        replaced version <= quota (then nothing changes); conditions as finalize_put."""
+        ...
+
+    async def abort_upload(self, tenant_id: str, bucket: str, upload_id: str) -> None:
+        """Drop the session, its parts' chunk references and its reservation. NoSuchUpload."""
+        ...
+
+    @quiet
+    async def get_upload(self, tenant_id: str, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        """NoSuchUpload (404) unless the session exists for that bucket and key."""
+        ...
+
+    async def put_part(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        size: int,
+        etag: str,
+        chunks: list[ChunkRef],
+        checksums: dict[str, str],
+    ) -> PartInfo:
+        """Record (or replace) one part of a multipart upload. NoSuchUpload."""
+        ...
+
+    async def list_parts(
+        self, tenant_id: str, bucket: str, key: str, upload_id: str, max_parts: int, part_number_marker: int
+    ) -> PartList:
+        """Parts after part_number_marker, in order. NoSuchUpload."""
+        ...
+
+    async def list_uploads(
+        self,
+        tenant_id: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        max_uploads: int,
+    ) -> UploadList:
+        """Multipart uploads in progress, in (key, upload id) order, S3's marker semantics."""
+        ...
+
+    async def complete_upload(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        condition: WriteCondition | None = None,
+    ) -> ObjectInfo:
+        """parts: (part_number, ETag as the client sent it). InvalidPart, InvalidPartOrder,
+        EntityTooSmall (every part but the last >= 5 MiB), NoSuchUpload; the ETag is
+        md5-of-md5s-N. Conditions as finalize_put."""
+        ...
+
+    # ---- objects ------------------------------------------------------------------------------
+    @quiet
+    async def get_object(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        with_chunks: bool = False,
+        range_start: int | None = None,
+        range_end: int | None = None,
+        range_suffix: int | None = None,
+        part_number: int | None = None,
+    ) -> ObjectInfo:
+        """NoSuchBucket, NoSuchKey. With with_chunks and one narrowing of the read (a byte range
+        of inclusive offsets, either None = from 0 / to the end, the end may lie past the
+        object; the last range_suffix bytes; or the part_number-th part by position, a
+        non-multipart object being part 1): only the ChunkRefs overlapping those bytes, with
+        absolute offsets (none if they select no byte); everything else as without it.
+        InvalidArgument if start < 0, end < start, suffix < 0, part_number < 1 or more than one
+        narrowing."""
+        ...
+
+    async def list_objects(
+        self,
+        tenant_id: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        marker: str | None,
+        max_keys: int,
+    ) -> ListResult:
+        """Keys strictly after marker in binary (UTF-8 byte) order; a common prefix counts as
+        one entry against max_keys; next_marker is the last key or common prefix returned."""
+        ...
+
+    async def delete_object(self, tenant_id: str, bucket: str, key: str) -> None:
+        """Idempotent: a missing key is not an error."""
+        ...
+
+    async def delete_objects(self, tenant_id: str, bucket: str, keys: list[str]) -> list[DeleteResult]:
+        """Each key deleted on its own (one result per key, in order)."""
+        ...
+
+    async def copy_object(
+        self,
+        tenant_id: str,
+        owner_id: str,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        replace_metadata: bool,
+        content_type: str | None,
+        metadata: dict[str, str],
+        headers: dict[str, str],
+    ) -> ObjectInfo:
+        """Metadata-only copy: the new version references the same chunks (refcount+1 each)."""
+        ...
+
+    async def touch_objects(self, version_ids: list[str]) -> None:
+        """Record last access (best effort; at most records.MAX_TOUCH_BATCH ids)."""
+        ...
+
+
+class AdminAPI(Protocol):
+    """The calls of `shardbox admin` and `shardbox up`, served under {PREFIX}/admin/."""
+
+    async def create_tenant(self, name: str, quota_bytes: int | None = None) -> dict[str, Any]:
+        """AlreadyExists (409) if the name is taken."""
+        ...
+
+    async def set_quota(self, tenant_name: str, quota_bytes: int) -> dict[str, Any]:
+        """NoSuchTenant (404)."""
+        ...
+
+    async def get_tenant(self, tenant_name: str) -> dict[str, Any]:
+        """Quota, used and reserved bytes. NoSuchTenant (404)."""
+        ...
+
+    async def create_user(self, tenant_name: str, user_name: str, is_admin: bool = False) -> dict[str, Any]:
+        """A user of the tenant (created if new). AlreadyExists (409) if the name is taken."""
+        ...
+
+    async def create_key(self, user_name: str) -> KeyInfo:
+        """A new access key for the user. NoSuchUser (404)."""
+        ...
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        """Every user with tenant and active access key ids (never secrets)."""
+        ...
+
+    async def ensure_admin(self) -> KeyInfo:
+        """First run: tenant "default", user "admin" (is_admin) and a key; later runs: that key."""
+        ...
+
+
+# Each declaring Protocol and the path its calls are served under.
+GROUPS: tuple[tuple[type, str], ...] = ((CoordinatorAPI, PREFIX), (AdminAPI, f"{PREFIX}/admin"))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One declared call, with what the client and the server derive from it."""
+
+    name: str
+    path: str
+    signature: inspect.Signature     # without self
+    types: dict[str, Any]            # resolved parameter types, and "return"
+    params: type[BaseModel]          # validates a request body (unknown fields refused)
+    result: TypeAdapter[Any]         # turns an answer's JSON into the declared return type
+    quiet: bool
+    doc: str
+
+    def arguments(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The JSON-ready parameters of one invocation, leaving out those at their default."""
+        bound = self.signature.bind(*args, **kwargs)
+        return {
+            name: value
+            for name, value in bound.arguments.items()
+            if value is not self.signature.parameters[name].default
+            and value != self.signature.parameters[name].default
+        }
+
+
+def _call(name: str, fn: Callable[..., Any], path: str) -> Call:
+    hints = typing.get_type_hints(fn)
+    full = inspect.signature(fn)
+    params = [p for p in full.parameters.values() if p.name != "self"]
+    fields: dict[str, Any] = {}
+    for p in params:
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (hints[p.name], default)
+    model = create_model(f"{name}_params", __config__=ConfigDict(extra="forbid"), **fields)
+    return Call(
+        name=name,
+        path=f"{path}/{name}",
+        signature=full.replace(parameters=params),
+        types=hints,
+        params=model,
+        result=TypeAdapter(hints["return"]),
+        quiet=getattr(fn, "__shardbox_quiet__", False),
+        doc=inspect.getdoc(fn) or "",
+    )
+
+
+@functools.cache
+def calls() -> dict[str, Call]:
+    """Every declared call by name (derived once per process)."""
+    found: dict[str, Call] = {}
+    for protocol, path in GROUPS:
+        for name, fn in vars(protocol).items():
+            if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+                continue
+            if name in found:
+                raise TypeError(f"coordinator call {name!r} is declared twice")
+            found[name] = _call(name, fn, path)
+    return found

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from config.settings import ConfigError, load_config
+from shardbox.client import USER_COMMANDS  # the user client (click) parses those; the rest is parsed here
 
 
 def _run_role(args: argparse.Namespace) -> int:
@@ -54,7 +55,9 @@ def _run_admin(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shardbox", description="Self-hosted, erasure-coded file store "
-                                     "with an S3 gateway.")
+                                     "with an S3 gateway.",
+                                     epilog="Using a server: " + ", ".join(USER_COMMANDS)
+                                     + " (shardbox COMMAND --help).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for role, text in (("node", "run a storage node"), ("coordinator", "run the metadata coordinator"),
@@ -97,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in USER_COMMANDS:
+        from shardbox.client.commands import main as user_main
+        return user_main(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -92,7 +92,12 @@ class ProductClient:
         await self.call("DELETE", f"/tokens/{quote(token_id)}")
 
     async def me(self) -> dict:
+        """{"user": {"id","name","tenant","is_admin"}, "auth": "cookie"|"bearer"}."""
         return await self.call("GET", "/me")
+
+    async def info(self) -> dict:
+        """Server facts a client needs before init (no auth): {"chunk_size", ...}."""
+        return await self.call("GET", "/info")
 
     # uploads --------------------------------------------------------------------------------
     async def init_upload(self, path: str, size: int, chunk_size: int, chunks: list[str],
@@ -123,17 +128,19 @@ class ProductClient:
     async def list_folder(self, path: str, cursor: str | None = None, limit: int | None = None) -> dict:
         return await self.call("GET", "/files", params={"path": path, "cursor": cursor, "limit": limit})
 
+    # Calls about one entry answer {"entry": {"id","name","path","type","size","version","status",...}};
+    # these return the entry itself.
     async def stat(self, path: str) -> dict:
-        return await self.call("GET", "/files/stat", params={"path": path})
+        return (await self.call("GET", "/stat", params={"path": path}))["entry"]
 
     async def get_file(self, file_id: str) -> dict:
-        return await self.call("GET", f"/files/{quote(file_id)}")
+        return (await self.call("GET", f"/files/{quote(file_id)}"))["entry"]
 
     async def mkdir(self, path: str) -> dict:
-        return await self.call("POST", "/folders", json={"path": path})
+        return (await self.call("POST", "/folders", json={"path": path}))["entry"]
 
     async def update(self, file_id: str, changes: dict) -> dict:
-        return await self.call("PATCH", f"/files/{quote(file_id)}", json=changes)
+        return (await self.call("PATCH", f"/files/{quote(file_id)}", json=changes))["entry"]
 
     async def delete(self, file_id: str) -> Any:
         return await self.call("DELETE", f"/files/{quote(file_id)}")

@@ -118,9 +118,8 @@ async def login(ctx: click.Context, url: str, username: str | None, password_std
     server = normalise_server(url)
     if token:
         async with ProductClient(server, token) as client:
-            me = await client.me()
-        creds = Credentials(server=server, token=token, user=me.get("name", me.get("user", "")),
-                            tenant=me.get("tenant"))
+            me = (await client.me())["user"]
+        creds = Credentials(server=server, token=token, user=me["name"], tenant=me.get("tenant"))
     else:
         if not username:
             username = click.prompt("user name", err=True)
@@ -173,9 +172,9 @@ async def whoami(ctx: click.Context) -> None:
     """Who the stored credentials belong to."""
     client, creds = _client()
     async with client:
-        me = await client.me()
-    me.setdefault("server", creds.server)
-    _emit(ctx, me, f"{me.get('name', creds.user)} on {creds.server}"
+        answer = await client.me()
+    me = answer["user"]
+    _emit(ctx, {**answer, "server": creds.server}, f"{me['name']} on {creds.server}"
           + (f" (tenant {me['tenant']})" if me.get("tenant") else ""))
 
 
@@ -210,7 +209,8 @@ async def upload(ctx: click.Context, files: tuple[Path, ...], folder: str, strea
     rate = _rate(limit_rate)
     results = []
     async with client:
-        uploader = Uploader(client, creds.user, streams=streams,
+        chunk_size = int((await client.info())["chunk_size"])
+        uploader = Uploader(client, creds.user, streams=streams, chunk_size=chunk_size,
                             limiter=RateLimiter(rate) if rate else None)
         with Bars(not _wants_json(ctx)) as bars:
             for local in files:
@@ -283,8 +283,7 @@ async def mkdir(ctx: click.Context, path: str) -> None:
     client, _ = _client()
     async with client:
         made = await client.mkdir(remote.normalise(path))
-    made = made.get("folder", made) if isinstance(made, dict) else {}
-    _emit(ctx, made, f"created {made.get('path', remote.normalise(path))}/")
+    _emit(ctx, made, f"created {made['path']}/")
 
 
 @command(user_cli, "mv")
@@ -305,10 +304,8 @@ async def mv(ctx: click.Context, src: str, dst: str) -> None:
             new_path = remote.join(target["path"], entry["name"])
         else:
             new_path = remote.normalise(dst)
-        parent, name = remote.split(new_path)
         changed = await client.update(str(entry["id"]), {"path": new_path})
-    changed = changed.get("file", changed) if isinstance(changed, dict) else {}
-    _emit(ctx, changed, f"{entry['path']} -> {changed.get('path', remote.join(parent, name))}")
+    _emit(ctx, changed, f"{entry['path']} -> {changed['path']}")
 
 
 @command(user_cli, "rm")

@@ -51,8 +51,7 @@ async def resolve(client: ProductClient, path: str) -> dict:
     if path == "/":
         return {"id": None, "name": "", "path": "/", "type": "folder"}
     try:
-        answer = await client.stat(path)
-        return answer.get("entry", answer)
+        return await client.stat(path)
     except ApiError as exc:
         if exc.status == 404:
             raise NotFound(f"{path}: no such file or folder") from None

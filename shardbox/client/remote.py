@@ -11,12 +11,10 @@ from shardbox.client.api import ApiError, ProductClient
 
 def normalise(path: str) -> str:
     """`docs/a.txt`, `/docs//a.txt/` -> `/docs/a.txt`; `` and `/` -> `/` (the drive's root)."""
-    clean = posixpath.normpath("/" + path.strip())
-    if clean.startswith("//"):
-        clean = "/" + clean.lstrip("/")
-    if any(part == ".." for part in clean.split("/")):
+    if ".." in path.split("/"):
         raise ValueError(f"{path!r}: '..' is not allowed in a remote path")
-    return clean
+    clean = posixpath.normpath("/" + path.strip())
+    return "/" + clean.lstrip("/")
 
 
 def join(folder: str, name: str) -> str:

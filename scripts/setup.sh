@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what shardbox needs on a fresh Debian 12 machine, idempotently:
 #   system packages: libisal2 (fast erasure kernel); with --test also PostgreSQL 15,
-#   rclone and s3cmd (real servers and clients the tests use);
+#   rclone and s3cmd (real servers and clients the tests use), Chromium (the browser tests
+#   drive it through Playwright's Python API; no browser is downloaded) and vpx-tools
+#   (vpxenc makes the small video the browser tests play);
 #   Python packages: a virtualenv in .venv with shardbox and its dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(libisal2)
-[ $want_test = 1 ] && pkgs+=(postgresql-15 rclone s3cmd)
+[ $want_test = 1 ] && pkgs+=(postgresql-15 rclone s3cmd chromium vpx-tools)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -72,12 +72,14 @@ class UploadResult:
     upload_id: str | None = None
     file: dict = field(default_factory=dict)
     seconds: float = 0.0
+    hash_seconds: float = 0.0
 
     def as_json(self) -> dict:
         return {"local": self.local, "path": self.path, "size": self.size, "chunks": self.chunks,
                 "chunks_sent": self.chunks_sent, "bytes_sent": self.bytes_sent,
                 "chunks_already_stored": self.chunks_already_stored, "resumed": self.resumed,
-                "upload_id": self.upload_id, "file": self.file, "seconds": round(self.seconds, 3)}
+                "upload_id": self.upload_id, "file": self.file, "seconds": round(self.seconds, 3),
+                "hash_seconds": round(self.hash_seconds, 3)}
 
 
 class Uploader:
@@ -93,7 +95,8 @@ class Uploader:
         tracker = tracker or NullTracker()
         started = time.monotonic()
         plan = await self._hash(local, self.chunk_size, tracker)
-        result = UploadResult(local=str(local), path=remote_path, size=plan.size, chunks=plan.count)
+        result = UploadResult(local=str(local), path=remote_path, size=plan.size, chunks=plan.count,
+                              hash_seconds=time.monotonic() - started)
         session, key = await self._open_session(local, remote_path, plan, result)
         if session["chunk_size"] != plan.chunk_size:
             # The server fixes the chunk size: hash again with its size and start over.

@@ -24,7 +24,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
     if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run scripts/setup.sh --test as root (Debian package chromium)")
+        pytest.fail("Chromium is not installed: run scripts/setup.sh --test as root "
+                    "(Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

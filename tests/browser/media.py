@@ -27,7 +27,8 @@ def make_webm(path: Path, seconds: int = 20, width: int = 240, height: int = 180
     with open(raw, "wb") as fh:
         fh.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for i in range(seconds * fps):
-            luma = ((xx + yy + i * 6) % 256).astype(np.uint8) ^ rng.integers(0, 256, (height, width), np.uint8)
+            noise = rng.integers(0, 256, (height, width), np.uint8)
+            luma = ((xx + yy + i * 6) % 256).astype(np.uint8) ^ noise
             fh.write(b"FRAME\n")
             fh.write(luma.tobytes())
             fh.write(chroma)

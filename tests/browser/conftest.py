@@ -54,3 +54,7 @@ class Screenshots:
 def shots(request: pytest.FixtureRequest) -> Screenshots:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     return Screenshots(ARTIFACTS / name)
+
+
+# One `shardbox up` per test module, as the end-to-end S3 tests have it.
+from tests.integration.conftest import bucket, cluster, s3  # noqa: E402, F401

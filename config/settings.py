@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Role = Literal["node", "coordinator", "gateway"]
 
@@ -45,6 +45,15 @@ def _check_service_url(value: str | None) -> str | None:
     if parsed.scheme != "http" or not parsed.hostname:
         raise ValueError(f"expected http://HOST:PORT, got {value!r}")
     return value
+
+
+def _check_public_url(value: str | None) -> str | None:
+    if value is None:
+        return value
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(f"expected http(s)://HOST[:PORT][/path], got {value!r}")
+    return value.rstrip("/")
 
 
 class ClusterSection(_Section):
@@ -113,6 +122,16 @@ class CoordinatorSection(_Section):
     gc_grace_s: float = Field(default=3600.0, ge=0.0)
     dedup_scope: Literal["tenant", "global"] = "tenant"
     default_quota_bytes: int = Field(default=1 << 50, ge=0)
+    # The product API (coordinator/product_rules.py).
+    product_upload_expiry_s: float = Field(default=86400.0, gt=0.0,
+                                           description="unfinished product uploads expire after this")
+    trash_retention_s: float = Field(default=30 * 86400.0, ge=0.0,
+                                     description="trashed files can be restored this long")
+    login_window_s: float = Field(default=900.0, gt=0.0, description="login attempts are counted per window")
+    login_attempts_per_user_address: int = Field(default=10, ge=1)
+    login_attempts_per_address: int = Field(default=100, ge=1)
+    link_password_attempts: int = Field(default=20, ge=1,
+                                        description="share-link password tries per link and address")
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
 
@@ -139,8 +158,50 @@ class GatewaySection(_Section):
     min_acks: int = Field(default=12, ge=10, le=14)
     max_skew_s: int = Field(default=900, ge=1)
     key_cache_s: float = Field(default=30.0, ge=0.0)
+    # The product API (gateway/api).
+    public_url: str | None = Field(default=None, description="base URL of share links and signed URLs "
+                                   "(e.g. https://files.example.com); default: the request's own host")
+    session_ttl_s: float = Field(default=14 * 86400.0, gt=0.0, description="web sessions last this long")
+    cookie_secure: bool = Field(default=False, description="mark session cookies Secure (serve over HTTPS)")
+    url_ttl_s: float = Field(default=900.0, gt=0.0, le=7 * 86400.0,
+                             description="lifetime of a signed download URL")
+    upload_url_ttl_s: float = Field(default=6 * 3600.0, gt=0.0, le=7 * 86400.0,
+                                    description="lifetime of a signed chunk upload URL")
+    url_keys: dict[str, str] = Field(default_factory=dict, description="signing keys of signed URLs by key "
+                                     "id (base64, >= 32 bytes); default: one derived from the cluster secret")
+    url_key_id: str | None = Field(default=None, description="the key id new URLs are signed with")
+    chunk_cache_bytes: int = Field(default=256 << 20, ge=0, description="recently read chunks kept for "
+                                   "hot share links (0: off)")
+    link_cache_max_age_s: int = Field(default=0, ge=0, le=86400,
+                                      description="Cache-Control max-age of share-link bytes (0: no-cache, "
+                                      "a CDN revalidates every request)")
+    max_chunk_puts: int = Field(default=8, ge=1, le=256,
+                                description="chunk uploads buffered at once (a chunk each)")
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+    _v_public_url = field_validator("public_url")(classmethod(lambda cls, v: _check_public_url(v)))
+
+    @field_validator("url_keys")
+    @classmethod
+    def _url_keys_are_long(cls, value: dict[str, str]) -> dict[str, str]:
+        for kid, key in value.items():
+            if not kid or len(kid) > 16 or not kid.isalnum():
+                raise ValueError(f"url key id {kid!r} must be 1-16 letters or digits")
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except ValueError as exc:
+                raise ValueError(f"url key {kid!r} must be base64") from exc
+            if len(raw) < 32:
+                raise ValueError(f"url key {kid!r} must decode to at least 32 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _url_key_id_known(self) -> GatewaySection:
+        if self.url_keys and self.url_key_id not in self.url_keys:
+            raise ValueError("url_key_id must name one of url_keys (the key new URLs are signed with)")
+        if not self.url_keys and self.url_key_id is not None:
+            raise ValueError("url_key_id needs url_keys")
+        return self
 
 
 class Config(_Section):

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
+from coordinator.product_records import LoginCandidate, Principal, TokenInfo, Usage
 from coordinator.records import (
     BucketInfo,
     ChunkPlan,
@@ -305,9 +306,68 @@ class AdminAPI(Protocol):
         """First run: tenant "default", user "admin" (is_admin) and a key; later runs: that key."""
         ...
 
+    async def set_password(self, user_name: str, password_hash: str | None) -> None:
+        """Set a user's password (an argon2id PHC string, hashed by the caller) or remove it
+        (None); the user's web sessions end. NoSuchUser (404), InvalidArgument."""
+        ...
+
+    async def set_user_quota(self, user_name: str, quota_bytes: int | None) -> dict[str, Any]:
+        """The user's own quota over their drive (None: only the tenant's applies). NoSuchUser."""
+        ...
+
+
+class ProductAPI(Protocol):
+    """The calls of the product API (gateway/api), served under {PREFIX}/product/.
+
+    Secrets arrive hashed: tokens as SHA-256 hex, passwords as argon2id PHC strings; the
+    gateway verifies passwords itself against the hash these calls return."""
+
+    # ---- accounts ------------------------------------------------------------------------------
+    async def login_begin(self, user_name: str, client_addr: str) -> LoginCandidate:
+        """Count one login attempt for (user, address) and for the address; allowed=False with
+        retry_after_s when either count is full (nothing counted then). The user's password
+        hash, None for an unknown user or one without a password."""
+        ...
+
+    async def login_succeeded(
+        self, user_id: str, user_name: str, client_addr: str, token_hash: str, expires_at: float
+    ) -> Principal:
+        """The password matched: a session token (by its hash) until expires_at; the (user,
+        address) count starts again and the attempt is not held against the address."""
+        ...
+
+    async def login_failed(self, user_name: str, client_addr: str) -> None:
+        """Audit a wrong password (the attempt was counted by login_begin)."""
+        ...
+
+    @quiet
+    async def authenticate(self, token_hash: str) -> Principal:
+        """Who the token stands for. Unauthorized (401) if unknown, expired or revoked."""
+        ...
+
+    async def create_api_token(
+        self, user_id: str, token_hash: str, name: str, expires_at: float | None = None
+    ) -> TokenInfo:
+        """A long-lived API token (until revoked, or expires_at). InvalidArgument."""
+        ...
+
+    async def list_tokens(self, user_id: str) -> list[TokenInfo]:
+        """The user's live sessions and API tokens, oldest first."""
+        ...
+
+    async def revoke_token(self, user_id: str, token_id: str) -> None:
+        """End a session (logout) or revoke an API token at once. NotFound (404)."""
+        ...
+
+    async def get_usage(self, user_id: str) -> Usage:
+        """Quota, used and reserved bytes of the user and of the user's tenant."""
+        ...
+
 
 # Each declaring Protocol and the path its calls are served under.
-GROUPS: tuple[tuple[type, str], ...] = ((CoordinatorAPI, PREFIX), (AdminAPI, f"{PREFIX}/admin"))
+GROUPS: tuple[tuple[type, str], ...] = (
+    (CoordinatorAPI, PREFIX), (AdminAPI, f"{PREFIX}/admin"), (ProductAPI, f"{PREFIX}/product"),
+)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from config.cluster_auth import body_hash, sign_headers
 from config.internal_http import InternalHttp, ProtocolError
-from coordinator.api import PREFIX, AdminAPI, Call, CoordinatorAPI, calls
+from coordinator.api import PREFIX, AdminAPI, Call, CoordinatorAPI, ProductAPI, calls
 from coordinator.records import CoordinatorError, NodeInfo
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -41,7 +41,7 @@ MAX_ANSWER = 1 << 30  # a manifest of a multi-TiB object is a few hundred MB of 
 _NODE_INFO = TypeAdapter(NodeInfo)
 
 
-class CoordinatorClient(CoordinatorAPI, AdminAPI):
+class CoordinatorClient(CoordinatorAPI, AdminAPI, ProductAPI):
     """Every call of coordinator/api.py over HTTP (methods attached below the class)."""
 
     def __init__(self, base_url: str, secret: str, *, timeout_s: float = 30.0) -> None:

@@ -26,6 +26,13 @@ STATUS = {
     "QuotaExceeded": 403,
     "AccessDenied": 403,
     "InvalidAccessKeyId": 403,
+    "Unauthorized": 401,
+    "NotFound": 404,
+    "Gone": 410,
+    "EditConflict": 409,
+    "UploadIncomplete": 409,
+    "TooEarly": 425,
+    "TooManyRequests": 429,
     "ServiceUnavailable": 503,
     "InternalError": 500,
 }

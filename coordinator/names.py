@@ -9,6 +9,7 @@ import string
 import uuid
 
 from coordinator.errors import error
+from coordinator.records import RESERVED_BUCKET_NAMES
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -34,6 +35,9 @@ def check_bucket_name(name: str) -> None:
         raise error("InvalidBucketName", f"bucket name {name!r} has adjacent dots or a dot next to a hyphen")
     if _IPV4_RE.match(name):
         raise error("InvalidBucketName", f"bucket name {name!r} must not look like an IP address")
+    if name in RESERVED_BUCKET_NAMES:
+        raise error("InvalidBucketName",
+                    f"bucket name {name!r} is reserved (the gateway serves /{name}/ itself)")
     if name.startswith("xn--") or name.endswith("-s3alias"):
         raise error("InvalidBucketName", f"bucket name {name!r} uses a reserved prefix or suffix")
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call (the server refuses more)
+# Path-style S3 addresses the gateway serves itself (the product API, share links), so no
+# bucket may take these names: CreateBucket refuses them (coordinator/names.py).
+RESERVED_BUCKET_NAMES = frozenset({"api", "share"})
 
 
 class CoordinatorError(Exception):

@@ -47,6 +47,14 @@ users = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", _TIME, nullable=False),
+    # The product's accounts (coordinator/accounts.py). Columns added to a table that holds
+    # data come with a server default (SQLite adds them in place that way).
+    sa.Column("password_hash", sa.Text),  # argon2id, PHC string; NULL: no password login
+    # The user's own quota over their drive (NULL: only the tenant's applies); used counts
+    # every version kept in the drive, reserved the product uploads in flight.
+    sa.Column("quota_bytes", _BIG),
+    sa.Column("used_bytes", _BIG, nullable=False, server_default=sa.text("0")),
+    sa.Column("reserved_bytes", _BIG, nullable=False, server_default=sa.text("0")),
 )
 
 access_keys = sa.Table(
@@ -268,3 +276,33 @@ repair_queue = sa.Table(
     sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
 )
 
+
+# ---- the product (accounts, uploads, files, sharing): see docs/internals.md "Product API" ----
+
+# File ids are object keys of the drive's bucket too: compared byte by byte like keys, so the
+# two join without a collation conflict on PostgreSQL.
+_FID = _ckey(64)
+
+auth_tokens = sa.Table(
+    "auth_tokens",
+    metadata,
+    # SHA-256 hex of the bearer token: the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", _ID, nullable=False, unique=True),  # what listings and revocation name
+    sa.Column("user_id", _ID, sa.ForeignKey("users.user_id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # session | api
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME),  # NULL: until revoked
+    sa.Column("client_addr", sa.Text),
+)
+
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    # "p:<user>|<address>" (one user from one address) or "a:<address>" (any user from it),
+    # or the same for a share link's password ("l:<link>|<address>").
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("window_start", _TIME, nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+)

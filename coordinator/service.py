@@ -13,25 +13,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from config.settings import CoordinatorSection
+from coordinator.accounts import AccountQueries
 from coordinator.buckets import BucketQueries
 from coordinator.db import Database
 from coordinator.identity import IdentityQueries
 from coordinator.nodes import NodeQueries
+from coordinator.product_rules import ProductRules
 from coordinator.uploads import UploadQueries
 
 
-class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries):
-    """Implements coordinator.api.CoordinatorAPI and AdminAPI, plus the node registry."""
+class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries):
+    """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
 
     @classmethod
     def from_settings(cls, db: Database, settings: CoordinatorSection) -> Metadata:
-        return cls(
+        meta = cls(
             db,
             node_down_after_s=settings.node_down_after_s,
             upload_expiry_s=settings.upload_expiry_s,
             dedup_scope=settings.dedup_scope,
             default_quota_bytes=settings.default_quota_bytes,
         )
+        meta.rules = ProductRules.from_section(settings)
+        return meta
 
     async def health(self) -> dict[str, Any]:
         """Database reachable and node counts; raises if the database does not answer."""

@@ -8,6 +8,7 @@ from blob import ChunkStore
 from config.settings import Config
 from coordinator.api import CoordinatorAPI
 from gateway import webpage
+from gateway.api.routes import add_routes as add_product_routes
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
 from gateway.ttlcache import bucket_cache, key_cache
@@ -28,6 +29,7 @@ def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> we
                          keys=key_cache(coordinator, cfg.gateway.key_cache_s),
                          buckets=bucket_cache(coordinator, BUCKET_CACHE_S))
     app[STATE_KEY] = state
+    add_product_routes(app, cfg, coordinator, store)  # /api/v1/..., /share/...: before the S3 catch-all
     webpage.add_routes(app, handle, cfg.gateway.domain)
     app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect_handler)
     app.on_response_prepare.append(add_id_headers)

@@ -34,6 +34,30 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     return f"http://{state['host']}:{int(state['port']) + 1}", state["secret"]
 
 
+def read_password(prompt: str = "password: ") -> str:
+    """A new password: asked twice on a terminal, else one line of standard input."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    if not first:
+        raise ConfigError("the password must not be empty")
+    return first
+
+
+def _password_hash() -> str:
+    from gateway.api.passwords import hash_password
+
+    try:
+        return hash_password(read_password())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 async def _admin(args: argparse.Namespace) -> int:
     from coordinator.client import CoordinatorClient
     from coordinator.records import CoordinatorError
@@ -42,10 +66,17 @@ async def _admin(args: argparse.Namespace) -> int:
     client = CoordinatorClient(url, secret)
     try:
         if args.admin_command == "user" and args.action == "add":
+            password_hash = _password_hash() if args.password else None
             await client.create_user(args.tenant, args.name, is_admin=args.admin)
             key = await client.create_key(args.name)
-            print(f"user {args.name} (tenant {args.tenant}) created")
+            if password_hash is not None:
+                await client.set_password(args.name, password_hash)
+            print(f"user {args.name} (tenant {args.tenant}) created"
+                  + (" with a password" if password_hash else ""))
             print(f"access key: {key.access_key}\nsecret key: {key.secret_key}")
+        elif args.admin_command == "user" and args.action == "password":
+            await client.set_password(args.name, _password_hash())
+            print(f"password of {args.name} set; their web sessions have ended")
         elif args.admin_command == "user" and args.action == "list":
             for user in await client.list_users():
                 flag = " (admin)" if user.get("is_admin") else ""

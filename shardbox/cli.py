@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("name")
     user_add.add_argument("--tenant", default="default", help="tenant (created if missing)")
     user_add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    user_add.add_argument("--password", action="store_true",
+                          help="set a password for the web page and the product API (asked for on a "
+                               "terminal, else read as one line from standard input)")
+    user_pw = user.add_parser("password", help="set or reset a user's password (ends their web sessions)")
+    user_pw.add_argument("name")
     user.add_parser("list", help="list users")
     key = admin_sub.add_parser("key", help="access keys").add_subparsers(dest="action", required=True)
     key_add = key.add_parser("add", help="create another access key for a user")

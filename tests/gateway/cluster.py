@@ -34,9 +34,25 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _toml_lines(settings: dict[str, object]) -> str:
+    """Extra `key = value` lines for a section (a dict value becomes an inline table)."""
+    import tomli_w
+
+    lines = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            inner = ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
+            lines.append(f"{key} = {{{inner}}}")
+        else:
+            lines.append(tomli_w.dumps({key: value}).strip())
+    return "".join(line + "\n" for line in lines)
+
+
 class MiniCluster:
     def __init__(self, root: Path, *, chunk_size: int = 1 << 20, nodes: int = NODES,
-                 database_url: str | None = None, domain: str | None = None) -> None:
+                 database_url: str | None = None, domain: str | None = None,
+                 coordinator_settings: dict[str, object] | None = None,
+                 gateway_settings: dict[str, object] | None = None) -> None:
         self.root = Path(root)
         self.chunk_size = chunk_size
         self.node_count = nodes
@@ -44,6 +60,8 @@ class MiniCluster:
         self.master_key = base64.b64encode(os.urandom(32)).decode()
         self.database_url = database_url or f"sqlite+aiosqlite:///{self.root / 'meta.db'}"
         self.domain = domain
+        self.coordinator_settings = coordinator_settings or {}
+        self.gateway_settings = gateway_settings or {}
         self.coordinator_port = free_port()
         self.gateway_port = free_port()
         self.node_ports = [free_port() for _ in range(nodes)]
@@ -85,7 +103,8 @@ class MiniCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         coord_cfg = self._write("coordinator", self._cluster_section() + (
             f"\n[coordinator]\nlisten = \"127.0.0.1:{self.coordinator_port}\"\n"
-            f"database_url = {_toml_str(self.database_url)}\nnode_down_after_s = 30.0\n"))
+            f"database_url = {_toml_str(self.database_url)}\nnode_down_after_s = 30.0\n"
+            + _toml_lines(self.coordinator_settings)))
         proc = self._start("coordinator", "coordinator", coord_cfg)
         wait_for_port(self.coordinator_port, timeout, proc)
         for i, port in enumerate(self.node_ports):
@@ -100,7 +119,8 @@ class MiniCluster:
         gw_cfg = self._write("gateway", self._cluster_section(with_master=True) + (
             f"\n[gateway]\nlisten = \"127.0.0.1:{self.gateway_port}\"\n"
             f"coordinator = {_toml_str(self.coordinator_url)}\nchunk_size = {self.chunk_size}\n"
-            + (f"domain = {_toml_str(self.domain)}\n" if self.domain else "")))
+            + (f"domain = {_toml_str(self.domain)}\n" if self.domain else "")
+            + _toml_lines(self.gateway_settings)))
         for i, port in enumerate(self.node_ports):
             wait_for_port(port, timeout, self.procs[f"node{i:02d}"])
         gw = self._start("gateway", "gateway", gw_cfg)

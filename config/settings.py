@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Role = Literal["node", "coordinator", "gateway"]
+Role = Literal["node", "coordinator", "gateway", "worker"]
 
 
 class ConfigError(Exception):
@@ -119,7 +119,11 @@ class CoordinatorSection(_Section):
     database_url: str = Field(description="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
     node_down_after_s: float = Field(default=30.0, gt=0.0)
     upload_expiry_s: float = Field(default=7 * 86400.0, gt=0.0)
-    gc_grace_s: float = Field(default=3600.0, ge=0.0)
+    gc_grace_s: float = Field(default=86400.0, ge=0.0,
+                              description="unreferenced chunks and orphan shards are kept this long")
+    scan_new_objects: bool = Field(default=False,
+                                   description="new objects are `scanning` until a worker's scanner "
+                                               "marks them ready or quarantined (else ready at once)")
     dedup_scope: Literal["tenant", "global"] = "tenant"
     default_quota_bytes: int = Field(default=1 << 50, ge=0)
     # The product API (coordinator/product_rules.py).
@@ -204,11 +208,71 @@ class GatewaySection(_Section):
         return self
 
 
+class ScanSection(_Section):
+    """`[worker.scan]`: which malware scanner this worker runs and how."""
+
+    backend: Literal["builtin", "clamd", "none"] = Field(
+        default="builtin", description="builtin: EICAR + SHA-256 blocklist; clamd: a ClamAV daemon; "
+                                       "none: this worker scans nothing")
+    clamd_socket: Path | None = Field(default=None, description="clamd's LocalSocket (unix socket)")
+    clamd_address: str | None = Field(default=None, description="clamd's TCPAddr:TCPSocket, HOST:PORT")
+    clamd_timeout_s: float = Field(default=600.0, gt=0.0, description="longest silence of clamd mid-scan")
+    max_scan_bytes: int | None = Field(
+        default=None, ge=0, description="objects larger than this are not sent to the scanner "
+                                        "(clamd's own StreamMaxLength is found when it answers)")
+    too_large: Literal["ready", "quarantine"] = Field(
+        default="ready", description="status of an object the scanner cannot take whole; its scan "
+                                     "result says `unscanned: too large` either way")
+    blocklist: Path | None = Field(default=None, description="file of SHA-256 hex digests (one per line, "
+                                                             "# comments) the builtin scanner flags")
+    concurrency: int = Field(default=2, ge=1, le=64, description="objects scanned at once")
+    rescan_objects_per_s: float = Field(default=5.0, gt=0.0)
+    rescan_mb_per_s: float = Field(default=50.0, gt=0.0)
+
+    _v_address = field_validator("clamd_address")(
+        classmethod(lambda cls, v: v if v is None else _check_listen(v)))
+
+
+class GcSection(_Section):
+    """`[worker.gc]`: garbage collection, expiry, reconciliation and compaction."""
+
+    interval_s: float = Field(default=60.0, gt=0.0, description="how often to look for chunks past grace")
+    batch_chunks: int = Field(default=200, ge=1, le=5000, description="chunks per claim and delete round")
+    max_chunks_per_s: float = Field(default=500.0, gt=0.0,
+                                    description="delete rate cap, so a 10 TB delete cannot stall the nodes")
+    expiry_interval_s: float = Field(default=300.0, gt=0.0, description="expired upload sessions")
+    reconcile_interval_s: float = Field(default=6 * 3600.0, gt=0.0,
+                                        description="listing nodes for shards no metadata references")
+    reconcile_shards_per_s: float = Field(default=20000.0, gt=0.0)
+    compact_interval_s: float = Field(default=3600.0, gt=0.0,
+                                      description="a node that had shards deleted is compacted at most "
+                                                  "this often")
+
+
+class WorkerSection(_Section):
+    """Background worker: claims work from the coordinator, reads and writes bytes on nodes."""
+
+    coordinator: str = Field(description="coordinator base URL")
+    _v_coordinator = field_validator("coordinator")(classmethod(lambda cls, v: _check_service_url(v)))
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+                           description="default: host name and process id")
+    lease_s: float = Field(default=60.0, ge=1.0, le=3600.0,
+                           description="a claim held this long without renewal goes to another worker")
+    max_attempts: int = Field(default=8, ge=1, le=1000, description="then the event is parked")
+    retry_base_s: float = Field(default=2.0, gt=0.0)
+    retry_max_s: float = Field(default=600.0, gt=0.0)
+    poll_s: float = Field(default=1.0, gt=0.0, le=60.0, description="idle wait between claims")
+    shard_timeout_s: float = Field(default=10.0, gt=0.0)
+    scan: ScanSection = ScanSection()
+    gc: GcSection = GcSection()
+
+
 class Config(_Section):
     cluster: ClusterSection
     node: NodeSection | None = None
     coordinator: CoordinatorSection | None = None
     gateway: GatewaySection | None = None
+    worker: WorkerSection | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -227,8 +291,13 @@ def parse_config(data: dict, source: Path | str = "<config>", role: Role | None 
         raise ConfigError(_format_errors(Path(source), exc)) from None
     if role is not None and getattr(cfg, role) is None:
         raise ConfigError(f"{source}: the [{role}] section is required to run a {role}")
-    if role == "gateway" and cfg.cluster.master_key is None:
-        raise ConfigError(f"{source}: [cluster] master_key is required to run a gateway")
+    if role in ("gateway", "worker") and cfg.cluster.master_key is None:
+        raise ConfigError(f"{source}: [cluster] master_key is required to run a {role}")
+    if role == "worker" and cfg.worker is not None:
+        scan = cfg.worker.scan
+        if scan.backend == "clamd" and (scan.clamd_socket is None) == (scan.clamd_address is None):
+            raise ConfigError(f"{source}: [worker.scan] backend = \"clamd\" needs exactly one of "
+                              "clamd_socket and clamd_address")
     return cfg
 
 

@@ -39,10 +39,12 @@ from coordinator.records import (
     ListResult,
     NodeInfo,
     ObjectInfo,
+    OutboxEvent,
     PartInfo,
     PartList,
     UploadInfo,
     UploadList,
+    WorkerLease,
     WriteCondition,
 )
 
@@ -274,6 +276,45 @@ class CoordinatorAPI(Protocol):
         """Record last access (best effort; at most records.MAX_TOUCH_BATCH ids)."""
         ...
 
+    # ---- background work (workers; coordinator/workqueue.py) ---------------------------------
+    async def claim_events(
+        self, worker_id: str, event_types: list[str], limit: int = 16, lease_s: float = 60.0
+    ) -> list[OutboxEvent]:
+        """Up to `limit` due outbox events of these types nobody holds, oldest first, claimed
+        by worker_id for lease_s seconds (attempts + 1). FOR UPDATE SKIP LOCKED on PostgreSQL."""
+        ...
+
+    async def finish_event(self, event_id: int, worker_id: str) -> bool:
+        """Handled: the event leaves the outbox. False if worker_id no longer held it."""
+        ...
+
+    async def retry_event(
+        self, event_id: int, worker_id: str, error_message: str, retry_in_s: float, park: bool = False
+    ) -> bool:
+        """Handling failed: due again in retry_in_s, or parked for an operator. False if
+        worker_id no longer held it."""
+        ...
+
+    async def extend_event_leases(self, worker_id: str, event_ids: list[int], lease_s: float) -> list[int]:
+        """Leases of events still being handled run lease_s from now; the ids still held."""
+        ...
+
+    async def acquire_lease(self, name: str, worker_id: str, lease_s: float) -> WorkerLease | None:
+        """The named cluster-wide lease if free and due (see release_lease), else None."""
+        ...
+
+    async def renew_lease(
+        self, name: str, worker_id: str, lease_s: float, state: dict[str, Any] | None = None
+    ) -> WorkerLease | None:
+        """Extend a held lease, saving the job's state if given; None if it was lost."""
+        ...
+
+    async def release_lease(
+        self, name: str, worker_id: str, state: dict[str, Any] | None = None, run_again_in_s: float = 0.0
+    ) -> bool:
+        """Free the lease, saving the job's state; nobody takes it again for run_again_in_s."""
+        ...
+
 
 class AdminAPI(Protocol):
     """The calls of `shardbox admin` and `shardbox up`, served under {PREFIX}/admin/."""
@@ -313,6 +354,18 @@ class AdminAPI(Protocol):
 
     async def set_user_quota(self, user_name: str, quota_bytes: int | None) -> dict[str, Any]:
         """The user's own quota over their drive (None: only the tenant's applies). NoSuchUser."""
+        ...
+
+    async def list_parked_events(self, limit: int = 100, after_id: int = 0) -> list[OutboxEvent]:
+        """Events parked after too many failed attempts, in id order after after_id."""
+        ...
+
+    async def replay_events(self, event_ids: list[int] | None = None, actor: str = "admin") -> int:
+        """Put parked events (these ids, or all) back in the queue with fresh attempts; how many."""
+        ...
+
+    async def list_leases(self) -> list[WorkerLease]:
+        """Every named worker lease (periodic jobs) with its holder and state."""
         ...
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from coordinator import clock
 from coordinator.db import Database, fast_read
 from coordinator.errors import error
 from coordinator.names import chunk_key
@@ -38,16 +38,18 @@ class QueryBase:
         upload_expiry_s: float = 7 * 86400.0,
         dedup_scope: str = "tenant",
         default_quota_bytes: int = 1 << 50,
+        gc_grace_s: float = 86400.0,
+        scan_new_objects: bool = False,
     ) -> None:
         self.db = db
+        self.gc_grace_s = gc_grace_s
+        self.scan_new_objects = scan_new_objects
         self.node_down_after_s = node_down_after_s
         self.upload_expiry_s = upload_expiry_s
         self.dedup_scope = dedup_scope
         self.default_quota_bytes = default_quota_bytes
 
-    @staticmethod
-    def now() -> float:
-        return time.time()
+    now = staticmethod(clock.now)
 
     def scope(self, tenant_id: str) -> str:
         return "global" if self.dedup_scope == "global" else tenant_id

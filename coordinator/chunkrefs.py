@@ -7,8 +7,9 @@ order, so two transactions touching the same chunks always lock them in the same
 refcount = refcount + n` — the only dedup lock. Placement rows (or the inline ciphertext of a
 small chunk) are written only when that statement created the chunk or revived one at
 refcount 0, whose bytes the gateway just wrote again. A chunk row with inline data never
-has placement rows. A chunk that drops to 0 gets `zero_since` and a `chunk.unreferenced`
-event; its shards (or row) are left for the GC worker after the grace period.
+has placement rows. A chunk that drops to 0 gets `zero_since`; its shards (or row) are left
+for the GC worker after the grace period, which finds them through the index on zero_since
+(no event per chunk: deleting 10 TB would otherwise write a million outbox rows).
 
 Statements are built once at import (bind parameters for the values): building and
 cache-keying a SQLAlchemy statement costs several times more than running it on SQLite.
@@ -27,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator.db import Database, fast_read
 from coordinator.errors import error
-from coordinator.events import emit
 from coordinator.names import check_sha256
 from coordinator.records import ChunkRef, ShardPlacement
 from coordinator.schema import chunk_shards, chunks, nodes, object_chunks, repair_queue
@@ -54,7 +54,6 @@ _DROP_REFS = (
             (_c.refcount + _DELTA <= 0, sa.bindparam("now", type_=sa.Float)), else_=_c.zero_since
         ),
     )
-    .returning(_c.refcount)
 )
 _SET_INLINE = sa.update(chunks).where(_c.chunk_key == sa.bindparam("k")).values(inline_data=sa.bindparam("d"))
 _DROP_SHARDS = sa.delete(chunk_shards).where(_cs.chunk_key == sa.bindparam("k"))
@@ -170,9 +169,7 @@ async def _increment(
 
 
 async def _decrement(conn: AsyncConnection, key: str, delta: int, now: float) -> None:
-    row = (await conn.execute(_DROP_REFS, {"k": key, "delta": delta, "now": now})).first()
-    if row is not None and row.refcount <= 0:
-        await emit(conn, "chunk.unreferenced", {"chunk_key": key}, at=now)
+    await conn.execute(_DROP_REFS, {"k": key, "delta": delta, "now": now})
 
 
 def check_refs(refs: Iterable[ChunkRef], scope_key: dict[str, str]) -> None:

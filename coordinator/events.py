@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextvars
-import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from coordinator import clock
 from coordinator.schema import audit, outbox
 
 # Set per request by the HTTP layer from the gateway's X-Shardbox-Client header.
@@ -27,7 +27,7 @@ async def record_audit(
     await conn.execute(
         _AUDIT,
         {
-            "at": time.time() if at is None else at,
+            "at": clock.now() if at is None else at,
             "actor": actor or "-",
             "action": action,
             "target": target[:1200],
@@ -42,5 +42,5 @@ async def emit(
 ) -> None:
     await conn.execute(
         _OUTBOX,
-        {"event_type": event_type, "payload": payload, "created_at": time.time() if at is None else at},
+        {"event_type": event_type, "payload": payload, "created_at": clock.now() if at is None else at},
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 from config.logs import setup_logging
 from config.serving import split_listen, stop_event
 from config.settings import Config, ConfigError
+from coordinator import clock
 from coordinator.db import Database
 from coordinator.http import build_app
 from coordinator.service import Metadata
@@ -41,9 +42,10 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
             await site.start()
-            log.info(
-                "coordinator.started", extra={"fields": {"listen": settings.listen, "backend": db.dialect}}
-            )
+            fields = {"listen": settings.listen, "backend": db.dialect, "scan": settings.scan_new_objects}
+            if clock.shifted():
+                fields["test_clock_file"] = clock.shifted()
+            log.info("coordinator.started", extra={"fields": fields})
             await stop.wait()
             log.info("coordinator.stopping")
         finally:

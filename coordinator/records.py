@@ -8,6 +8,7 @@ declared types (unknown fields are ignored, for forward compatibility).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call (the server refuses more)
 # Path-style S3 addresses the gateway serves itself (the product API, share links), so no
@@ -191,3 +192,28 @@ class WriteCondition:
 
     if_none_match: bool = False      # the key must have no current version
     if_match: str | None = None      # the current version's ETag must be this one ("*": any)
+
+
+@dataclass
+class OutboxEvent:
+    """One event of the outbox as a worker claims it (coordinator/workqueue.py)."""
+
+    id: int
+    event_type: str
+    payload: dict[str, Any]
+    created_at: float
+    attempts: int = 0                # claims so far, this one included
+    lease_until: float | None = None
+    last_error: str | None = None
+    parked_at: float | None = None   # set when parked after too many attempts
+
+
+@dataclass
+class WorkerLease:
+    """A named cluster-wide lease a worker holds to run a periodic job alone, with the job's
+    state (cursor, figures of the last run) that outlives the worker holding it."""
+
+    name: str
+    holder: str
+    lease_until: float
+    state: dict[str, Any] = field(default_factory=dict)

@@ -233,6 +233,9 @@ audit = sa.Table(
     sa.Column("client_addr", sa.Text),
 )
 
+# Pending background work. A worker claims a row with a lease (claimed_by, lease_until),
+# deletes it once handled, or puts it back for a later attempt (available_at) and parks it
+# after too many (parked_at): coordinator/workqueue.py.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -243,7 +246,25 @@ outbox = sa.Table(
     sa.Column("claimed_by", sa.Text),
     sa.Column("claimed_at", _TIME),
     sa.Column("done_at", _TIME),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("lease_until", _TIME),
+    sa.Column("available_at", _TIME),  # not before (retry backoff); NULL: now
+    sa.Column("last_error", sa.Text),
+    sa.Column("parked_at", _TIME),  # set after too many attempts; an operator replays it
     sa.Index("ix_outbox_pending", "event_type", "done_at", "id"),
+)
+
+# Named cluster-wide leases: a periodic job (GC sweep, reconciliation, a rescan) runs on one
+# worker at a time, and its state (a cursor, when it may run next) outlives that worker.
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.Text),
+    sa.Column("lease_until", _TIME),
+    sa.Column("not_before", _TIME),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
 )
 
 nodes = sa.Table(

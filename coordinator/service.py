@@ -20,9 +20,10 @@ from coordinator.identity import IdentityQueries
 from coordinator.nodes import NodeQueries
 from coordinator.product_rules import ProductRules
 from coordinator.uploads import UploadQueries
+from coordinator.workqueue import WorkQueueQueries
 
 
-class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries):
+class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, WorkQueueQueries):
     """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
 
     @classmethod
@@ -33,6 +34,8 @@ class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries, Accou
             upload_expiry_s=settings.upload_expiry_s,
             dedup_scope=settings.dedup_scope,
             default_quota_bytes=settings.default_quota_bytes,
+            gc_grace_s=settings.gc_grace_s,
+            scan_new_objects=settings.scan_new_objects,
         )
         meta.rules = ProductRules.from_section(settings)
         return meta

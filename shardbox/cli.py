@@ -36,6 +36,9 @@ def _run_role(args: argparse.Namespace) -> int:
         except SchemaTooNew as exc:
             print(f"shardbox: {exc}", file=sys.stderr)
             return 2
+    elif args.role == "worker":
+        from workers.main import run
+        run(cfg)
     else:
         from gateway.main import run
         run(cfg)
@@ -61,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for role, text in (("node", "run a storage node"), ("coordinator", "run the metadata coordinator"),
-                       ("gateway", "run an S3 gateway")):
+                       ("gateway", "run an S3 gateway"),
+                       ("worker", "run a background worker (scans, garbage collection, expiry)")):
         p = sub.add_parser(role, help=text)
         p.add_argument("--config", required=True, help="TOML config file")
         if role == "node":
@@ -100,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     key = admin_sub.add_parser("key", help="access keys").add_subparsers(dest="action", required=True)
     key_add = key.add_parser("add", help="create another access key for a user")
     key_add.add_argument("user")
+    events = admin_sub.add_parser("events", help="background work events").add_subparsers(
+        dest="action", required=True)
+    parked = events.add_parser("parked", help="list events parked after too many failed attempts")
+    parked.add_argument("--json", action="store_true", help="one JSON document")
+    replay = events.add_parser("replay", help="put parked events back in the queue")
+    replay.add_argument("ids", nargs="*", type=int, help="event ids (see `events parked`)")
+    replay.add_argument("--all", action="store_true", help="every parked event")
+    replay.add_argument("--json", action="store_true", help="one JSON document")
     admin.set_defaults(func=_run_admin)
     return parser
 

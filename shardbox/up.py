@@ -120,6 +120,8 @@ def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
         }}))
     gw = Child("gateway", "gateway", cfg_dir / "gateway.toml", log_dir / "gateway.log", f"http://{host}:{port}")
     docs.append((gw, {"cluster": cluster, "gateway": {"listen": f"{host}:{port}", "coordinator": coord_url}}))
+    worker = Child("worker", "worker", cfg_dir / "worker.toml", log_dir / "worker.log", "")
+    docs.append((worker, {"cluster": cluster, "worker": {"coordinator": coord_url, "id": "worker-1"}}))
 
     for child, doc in docs:
         parse_config(doc, child.config, child.role)  # refuse to start anything on a bad config
@@ -161,6 +163,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.stopping = asyncio.Event()
         self.failed: str | None = None
+        self.info: dict = {}
 
     async def _spawn(self, child: Child) -> None:
         log = open(child.log, "ab")  # noqa: SIM115 - handed to the child, closed on exit
@@ -177,6 +180,15 @@ class Supervisor:
         if self.stopping.is_set() or child.expected_exit:
             return
         _say(f"shardbox: {child.name} (pid {child.proc.pid}) exited with code {code}; see {child.log}")
+        if child.role == "worker":  # its unfinished work went back to the queue: start another
+            await asyncio.sleep(1.0)
+            if not self.stopping.is_set():
+                await self._spawn(child)
+                _say(f"shardbox: {child.name} restarted (pid {child.proc.pid})")
+                if self.info:
+                    self.info["worker"]["pid"] = child.proc.pid
+                    self._save_info()
+            return
         if child.role != "node":
             self.failed = f"{child.name} exited unexpectedly"
             self.stopping.set()
@@ -198,11 +210,11 @@ class Supervisor:
 
         state = load_or_create_state(self.opts)
         self.children = write_role_configs(self.opts.data_dir, state)
-        busy = [c.address for c in self.children if _port_in_use(c.address)]
+        busy = [c.address for c in self.children if c.address and _port_in_use(c.address)]
         if busy:
             raise RuntimeError(f"ports already in use: {', '.join(busy)} (another shardbox up? "
                                "choose another base with --port)")
-        coord, nodes, gateway = self.children[0], self.children[1:-1], self.children[-1]
+        coord, nodes, gateway, worker = self._by_role()
         await self._spawn(coord)
         await _wait_port(coord, 60)
         await asyncio.gather(*(self._spawn(n) for n in nodes))
@@ -212,6 +224,7 @@ class Supervisor:
             await self._wait_nodes_registered(client)
             await self._spawn(gateway)
             await _wait_port(gateway, 60)
+            await self._spawn(worker)
             key = await client.ensure_admin()
         finally:
             await client.close()
@@ -223,23 +236,39 @@ class Supervisor:
             "user": key.user_name,
             "coordinator": {"address": coord.address, "pid": coord.proc.pid},
             "gateway": {"address": gateway.address, "pid": gateway.proc.pid},
+            "worker": {"pid": worker.proc.pid, "log": str(worker.log)},
             "nodes": [{"id": n.node_id, "pid": n.proc.pid, "address": n.address,
                        "data_dir": str((self.opts.data_dir / "nodes" / n.node_id).resolve())} for n in nodes],
             "data_dir": str(self.opts.data_dir.resolve()),
             "started_at": time.time(),
         }
+        self.info = info
+        self._save_info()
+        return info
+
+    def _save_info(self) -> None:
+        """DATA/up.json, for scripts (written again when a restarted worker has a new pid)."""
         up_json = self.opts.data_dir / "up.json"
         tmp = up_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
+        tmp.write_text(json.dumps(self.info, indent=2))
         os.chmod(tmp, 0o600)
         tmp.replace(up_json)
-        return info
+
+    def _by_role(self) -> tuple[Child, list[Child], Child, Child]:
+        """(coordinator, nodes, gateway, worker)."""
+        by_role: dict[str, list[Child]] = {}
+        for c in self.children:
+            by_role.setdefault(c.role, []).append(c)
+        return by_role["coordinator"][0], by_role["node"], by_role["gateway"][0], by_role["worker"][0]
 
     async def stop(self) -> None:
         self.stopping.set()
-        # Gateway first so no new writes start, coordinator last so nodes can still report.
-        order = [self.children[-1], *self.children[1:-1], self.children[0]] if self.children else []
-        for group in (order[:1], order[1:-1], order[-1:]):
+        if not self.children:
+            return
+        # Gateway and worker first so no new work starts (a worker's unfinished events go back
+        # to the queue), coordinator last so nodes can still report.
+        coord, nodes, gateway, worker = self._by_role()
+        for group in ([gateway, worker], nodes, [coord]):
             live = [c for c in group if c.proc is not None and c.proc.returncode is None]
             for c in live:
                 c.proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ from config.settings import ConfigError, load_config, parse_config
 EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
 
 
-@pytest.mark.parametrize("role", ["coordinator", "node", "gateway"])
+@pytest.mark.parametrize("role", ["coordinator", "node", "gateway", "worker"])
 def test_examples_load(role):
     cfg = load_config(EXAMPLES / f"{role}.toml", role)
     assert getattr(cfg, role) is not None
@@ -55,3 +55,17 @@ def test_coordinator_url_must_be_plain_http():
                 "g.toml",
                 "gateway",
             )
+
+
+def test_worker_needs_the_master_key_and_one_clamd_address():
+    base = {"cluster": {"secret": "x" * 20}, "worker": {"coordinator": "http://127.0.0.1:9001"}}
+    with pytest.raises(ConfigError, match="master_key is required to run a worker"):
+        parse_config(base, "w.toml", "worker")
+    key = base64.b64encode(b"k" * 32).decode()
+    ok = {**base, "cluster": {"secret": "x" * 20, "master_key": key}}
+    assert parse_config(ok, "w.toml", "worker").worker.scan.backend == "builtin"
+    clamd = {**ok, "worker": {**ok["worker"], "scan": {"backend": "clamd"}}}
+    with pytest.raises(ConfigError, match="exactly one of clamd_socket and clamd_address"):
+        parse_config(clamd, "w.toml", "worker")
+    with pytest.raises(ConfigError, match="worker.scan.clamd_address"):
+        parse_config({**ok, "worker": {**ok["worker"], "scan": {"clamd_address": "nohost"}}}, "w.toml", "worker")

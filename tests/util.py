@@ -66,3 +66,31 @@ class ThrowawayPostgres:
 
 def postgres_available() -> bool:
     return (PGBIN / "initdb").exists() and os.geteuid() == 0
+
+
+class ControlledClock:
+    """The coordinator's clock as a test moves it (coordinator/clock.py): an offset in a file.
+
+    In this process, `install(monkeypatch)` points coordinator.clock at the file; processes
+    started with `env()` in their environment (a coordinator, `shardbox up`) read it too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0.0
+        path.write_text("0")
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(repr(self.offset))
+        tmp.replace(self.path)
+
+    def env(self) -> dict[str, str]:
+        from coordinator.clock import TEST_CLOCK_ENV
+        return {**os.environ, TEST_CLOCK_ENV: str(self.path)}
+
+    def install(self, monkeypatch) -> ControlledClock:
+        import coordinator.clock
+        monkeypatch.setattr(coordinator.clock, "_offset_file", str(self.path))
+        return self

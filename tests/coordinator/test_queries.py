@@ -112,7 +112,7 @@ async def test_put_get_list_delete(database_url):
             assert row.refcount == 0 and row.zero_since is not None
         events = [r.event_type for r in await rows(meta, outbox)]
         assert events.count("object.finalized") == 1 and events.count("object.deleted") == 1
-        assert events.count("chunk.unreferenced") == 2
+        assert "chunk.unreferenced" not in events  # GC finds them by zero_since, not by events
         actions = [r.action for r in await rows(meta, audit)]
         assert "object.put" in actions and "object.delete" in actions
 

@@ -32,6 +32,7 @@ def test_up_restart_keeps_data_and_credentials_and_stops_cleanly(tmp_path, monke
         assert len(info["nodes"]) == 14
         assert len({n["address"] for n in info["nodes"]}) == 14
         assert all(_alive(n["pid"]) for n in info["nodes"])
+        assert _alive(info["worker"]["pid"])
         s3 = first.s3()
         s3.create_bucket(Bucket="keep")
         s3.put_object(Bucket="keep", Key="k", Body=b"persisted" * 1000)
@@ -50,7 +51,8 @@ def test_up_restart_keeps_data_and_credentials_and_stops_cleanly(tmp_path, monke
         assert bad.returncode != 0 and bad.stderr.strip()
     finally:
         pids = [n["pid"] for n in first.info["nodes"]] + [first.info["gateway"]["pid"],
-                                                           first.info["coordinator"]["pid"]]
+                                                           first.info["coordinator"]["pid"],
+                                                           first.info["worker"]["pid"]]
         assert first.stop() == 0
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
 import uvloop
 
@@ -42,19 +43,46 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     assert settings is not None
     stop = stop_event(stop)
     coordinator = CoordinatorClient(settings.coordinator, cfg.cluster.secret)
-    store = ChunkStore(coordinator, cfg.cluster.master_key_bytes(), cfg.cluster.secret,
-                       shard_timeout_s=settings.shard_timeout_s, threads=2, max_chunks_in_flight=2,
-                       tune_malloc=False)
+    store = ChunkStore(
+        coordinator,
+        cfg.cluster.master_key_bytes(),
+        cfg.cluster.secret,
+        shard_timeout_s=settings.shard_timeout_s,
+        threads=2,
+        max_chunks_in_flight=2,
+        tune_malloc=False,
+    )
     worker_id = settings.id or default_worker_id()
     handlers: list[EventHandler] = [Notices()]
     jobs: list[PeriodicJob] = []
-    runner = Runner(coordinator, RunnerSettings(
-        worker_id=worker_id, lease_s=settings.lease_s, max_attempts=settings.max_attempts,
-        retry_base_s=settings.retry_base_s, retry_max_s=settings.retry_max_s, poll_s=settings.poll_s,
-        concurrency=max(4, settings.scan.concurrency)), handlers, jobs, stopping=stop)
-    log.info("worker.started", extra={"fields": {
-        "worker_id": worker_id, "coordinator": settings.coordinator,
-        "events": sorted(t for h in handlers for t in h.event_types), "jobs": [j.name for j in jobs]}})
+    loops: list[Callable[[asyncio.Event], Awaitable[None]]] = []  # workers with their own claim loop
+    runner = Runner(
+        coordinator,
+        RunnerSettings(
+            worker_id=worker_id,
+            lease_s=settings.lease_s,
+            max_attempts=settings.max_attempts,
+            retry_base_s=settings.retry_base_s,
+            retry_max_s=settings.retry_max_s,
+            poll_s=settings.poll_s,
+            concurrency=max(4, settings.scan.concurrency),
+        ),
+        handlers,
+        jobs,
+        loops,
+        stopping=stop,
+    )
+    log.info(
+        "worker.started",
+        extra={
+            "fields": {
+                "worker_id": worker_id,
+                "coordinator": settings.coordinator,
+                "events": sorted(t for h in handlers for t in h.event_types),
+                "jobs": [j.name for j in jobs],
+            }
+        },
+    )
     try:
         await runner.run()
     finally:

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,7 +60,7 @@ class EventHandler(Protocol):
 class PeriodicJob(Protocol):
     """Work that runs every `interval_s` on one worker of the cluster at a time."""
 
-    name: str          # the lease name, unique per kind of job (e.g. "gc.chunks")
+    name: str  # the lease name, unique per kind of job (e.g. "gc.chunks")
     interval_s: float  # from the end of one run to the start of the next, cluster-wide
 
     async def run(self, lease: JobLease) -> None:
@@ -89,8 +90,9 @@ def backoff(attempts: int, base_s: float, max_s: float) -> float:
 class JobLease:
     """A held job lease: the job's saved state, and a way to checkpoint it."""
 
-    def __init__(self, coordinator: CoordinatorAPI, name: str, worker_id: str, lease_s: float,
-                 state: dict[str, Any]) -> None:
+    def __init__(
+        self, coordinator: CoordinatorAPI, name: str, worker_id: str, lease_s: float, state: dict[str, Any]
+    ) -> None:
         self._coordinator = coordinator
         self.name = name
         self.worker_id = worker_id
@@ -118,6 +120,9 @@ class Runner:
     settings: RunnerSettings
     handlers: list[EventHandler] = field(default_factory=list)
     jobs: list[PeriodicJob] = field(default_factory=list)
+    # Workers with a claim loop of their own (e.g. repair, which claims its own queue): each
+    # runs as `loop(stopping)` and should return soon after `stopping` is set.
+    loops: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _inflight: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -134,6 +139,9 @@ class Runner:
         tasks = [asyncio.create_task(self._events_loop(), name="events")]
         tasks += [asyncio.create_task(self._job_loop(j), name=f"job:{j.name}") for j in self.jobs]
         tasks.append(asyncio.create_task(self._renew_loop(), name="renew"))
+        own = [
+            asyncio.create_task(loop(self.stopping), name=f"loop:{i}") for i, loop in enumerate(self.loops)
+        ]
         try:
             await self.stopping.wait()
         finally:
@@ -141,6 +149,11 @@ class Runner:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._drain()
+            if own:
+                _done, late = await asyncio.wait(own, timeout=self.settings.stop_grace_s)
+                for t in late:
+                    t.cancel()
+                await asyncio.gather(*own, return_exceptions=True)
 
     # ---- events --------------------------------------------------------------------------
 
@@ -171,8 +184,9 @@ class Runner:
             try:
                 ok = await h.ready()
             except Exception as exc:
-                log.warning("handler.not_ready",
-                            extra={"fields": {"types": h.event_types, "error": repr(exc)}})
+                log.warning(
+                    "handler.not_ready", extra={"fields": {"types": h.event_types, "error": repr(exc)}}
+                )
                 ok = False
             if ok:
                 types += h.event_types
@@ -200,8 +214,12 @@ class Runner:
             await self._retry(event, "no handler on this worker", 0.0, park=False)
             return
         if event.attempts > s.max_attempts:
-            await self._retry(event, f"claimed {event.attempts} times without finishing (its worker "
-                                     "died each time?)", 0.0, park=True)
+            await self._retry(
+                event,
+                f"claimed {event.attempts} times without finishing (its worker died each time?)",
+                0.0,
+                park=True,
+            )
             log.error("event.parked", extra={"fields": {**fields, "reason": "worker died each time"}})
             return
         started = time.monotonic()
@@ -218,8 +236,18 @@ class Runner:
             delay = 0.0 if park else backoff(event.attempts, s.retry_base_s, s.retry_max_s)
             await self._retry(event, f"{type(exc).__name__}: {exc}", delay, park=park)
             level = logging.ERROR if park else logging.WARNING
-            log.log(level, "event.parked" if park else "event.retry", exc_info=park, extra={"fields": {
-                **fields, "error": f"{type(exc).__name__}: {exc}", "retry_in_s": round(delay, 2)}})
+            log.log(
+                level,
+                "event.parked" if park else "event.retry",
+                exc_info=park,
+                extra={
+                    "fields": {
+                        **fields,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "retry_in_s": round(delay, 2),
+                    }
+                },
+            )
             return
         fields["ms"] = round((time.monotonic() - started) * 1000, 1)
         try:
@@ -278,8 +306,9 @@ class Runner:
                 log.warning("job.lease_failed", extra={"fields": {"job": job.name, "error": repr(exc)}})
                 held = None
             if held is not None:
-                await self._run_job(job, JobLease(self.coordinator, job.name, s.worker_id, s.lease_s,
-                                                  dict(held.state)))
+                await self._run_job(
+                    job, JobLease(self.coordinator, job.name, s.worker_id, s.lease_s, dict(held.state))
+                )
             await asyncio.sleep(min(s.poll_s * 5, job.interval_s))
 
     async def _run_job(self, job: PeriodicJob, lease: JobLease) -> None:
@@ -316,9 +345,17 @@ class Runner:
         again = job.interval_s if ok else min(job.interval_s, s.retry_base_s * 5)
         with contextlib.suppress(Exception):
             await self.coordinator.release_lease(job.name, s.worker_id, lease.state, again)
-        log.info("job.done" if ok else "job.retry", extra={"fields": {
-            "job": job.name, "ms": round((time.monotonic() - started) * 1000, 1), "ok": ok,
-            **{k: v for k, v in lease.state.items() if isinstance(v, int | float | str)}}})
+        log.info(
+            "job.done" if ok else "job.retry",
+            extra={
+                "fields": {
+                    "job": job.name,
+                    "ms": round((time.monotonic() - started) * 1000, 1),
+                    "ok": ok,
+                    **{k: v for k, v in lease.state.items() if isinstance(v, int | float | str)},
+                }
+            },
+        )
 
     async def _keep(self, lease: JobLease, run: asyncio.Task[None]) -> None:
         while not run.done():
@@ -330,4 +367,3 @@ class Runner:
                 return
             except Exception as exc:
                 log.warning("job.renew_failed", extra={"fields": {"job": lease.name, "error": repr(exc)}})
-

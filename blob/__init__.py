@@ -9,7 +9,8 @@ Exact public API (everything else in this package is internal)::
                        key_id: str = "m1", *, threads: int | None = None, write_depth: int = 2,
                        read_ahead: int = 1, hedge_s: float | None = None,
                        straggler_s: float | None = None, suspect_s: float = 30.0,
-                       max_chunks_in_flight: int = 3, tune_malloc: bool = True)
+                       max_chunks_in_flight: int = 3, tune_malloc: bool = True,
+                       write_format: int = 2)
         # One per gateway process. Node connections are opened lazily inside the running loop.
         # threads: worker pool for hashing/AES/RS (default cpu+2, at least 4); write_depth: chunks
         # in flight per write besides the one being read; read_ahead: chunks prefetched per read;
@@ -23,6 +24,8 @@ Exact public API (everything else in this package is internal)::
         # two chunks each, so memory does not grow with the number of concurrent requests. tune_malloc:
         # one glibc arena with large mmap/trim thresholds (config/malloc.py), so chunk and shard
         # buffers are reused warm instead of mapped and zeroed again (~40% less gateway CPU on reads).
+        # write_format: storage format of new chunks (blob/formats.py): 2, or 1 while gateways
+        # of the first release (which cannot read 2) still serve reads. Both are always read.
 
     result: WriteResult = await store.write(tenant_id: str, source: AsyncIterator[bytes | memoryview],
                                             algorithms: set[str], *, request_id: str | None = None,
@@ -44,11 +47,13 @@ Exact public API (everything else in this package is internal)::
                                   stats: ReadStats | None = None):
         # obj.chunks must be filled (get_object(..., with_chunks=True)); end is inclusive like
         # HTTP ranges; 0 <= start <= end < obj.size (ValueError otherwise; a 0-byte object yields
-        # nothing). Pull the first piece before sending headers: DataUnavailable (-> 503) comes
-        # from there if the first chunk is unreadable. Use contextlib.aclosing() or aclose() when
+        # nothing). Pieces are bytes (a whole chunk) or memoryviews (part of one); a part of a
+        # format-2 chunk is read from only the 64 KiB segments that hold it. Pull the first
+        # piece before sending headers: DataUnavailable (-> 503) comes from there if the first
+        # chunk is unreadable. Use contextlib.aclosing() or aclose() when
         # stopping early so prefetches are cancelled. Alias: store.read_range.
-        # stats: counters of node traffic (node_bytes_in, shard_gets) the read adds to, for
-        # the request log.
+        # stats: counters of node traffic (node_bytes_in, shard_gets, ranged_chunks, fallbacks)
+        # the read adds to, for the request log.
 
     await store.close()
 

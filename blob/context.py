@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from blob import formats
 from blob.budget import ByteBudget
 from blob.crypto import ChunkCipher
 from blob.node_client import NodeClient
@@ -41,6 +42,7 @@ class DatapathContext:
     hedge_s: float = 1.0        # a read asks for spare shards when none arrived for this long
     straggler_s: float = 5.0    # a write waits this long past min_acks acks for the last shards
     suspect_s: float = 30.0     # how long a node that timed out or refused connections is tried last
+    write_format: int = formats.WRITE_FORMAT   # storage format of new chunks (blob/formats.py)
     suspects: dict[str, float] = field(default_factory=dict)     # node_id -> monotonic deadline
     # Store-wide caps on chunk bytes being written / fetched, whatever the number of
     # requests, so gateway memory stays bounded under many concurrent large transfers (a
@@ -55,8 +57,8 @@ class DatapathContext:
     # reader has written it and asked for the next; writes hold slots (blob/slots.py).
     read_budget: ByteBudget = field(init=False)
     slots: SlotPool = field(init=False)
-    # Ciphertext buffers left by finished encode jobs: the next one skips allocating and
-    # faulting them in.
+    # Stripe buffers (a chunk's sealed bytes = its ten data shards) of writes whose shards
+    # all landed: the next chunk skips allocating and faulting them in.
     buffer_pool: list[bytearray] = field(default_factory=list)
     buffer_pool_max: int = 4
     background: set[asyncio.Task] = field(default_factory=set)   # failure reports in flight
@@ -73,14 +75,15 @@ class DatapathContext:
         return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     def take_buffer(self, size: int) -> bytearray | None:
-        """A ciphertext buffer of exactly `size` bytes left by an earlier job (pages mapped)."""
+        """A stripe buffer of exactly `size` bytes left by an earlier write (pages mapped)."""
         for i, buf in enumerate(self.buffer_pool):
             if len(buf) == size:
                 return self.buffer_pool.pop(i)
         return None
 
     def give_buffer(self, buf: bytearray) -> None:
-        if len(buf) == self.chunk_size + 16 and len(self.buffer_pool) < self.buffer_pool_max:
+        full = formats.buffer_size(self.chunk_size, self.write_format)
+        if len(buf) == full and len(self.buffer_pool) < self.buffer_pool_max:
             self.buffer_pool.append(buf)
 
     def mark_suspect(self, node_id: str) -> None:

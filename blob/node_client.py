@@ -7,9 +7,12 @@ Every request carries the cluster credential (`config.cluster_auth.sign_headers`
 to the body through its xxh3-128, and the caller's `X-Request-Id`.
 
 Reads are verified here: the bytes a node returns must hash to the checksum recorded in
-the manifest at write time (bitrot check on every shard read). Anything short of a
-verified shard raises `ShardError` with a short `reason` the reader reports to the
-coordinator for repair.
+the manifest at write time (bitrot check on every shard read). A ranged read cannot be
+checked against the manifest's whole-shard checksum: the node verified every 64 KiB block
+it read against its block sums before answering, and the bytes received must hash to the
+node's `X-Shardbox-Range-Checksum` (nothing changed them on the way); the reader's AES-GCM
+segment tags then authenticate the bytes themselves. Anything short of verified bytes
+raises `ShardError` with a short `reason` the reader reports to the coordinator for repair.
 """
 
 from __future__ import annotations
@@ -79,12 +82,12 @@ class NodeClient:
 
     async def _exchange(
         self, address: str, sid: str, method: str, headers: dict[str, str], body: Buffer | None,
-        timeout_s: float, max_body: int,
+        timeout_s: float, max_body: int, into: memoryview | None = None,
     ) -> Response:
         try:
             async with asyncio.timeout(timeout_s):
                 return await self._http.request(address, method, f"/shards/{sid}", headers, body,
-                                                max_body=max_body)
+                                                max_body=max_body, into=into)
         except TimeoutError:
             raise ShardError("timeout", sid, address) from None
         except (OSError, ProtocolError) as exc:
@@ -101,24 +104,58 @@ class NodeClient:
             raise ShardError(f"put refused ({resp.status} {code})", sid, address, resp.status, code)
 
     async def get_shard(self, address: str, sid: str, expected_checksum: str | None, *, timeout_s: float,
-                        request_id: str | None = None, stats: ReadStats | None = None) -> bytes:
-        """Fetch one shard and verify it against the manifest's checksum (or the node's header)."""
+                        request_id: str | None = None, stats: ReadStats | None = None,
+                        into: memoryview | None = None) -> Buffer:
+        """Fetch one shard and verify it against the manifest's checksum (or the node's header).
+
+        With `into` (exactly the shard's length) the body is received there and `into` is
+        returned; a shard of another length fails as a checksum mismatch.
+        """
         headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
-        if stats is not None:
-            stats.shard_gets += 1
-        resp = await self._exchange(address, sid, "GET", headers, None, timeout_s, MAX_SHARD_BODY)
-        if stats is not None:
-            stats.node_bytes_in += len(resp.body)
-        if resp.status != 200:
-            code = _error_code(resp.body)
-            reason = {404: "missing", 500: "corrupt on node"}.get(resp.status, "get failed")
-            raise ShardError(f"{reason} ({resp.status} {code})", sid, address, resp.status, code)
+        resp = await self._get(address, sid, headers, timeout_s, stats, into)
+        if into is not None and resp.body is not into:
+            raise ShardError(f"wrong length ({len(resp.body)} bytes, expected {len(into)})", sid, address,
+                             200)
         expected = expected_checksum or resp.headers.get("x-shardbox-checksum")
         if expected is None:
             raise ShardError("no checksum to verify against", sid, address)
         if shard_checksum(resp.body) != expected.lower():
             raise ShardError("checksum mismatch", sid, address, 200, "ChecksumMismatch")
         return resp.body
+
+    async def get_shard_range(self, address: str, sid: str, start: int, end: int, *, timeout_s: float,
+                              into: memoryview, request_id: str | None = None,
+                              stats: ReadStats | None = None) -> memoryview:
+        """Bytes [start, end) of one shard, received into `into` (end - start bytes).
+
+        The node checked every block it read against its block sums; here the bytes must
+        hash to the range checksum it sent, and be the range asked for.
+        """
+        if len(into) != end - start or start < 0 or end <= start:
+            raise ValueError(f"range [{start}, {end}) does not fit a buffer of {len(into)} bytes")
+        headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
+        headers["Range"] = f"bytes={start}-{end - 1}"
+        resp = await self._get(address, sid, headers, timeout_s, stats, into, status=206)
+        content_range = resp.headers.get("content-range", "")
+        if resp.body is not into or not content_range.startswith(f"bytes {start}-{end - 1}/"):
+            raise ShardError(f"wrong range answered ({content_range or 'none'})", sid, address, 206)
+        expected = resp.headers.get("x-shardbox-range-checksum")
+        if expected is None or shard_checksum(into) != expected.lower():
+            raise ShardError("range checksum mismatch", sid, address, 206, "ChecksumMismatch")
+        return into
+
+    async def _get(self, address: str, sid: str, headers: dict[str, str], timeout_s: float,
+                   stats: ReadStats | None, into: memoryview | None, status: int = 200) -> Response:
+        if stats is not None:
+            stats.shard_gets += 1
+        resp = await self._exchange(address, sid, "GET", headers, None, timeout_s, MAX_SHARD_BODY, into)
+        if stats is not None:
+            stats.node_bytes_in += len(resp.body)
+        if resp.status != status:
+            code = _error_code(resp.body)
+            reason = {404: "missing", 500: "corrupt on node"}.get(resp.status, "get failed")
+            raise ShardError(f"{reason} ({resp.status} {code})", sid, address, resp.status, code)
+        return resp
 
     async def delete_shard(self, address: str, sid: str, *, timeout_s: float,
                            request_id: str | None = None) -> bool:

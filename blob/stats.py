@@ -15,7 +15,10 @@ class ReadStats:
     """Counters one `ChunkStore.read` call fills in as it goes (never reset by it)."""
 
     node_bytes_in: int = 0   # body bytes received from nodes
-    shard_gets: int = 0      # shard GET requests sent
+    shard_gets: int = 0      # shard GET requests sent (whole shards and ranges)
+    ranged_chunks: int = 0   # chunks read by fetching only the segments they needed
+    fallbacks: int = 0       # ranged chunk reads that fell back to the whole stripe
 
     def log_fields(self) -> dict[str, int]:
-        return {"node_bytes_in": self.node_bytes_in, "shard_gets": self.shard_gets}
+        return {"node_bytes_in": self.node_bytes_in, "shard_gets": self.shard_gets,
+                "ranged_chunks": self.ranged_chunks, "fallbacks": self.fallbacks}

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from blob import formats
 from blob.context import DatapathContext
 from blob.crypto import ChunkCipher
 from blob.node_client import NodeClient
@@ -28,11 +29,13 @@ class ChunkStore:
                  write_depth: int = 2,
                  read_ahead: int = 1, hedge_s: float | None = None, straggler_s: float | None = None,
                  suspect_s: float = 30.0,
-                 max_chunks_in_flight: int = 3, tune_malloc: bool = True) -> None:
+                 max_chunks_in_flight: int = 3, tune_malloc: bool = True,
+                 write_format: int = formats.WRITE_FORMAT) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         if not 10 <= min_acks <= 14:
             raise ValueError("min_acks must be between 10 and 14")
+        formats.enc_size(0, write_format)   # UnknownFormat (a ValueError) for a format we cannot write
         if tune_malloc:
             tune_process_malloc()
         # MD5, the in-order full-payload hashers, the chunk SHA-256 and encrypt+encode of one
@@ -54,6 +57,7 @@ class ChunkStore:
             straggler_s=straggler_s if straggler_s is not None else min(5.0, shard_timeout_s / 2),
             suspect_s=suspect_s,
             max_chunks_in_flight=max(1, max_chunks_in_flight),
+            write_format=write_format,
         )
 
     @property

@@ -10,7 +10,9 @@ Per chunk of `chunk_size` bytes (the last one shorter):
    chunk (an 8 MiB multipart part, a small PUT) is hashed with SHA-256 once, not twice;
 3. `place_chunks` on the coordinator: an existing chunk is reused as is (dedup), a new
    one gets 14 placements;
-4. on a worker thread: convergent AES-256-GCM into a reusable buffer, RS(10,4) encode,
+4. on a worker thread: convergent AES-256-GCM in 64 KiB segments (storage format 2,
+   blob/formats.py) into a reusable buffer the size of the ten data shards, RS(10,4)
+   encode (the data shards are views of that buffer: only parity is computed and written),
    xxh3-128 of each shard;
 5. 14 shard PUTs in parallel; durable at `min_acks` acknowledgements, the others are
    recorded in `ChunkRef.missing` for repair; fewer -> `WriteFailed`.
@@ -45,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import erasure
+from blob import formats
 from blob.context import DatapathContext
-from blob.crypto import enc_size
 from blob.errors import WriteFailed
 from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum
 from blob.node_client import ShardError, shard_checksum, shard_id
@@ -134,9 +136,10 @@ class StreamWriter:
         if self._held.pop(id(slot), None) is not None:
             self._ctx.slots.give(slot)
 
-    def _take_cipher(self, n: int) -> bytearray:
-        """A ciphertext buffer, held only for one encrypt+encode job (shared store-wide)."""
-        return self._ctx.take_buffer(n + 16) or bytearray(n + 16)
+    def _take_buffer(self, n: int) -> bytearray:
+        """A buffer for the sealed bytes of a chunk of n bytes (in format 2: its data shards)."""
+        size = formats.buffer_size(n, self._ctx.write_format)
+        return self._ctx.take_buffer(size) or bytearray(size)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -243,8 +246,10 @@ class StreamWriter:
         payload_sha = self._sha256_chain.submit(view) if self._want_sha256 else None
         if payload_sha is not None:
             hashing.append(payload_sha)
-        shards: list[bytes] | None = None
+        shards: list[erasure.Shard] | None = None
+        held: bytearray | None = None     # the buffer the shards are views of, until uploaded
         inline_b64: str | None = None
+        fmt = ctx.write_format
         try:
             if offset == 0 and payload_sha is not None:
                 sha_hex = await payload_sha   # the payload hasher has seen only this chunk
@@ -255,11 +260,14 @@ class StreamWriter:
             if plan.sha256 != sha_hex:
                 raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
             if inline and not plan.exists:
-                inline_b64 = base64.b64encode(ctx.cipher.encrypt(plan.chunk_key, view)).decode()
+                inline_b64 = formats.seal_inline(ctx.cipher, plan.chunk_key, view, fmt)
             elif not plan.exists:
-                cipher_buf = self._take_cipher(n)
-                shards, checksums = await ctx.run(self._encode, plan.chunk_key, view, cipher_buf)
-                self._ctx.give_buffer(cipher_buf)
+                buf = self._take_buffer(n)
+                shards, checksums, views = await ctx.run(self._encode, plan.chunk_key, view, buf)
+                if views:
+                    held = buf
+                else:
+                    ctx.give_buffer(buf)
         except BaseException as exc:
             # The write is lost; hand the slot back anyway so the reading loop wakes up
             # and sees the error (a thread may still read the buffer: harmless, its
@@ -275,9 +283,12 @@ class StreamWriter:
         hashed = asyncio.get_running_loop().create_task(self._release_after(slot, *hashing))
         if shards is None:
             await hashed
-            return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
-                            key_id=ctx.cipher.key_id, shards=[] if inline_b64 else list(plan.shards),
-                            missing=[], offset=offset, inline=inline_b64)
+            # A chunk already stored keeps its bytes, so the ref must describe them (their format).
+            fmt = plan.format if plan.exists else fmt
+            return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n,
+                            enc_size=formats.enc_size(n, fmt), key_id=ctx.cipher.key_id,
+                            shards=[] if inline_b64 else list(plan.shards), missing=[], offset=offset,
+                            inline=inline_b64, format=fmt)
         try:
             placements, missing = await self._upload(plan, shards, checksums)
             await hashed
@@ -286,8 +297,14 @@ class StreamWriter:
                 self._error = exc
             hashed.cancel()
             raise
-        return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=enc_size(n),
-                        key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset)
+        if not missing and held is not None:
+            # Every node read its whole body (201), so no connection still holds a view of the
+            # buffer and it can take the next chunk. After a failed PUT it is left to the GC.
+            del shards
+            ctx.give_buffer(held)
+        return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=formats.enc_size(n, fmt),
+                        key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset,
+                        format=fmt)
 
     async def _release_after(self, slot: bytearray, *hashing: asyncio.Task) -> None:
         try:
@@ -297,12 +314,12 @@ class StreamWriter:
             self._release(slot)
 
     def _encode(self, chunk_key: str, plain: memoryview,
-                cipher_buf: bytearray) -> tuple[list[bytes], list[str]]:
-        ciphertext = self._ctx.cipher.encrypt_into(chunk_key, plain, cipher_buf)
-        shards = erasure.encode_interleaved(ciphertext)
-        return shards, [shard_checksum(s) for s in shards]
+                buf: bytearray) -> tuple[list[erasure.Shard], list[str], bool]:
+        """Shards, their checksums, and whether the shards are views of `buf` (format 2)."""
+        shards, views = formats.encode_chunk(self._ctx.cipher, chunk_key, plain, buf, self._ctx.write_format)
+        return shards, [shard_checksum(s) for s in shards], views
 
-    async def _upload(self, plan: ChunkPlan, shards: list[bytes],
+    async def _upload(self, plan: ChunkPlan, shards: list[erasure.Shard],
                       checksums: list[str]) -> tuple[list[ShardPlacement], list[int]]:
         """PUT the shards; returns (placements, missing indexes) or raises WriteFailed.
 

@@ -6,7 +6,8 @@ read buffer, another in the parser) that `read()` then joins (a third), and a ca
 ~150 us of client CPU against ~50 here. A GET of one GiB is ~1,300 shard requests; a small
 GET is one coordinator call. An `asyncio.BufferedProtocol` lets the event loop's socket
 read land directly in the buffer the body ends up in (for shards, a `bytes` object filled
-once: the caller passes the allocator).
+once: the caller passes the allocator; or, per request, the caller's own buffer `into`, so
+the ten data shards of a chunk land at their offsets in one stripe buffer).
 
 This speaks only the subset of HTTP/1.1 our own servers (aiohttp) answer with: one
 request at a time per connection, `Content-Length` framing, keep-alive unless the server
@@ -68,6 +69,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._status = 0
         self._headers: dict[str, str] = {}
         self._max_body = 0
+        self._into: memoryview | None = None
         self._waiter: asyncio.Future[Response] | None = None
         self.reusable = False
 
@@ -119,7 +121,11 @@ class _Connection(asyncio.BufferedProtocol):
         if length == 0:
             self._finish()
             return
-        self._body_view, self._body = self._alloc(length)
+        into = self._into
+        if into is not None and 200 <= self._status < 300 and length == len(into):
+            self._body_view, self._body = into, lambda: into
+        else:
+            self._body_view, self._body = self._alloc(length)
         if extra:
             self._body_view[:extra] = self._head_view[end + 4 : self._head_len]
         self._body_pos = extra
@@ -161,6 +167,7 @@ class _Connection(asyncio.BufferedProtocol):
             waiter.set_result(response)
 
     def _reset(self) -> None:
+        self._into = None
         self._head_len = 0
         self._body = None
         self._body_view = None
@@ -178,11 +185,13 @@ class _Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def send(self, head: bytes, body: Buffer | None, max_body: int) -> asyncio.Future[Response]:
+    def send(self, head: bytes, body: Buffer | None, max_body: int,
+             into: memoryview | None = None) -> asyncio.Future[Response]:
         assert self.transport is not None and self._waiter is None
         self._reset()
         self.reusable = False
         self._max_body = max_body
+        self._into = into
         self._waiter = asyncio.get_running_loop().create_future()
         if body:
             self.transport.writelines((head, body))
@@ -231,10 +240,15 @@ class InternalHttp:
         body: Buffer | None = None,
         *,
         max_body: int,
+        into: memoryview | None = None,
     ) -> Response:
         """One exchange; raises OSError (ConnectionError, ...) / ProtocolError.
 
-        No timeout of its own (beyond connecting): wrap the call in asyncio.timeout.
+        A 2xx answer whose body is exactly len(into) bytes is received into `into` (then
+        `Response.body` is `into`); any other body goes to the pool's allocator. Nothing is
+        written into `into` once this call has returned or raised (the connection of an
+        abandoned exchange is aborted). No timeout of its own (beyond connecting): wrap the
+        call in asyncio.timeout.
         """
         host, port, host_header = self._target(address)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
@@ -245,7 +259,7 @@ class InternalHttp:
         for attempt in range(retries + 1):
             conn, reused = await self._acquire(host, port)
             try:
-                response = await conn.send(head, body, max_body)
+                response = await conn.send(head, body, max_body, into)
             except ConnectionError:
                 conn.abort()
                 if reused and attempt < retries:

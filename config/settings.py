@@ -160,6 +160,9 @@ class GatewaySection(_Section):
                                   description="objects up to this size live in the metadata DB, not on nodes")
     shard_timeout_s: float = Field(default=10.0, gt=0.0)
     min_acks: int = Field(default=12, ge=10, le=14)
+    storage_format: Literal[1, 2] = Field(
+        default=2, description="format new chunks are written in (both are always read): 2, or 1 while "
+        "gateways of the first release, which cannot read 2, still serve reads during an upgrade")
     max_skew_s: int = Field(default=900, ge=1)
     key_cache_s: float = Field(default=30.0, ge=0.0)
     # The product API (gateway/api).

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from coordinator.db import Database, fast_read
 from coordinator.errors import error
 from coordinator.names import check_sha256
-from coordinator.records import ChunkRef, ShardPlacement
+from coordinator.records import CHUNK_FORMATS, ChunkRef, ShardPlacement
 from coordinator.schema import chunk_shards, chunks, nodes, object_chunks, repair_queue
 
 _c = chunks.c
@@ -55,7 +55,11 @@ _DROP_REFS = (
         ),
     )
 )
-_SET_INLINE = sa.update(chunks).where(_c.chunk_key == sa.bindparam("k")).values(inline_data=sa.bindparam("d"))
+_SET_BYTES = (
+    sa.update(chunks)
+    .where(_c.chunk_key == sa.bindparam("k"))
+    .values(inline_data=sa.bindparam("d"), format=sa.bindparam("f"))
+)
 _DROP_SHARDS = sa.delete(chunk_shards).where(_cs.chunk_key == sa.bindparam("k"))
 
 
@@ -142,14 +146,16 @@ async def _increment(
         "created_at": now,
         "zero_since": None,
         "inline_data": data,
+        "format": ref.format,
         "delta": delta,
     }
     row = (await conn.execute(UPSERT_CHUNK[db.dialect], params)).one()
     if row.refcount != delta:
         return  # already stored and referenced: its recorded placement (or inline data) stays
     if row.created_at != now:
-        # Revived from refcount 0: the bytes were just written again, maybe the other way.
-        await conn.execute(_SET_INLINE, {"k": key, "d": data})
+        # Revived from refcount 0: the bytes were just written again, maybe the other way
+        # (inline or not, and in this writer's storage format).
+        await conn.execute(_SET_BYTES, {"k": key, "d": data, "f": ref.format})
         if data is not None:
             await conn.execute(_DROP_SHARDS, {"k": key})
     if data is not None:
@@ -185,6 +191,9 @@ def check_refs(refs: Iterable[ChunkRef], scope_key: dict[str, str]) -> None:
             )
         if ref.size < 0 or ref.enc_size < 0:
             raise error("InvalidArgument", f"chunk {ref.chunk_key} has a negative size")
+        if ref.format not in CHUNK_FORMATS:
+            raise error("InvalidArgument", f"chunk {ref.chunk_key} has storage format {ref.format!r}; "
+                        f"this coordinator knows {', '.join(map(str, CHUNK_FORMATS))}")
         indexes = [s.index for s in ref.shards]
         if any(not 0 <= i < 14 for i in indexes) or len(set(indexes)) != len(indexes):
             raise error("InvalidArgument", f"chunk {ref.chunk_key} has invalid or duplicate shard indexes")
@@ -234,6 +243,7 @@ _LOAD_REFS = fast_read(
         _c.enc_size,
         _c.key_id,
         _c.inline_data,
+        _c.format,
         _cs.idx,
         _cs.node_id,
         _cs.checksum,
@@ -283,7 +293,7 @@ async def load_refs(
     else:
         rows = (await conn.execute(_LOAD_RANGE_REFS, {"v": version_id, "s": start, "e": end})).all()
     # Plain tuple unpacking: attribute access per column costs more than the query here.
-    for seq, offset, size, key, sha, enc_size, key_id, inline, idx, node_id, checksum, address in rows:
+    for seq, offset, size, key, sha, enc_size, key_id, inline, fmt, idx, node_id, checksum, address in rows:
         if seq != last:
             last = seq
             shards = []
@@ -297,6 +307,7 @@ async def load_refs(
                     shards=shards,
                     offset=offset,
                     inline=None if inline is None else binascii.b2a_base64(inline, newline=False).decode(),
+                    format=fmt,
                 )
             )
         if idx is not None:

@@ -53,7 +53,7 @@ _NODE_SEEN = sa.select(_n.last_seen, _n.state).where(_n.node_id == sa.bindparam(
 # Everything but the health document (JSON nobody here reads).
 _NODE_ROWS = sa.select(*(c for c in nodes.c if c.name != "health")).order_by(_n.node_id)
 _STORED = (
-    sa.select(_cs.chunk_key, _cs.idx, _cs.node_id, _cs.checksum)
+    sa.select(_cs.chunk_key, _cs.idx, _cs.node_id, _cs.checksum, chunks_t.c.format)
     .select_from(chunks_t.join(chunk_shards, chunks_t.c.chunk_key == _cs.chunk_key))
     .where(chunks_t.c.chunk_key.in_(sa.bindparam("keys", expanding=True)), chunks_t.c.refcount > 0)
     .order_by(_cs.chunk_key, _cs.idx)
@@ -177,7 +177,8 @@ class NodeQueries(QueryBase):
                     )
                     for r in stored[key]
                 ]
-                plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=True, shards=shards))
+                plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=True, shards=shards,
+                                       format=stored[key][0].format))
                 continue
             try:
                 chosen = placement.place(key, candidates)

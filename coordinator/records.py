@@ -76,6 +76,7 @@ class ChunkPlan:
     chunk_key: str
     exists: bool
     shards: list[ShardPlacement] = field(default_factory=list)
+    format: int = 1              # of the stored bytes when exists (the new ref must say the same)
 
 
 @dataclass
@@ -93,6 +94,12 @@ class ChunkRef:
     # base64 of the chunk's ciphertext (enc_size bytes) when the chunk is kept in the
     # metadata database instead of as shards; then shards == [] (small objects, one RPC).
     inline: str | None = None
+    # How the bytes are stored (blob/formats.py): 1 = one AES-GCM message, column-interleaved
+    # shards (the first release); 2 = 64 KiB AES-GCM segments, contiguous shards.
+    format: int = 1
+
+
+CHUNK_FORMATS = (1, 2)   # the storage formats this release reads
 
 
 @dataclass

@@ -157,6 +157,8 @@ chunks = sa.Table(
     # The ciphertext of a small chunk kept in the database instead of as 14 shards; such a
     # chunk has no chunk_shards rows.
     sa.Column("inline_data", sa.LargeBinary),
+    # Storage format of the chunk's bytes (ChunkRef.format): 1 for chunks of the first release.
+    sa.Column("format", sa.SmallInteger, nullable=False, server_default="1"),
 )
 
 chunk_shards = sa.Table(

@@ -36,7 +36,8 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     coordinator = CoordinatorClient(settings.coordinator, cfg.cluster.secret)
     store = ChunkStore(coordinator, cfg.cluster.master_key_bytes(), cfg.cluster.secret,
                        chunk_size=settings.chunk_size, min_acks=settings.min_acks,
-                       shard_timeout_s=settings.shard_timeout_s, inline_max=settings.inline_max_bytes)
+                       shard_timeout_s=settings.shard_timeout_s, inline_max=settings.inline_max_bytes,
+                       write_format=settings.storage_format)
     try:
         runner = web.AppRunner(build_app(cfg, coordinator, store), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)

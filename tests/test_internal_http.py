@@ -220,3 +220,66 @@ def test_nobody_listening_is_a_connection_error():
             await InternalHttp().request("https://127.0.0.1:1", "GET", "/", {}, max_body=1)
 
     run(main())
+
+
+def test_a_body_of_the_expected_length_lands_in_the_callers_buffer():
+    """`into`: a 2xx body of exactly len(into) bytes is received there (a stripe buffer at a
+    shard's offset); an error answer or another length goes elsewhere and leaves it alone."""
+    good = os.urandom(300_000)
+    answers = [ok(good), b"HTTP/1.1 500 Oops\r\nContent-Length: 7\r\n\r\n{\"e\":1}", ok(good[:1000])]
+
+    async def handler(request, writer, served):
+        writer.write(answers[served - 1])
+        await writer.drain()
+
+    async def main():
+        http = InternalHttp()
+        stripe = bytearray(b"\xee" * (len(good) + 20))
+        into = memoryview(stripe)[10 : 10 + len(good)]
+        async with RawServer(handler) as srv:
+            first = await http.request(srv.address, "GET", "/a", {}, max_body=1 << 20, into=into)
+            assert first.body is into
+            before = bytes(stripe)
+            stripe[10:-10] = b"\xee" * len(good)
+            error = await http.request(srv.address, "GET", "/b", {}, max_body=1 << 20, into=into)
+            short = await http.request(srv.address, "GET", "/c", {}, max_body=1 << 20, into=into)
+        http.close()
+        return first, before, error, short, bytes(stripe)
+
+    first, before, error, short, after = run(main())
+    assert first.status == 200
+    assert before == b"\xee" * 10 + good + b"\xee" * 10
+    assert error.status == 500 and bytes(error.body) == b'{"e":1}'
+    assert bytes(short.body) == good[:1000]
+    assert after == b"\xee" * (len(good) + 20)     # neither touched the caller's buffer
+
+
+def test_an_abandoned_exchange_writes_nothing_more_into_the_buffer():
+    body = os.urandom(200_000)
+    release = asyncio.Event()
+
+    async def handler(request, writer, served):
+        data = ok(body)
+        writer.write(data[:100_000])
+        await writer.drain()
+        await release.wait()
+        writer.write(data[100_000:])
+        await writer.drain()
+
+    async def main():
+        http = InternalHttp()
+        buf = bytearray(len(body))
+        async with RawServer(handler) as srv:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await http.request(srv.address, "GET", "/slow", {}, max_body=1 << 20,
+                                       into=memoryview(buf))
+            seen = bytes(buf)
+            release.set()
+            await asyncio.sleep(0.3)
+        http.close()
+        return seen, bytes(buf)
+
+    seen, later = run(main())
+    assert later == seen                        # not a byte after the call gave up
+    assert later[100_000:] == bytes(100_000)

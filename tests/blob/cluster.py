@@ -149,7 +149,8 @@ class PlacementCoordinator:
             key = chunk_key(self.scope or tenant_id, sha)
             if key in self.committed:
                 plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=True,
-                                       shards=list(self.committed[key].shards)))
+                                       shards=list(self.committed[key].shards),
+                                       format=self.committed[key].format))
                 continue
             start = int(key[:8], 16) % len(self.nodes)
             shards = []

@@ -12,8 +12,8 @@ from tests.blob.cluster import NodeCluster
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
     c = NodeCluster(tmp_path_factory.mktemp("nodes"))
-    c.start()
     try:
+        c.start()   # inside: nodes started before one fails to come up are stopped too
         yield c
     finally:
         c.stop()

@@ -1,4 +1,5 @@
-"""Convergent AES-256-GCM: round trip, convergence, scope separation, tamper detection."""
+"""Convergent AES-256-GCM, both formats: round trip, convergence, scope separation, tamper,
+reordering and truncation detection."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from blob import ChunkCipher, ChunkCorrupt, chunk_key
-from blob.crypto import TAG_SIZE, enc_size
+from blob.crypto import SEALED_SEGMENT, SEGMENT_SIZE, TAG_SIZE, enc_size, segment_count, segmented_size
 
 MASTER = bytes(range(32))
 
@@ -88,3 +89,101 @@ def test_tampered_or_misfiled_ciphertext_is_refused():
 def test_master_key_must_be_32_bytes():
     with pytest.raises(ValueError):
         ChunkCipher(b"too short")
+
+
+# -- format 2: segments ---------------------------------------------------------------------------
+
+SEG_SIZES = [0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 17, 8 << 20]
+
+
+def _sealed(size: int, scope: str = "t") -> tuple[bytes, str, bytes]:
+    data = os.urandom(size)
+    key = chunk_key(scope, hashlib.sha256(data).hexdigest())
+    sealing = ChunkCipher(MASTER).segments(key, size)
+    out = bytearray(sealing.enc_size)
+    sealing.seal_into(data, out)
+    return data, key, bytes(out)
+
+
+@pytest.mark.parametrize("size", SEG_SIZES)
+def test_segments_round_trip_whole_and_in_parts(size):
+    data, key, sealed = _sealed(size)
+    sealing = ChunkCipher(MASTER).segments(key, size)
+    assert len(sealed) == segmented_size(size) == size + TAG_SIZE * segment_count(size)
+    assert sealing.open(sealed) == data
+    for first in range(sealing.count):
+        for last in range(first, min(sealing.count, first + 3)):
+            start, end = sealing.sealed_span(first, last)
+            expected = data[first * SEGMENT_SIZE : (last + 1) * SEGMENT_SIZE]
+            assert sealing.open(sealed[start:end], first) == expected
+
+
+def test_segments_match_documented_derivation():
+    """Format 2 as docs and blob/crypto.py fix it, recomputed independently."""
+    import hmac
+    import struct
+
+    data = os.urandom(SEGMENT_SIZE + 10)
+    key = chunk_key("t1", hashlib.sha256(data).hexdigest())
+    data_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"shardbox-chunk-v2:" + key.encode()).derive(MASTER)
+    prefix = hmac.new(data_key, b"segment-nonce", hashlib.sha256).digest()[:8]
+    aead = AESGCM(data_key)
+    expected = b"".join(
+        aead.encrypt(prefix + struct.pack(">I", k), data[k * SEGMENT_SIZE : (k + 1) * SEGMENT_SIZE],
+                     b"shardbox-v2" + struct.pack(">IB", k, k == 1))
+        for k in range(2))
+    sealing = ChunkCipher(MASTER).segments(key, len(data))
+    out = bytearray(sealing.enc_size)
+    assert bytes(sealing.seal_into(data, out)) == expected
+
+
+def test_segments_are_convergent_and_scoped():
+    data = os.urandom(3 * SEGMENT_SIZE)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def seal(master: bytes, scope: str) -> bytes:
+        sealing = ChunkCipher(master).segments(chunk_key(scope, sha), len(data))
+        out = bytearray(sealing.enc_size)
+        return bytes(sealing.seal_into(data, out))
+
+    assert seal(MASTER, "t1") == seal(MASTER, "t1")
+    assert seal(MASTER, "t2") != seal(MASTER, "t1") != seal(bytes(32), "t1")
+    # format 2 never reuses format 1's key: its first segment is not format 1's first bytes
+    assert seal(MASTER, "t1")[:64] != ChunkCipher(MASTER).encrypt(chunk_key("t1", sha), data)[:64]
+
+
+def test_reordered_segments_are_refused():
+    data, key, sealed = _sealed(3 * SEGMENT_SIZE + 5)
+    sealing = ChunkCipher(MASTER).segments(key, len(data))
+    one, two = sealed[:SEALED_SEGMENT], sealed[SEALED_SEGMENT : 2 * SEALED_SEGMENT]
+    with pytest.raises(ChunkCorrupt, match="segment 0"):
+        sealing.open(two + one + sealed[2 * SEALED_SEGMENT :])
+    with pytest.raises(ChunkCorrupt, match="segment 1"):   # a segment read as another one
+        sealing.open(one, 1)
+
+
+def test_truncated_chunks_are_refused():
+    """Cut after a whole segment, the chunk lacks its final one: the last segment left was
+    sealed as not final, so read as the end of a shorter chunk it fails."""
+    data, key, sealed = _sealed(3 * SEGMENT_SIZE)
+    shorter = ChunkCipher(MASTER).segments(key, 2 * SEGMENT_SIZE)
+    with pytest.raises(ChunkCorrupt, match="segment 1"):
+        shorter.open(sealed[: 2 * SEALED_SEGMENT])
+    sealing = ChunkCipher(MASTER).segments(key, len(data))
+    with pytest.raises(ValueError, match="not whole segments"):
+        sealing.open(sealed[:-1])
+    with pytest.raises(ValueError, match="not whole segments"):
+        sealing.open(sealed + sealed[:SEALED_SEGMENT])
+
+
+def test_tampered_or_misfiled_segments_are_refused():
+    data, key, sealed = _sealed(2 * SEGMENT_SIZE + 100)
+    cipher = ChunkCipher(MASTER)
+    for at in (0, SEGMENT_SIZE, SEALED_SEGMENT + 5, len(sealed) - 1):
+        bad = bytearray(sealed)
+        bad[at] ^= 0x80
+        with pytest.raises(ChunkCorrupt):
+            cipher.segments(key, len(data)).open(bytes(bad))
+    with pytest.raises(ChunkCorrupt):
+        cipher.segments(chunk_key("other", hashlib.sha256(data).hexdigest()), len(data)).open(sealed)

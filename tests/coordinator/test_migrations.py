@@ -60,3 +60,22 @@ async def test_a_database_of_the_first_release_is_upgraded_with_its_rows(databas
         assert await _inspect(db, check) == (("acme", 7), head_revision(), [])
     finally:
         await db.close()
+
+
+async def test_chunks_stored_before_format_ids_are_format_1(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+
+        def before(conn: sa.Connection) -> None:
+            command.upgrade(alembic_config(conn), "0001")
+            conn.exec_driver_sql(
+                "INSERT INTO chunks (chunk_key, scope, sha256, size, enc_size, key_id, refcount, created_at)"
+                " VALUES ('k1', 't1', 'ab', 10, 26, 'm1', 1, 1.0)"
+            )
+
+        await _inspect(db, before)
+        await db.create_schema()
+        row = await _inspect(db, lambda conn: conn.exec_driver_sql("SELECT format FROM chunks").one())
+        assert tuple(row) == (1,)
+    finally:
+        await db.close()

@@ -116,17 +116,27 @@ class MiniCluster:
                 f"coordinator = {_toml_str(self.coordinator_url)}\nheartbeat_s = 0.5\n"
                 f"host = \"h{i:02d}\"\nscrub_interval_s = 0\n"))
             self._start(f"node{i:02d}", "node", cfg)
+        for i, port in enumerate(self.node_ports):
+            wait_for_port(port, timeout, self.procs[f"node{i:02d}"])
+        self._start_gateway(timeout)
+        self.admin = asyncio.run(self._bootstrap(timeout))
+        return self
+
+    def _start_gateway(self, timeout: float, **extra: object) -> None:
         gw_cfg = self._write("gateway", self._cluster_section(with_master=True) + (
             f"\n[gateway]\nlisten = \"127.0.0.1:{self.gateway_port}\"\n"
             f"coordinator = {_toml_str(self.coordinator_url)}\nchunk_size = {self.chunk_size}\n"
             + (f"domain = {_toml_str(self.domain)}\n" if self.domain else "")
-            + _toml_lines(self.gateway_settings)))
-        for i, port in enumerate(self.node_ports):
-            wait_for_port(port, timeout, self.procs[f"node{i:02d}"])
+            + _toml_lines({**self.gateway_settings, **extra})))
         gw = self._start("gateway", "gateway", gw_cfg)
         wait_for_port(self.gateway_port, timeout, gw)
-        self.admin = asyncio.run(self._bootstrap(timeout))
-        return self
+
+    def restart_gateway(self, timeout: float = 60.0, **extra: object) -> None:
+        """Stop the gateway and start it again with extra [gateway] settings."""
+        proc = self.procs["gateway"]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        self._start_gateway(timeout, **extra)
 
     async def _bootstrap(self, timeout: float) -> KeyInfo:
         """Wait until every node has heartbeated, then create (or fetch) the admin key."""

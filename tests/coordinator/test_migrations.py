@@ -67,7 +67,7 @@ async def test_chunks_stored_before_format_ids_are_format_1(database_url: str) -
     try:
 
         def before(conn: sa.Connection) -> None:
-            command.upgrade(alembic_config(conn), "0001")
+            command.upgrade(alembic_config(conn), "p001")
             conn.exec_driver_sql(
                 "INSERT INTO chunks (chunk_key, scope, sha256, size, enc_size, key_id, refcount, created_at)"
                 " VALUES ('k1', 't1', 'ab', 10, 26, 'm1', 1, 1.0)"

@@ -148,9 +148,58 @@ class CpuMeter:
             total += t.user + t.system
         return total
 
-    def sample(self) -> tuple[float, float, float]:
-        """(servers' CPU-s, client's CPU-s, wall clock) so far."""
-        return self._cpu(self.servers), self._cpu([self.client]), time.perf_counter()
+    def sample(self) -> tuple[float, float, float, float]:
+        """(servers' CPU-s, client's CPU-s, wall clock, the machine's idle CPU-s) so far."""
+        return self._cpu(self.servers), self._cpu([self.client]), time.perf_counter(), psutil.cpu_times().idle
+
+
+@dataclass
+class Waits:
+    """What one phase's requests spent their time in, from the servers' request logs: the
+    average number in flight (sum of durations / wall time) and the median duration, of the
+    gateway's S3 requests and of the nodes' shard requests. A stream whose gateway requests
+    are all in flight (as many as the client's concurrency) while the nodes' are few and
+    short is held by the gateway's pipeline; long node requests (PUT: fdatasync + index
+    commit) with few CPU-seconds spent mean it waits on the disks."""
+
+    gateway_inflight: float
+    gateway_median_ms: float
+    node_inflight: float
+    node_median_ms: float
+    node_requests: int
+
+    @classmethod
+    def read(cls, info: dict, method: str, t0: float, t1: float) -> Waits:
+        logs = Path(info["data_dir"]) / "logs"
+        gw = _durations(logs / "gateway.log", b'"s3.request"', "duration_ms", method, t0, t1)
+        nodes: list[float] = []
+        for path in logs.glob("node-*.log"):
+            nodes += _durations(path, b'"event":"request"', "ms", method, t0, t1, b'"/shards/')
+        wall = (t1 - t0) * 1000
+        return cls(sum(gw) / wall, _median(gw), sum(nodes) / wall, _median(nodes), len(nodes))
+
+    def describe(self) -> str:
+        return (f"gateway: {self.gateway_inflight:.1f} requests in flight, median "
+                f"{self.gateway_median_ms:.0f} ms; nodes: {self.node_inflight:.1f} shard requests in flight, "
+                f"median {self.node_median_ms:.1f} ms ({self.node_requests})")
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else float("nan")
+
+
+def _durations(path: Path, marker: bytes, field: str, method: str, t0: float, t1: float,
+               also: bytes = b"") -> list[float]:
+    """Durations (ms) of the requests of one method a log recorded as finished in [t0, t1]."""
+    out = []
+    with open(path, "rb") as f:
+        for line in f:
+            if marker not in line or also not in line:
+                continue
+            entry = json.loads(line)
+            if entry.get("method") == method and t0 <= entry.get("ts", 0) <= t1 + 1:
+                out.append(float(entry[field]))
+    return out
 
 
 @dataclass
@@ -160,15 +209,20 @@ class Phase:
     mb_s: float
     server_cpu_per_gib: float
     busy: float            # (servers + client CPU-s) / (wall * cores)
+    machine_busy: float    # everything on the machine (other work included) over wall * cores
+    waits: Waits | None = None
 
     @classmethod
-    def measure(cls, meter: CpuMeter, size: int, run) -> Phase:
-        s0, c0, t0 = meter.sample()
+    def measure(cls, meter: CpuMeter, size: int, run, info: dict | None = None, method: str = "") -> Phase:
+        s0, c0, t0, i0 = meter.sample()
+        w0 = time.time()
         run()
-        s1, c1, t1 = meter.sample()
-        wall = t1 - t0
+        s1, c1, t1, i1 = meter.sample()
+        w1 = time.time()
+        wall, cores = t1 - t0, os.cpu_count() or 1
+        waits = Waits.read(info, method, w0, w1) if info is not None else None
         return cls(size / wall / 1e6, (s1 - s0) / (size / (1 << 30)),
-                   (s1 - s0 + c1 - c0) / (wall * (os.cpu_count() or 1)))
+                   (s1 - s0 + c1 - c0) / (wall * cores), 1 - (i1 - i0) / (wall * cores), waits)
 
 
 class Sink:
@@ -184,9 +238,11 @@ def bench_big(up: Up, meter: CpuMeter, size: int) -> tuple[Phase, Phase]:
     s3 = up.client()
     data = os.urandom(size)
     cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=10)
-    put = Phase.measure(meter, size, lambda: s3.upload_fileobj(io.BytesIO(data), "bench", "big", Config=cfg))
+    put = Phase.measure(meter, size, lambda: s3.upload_fileobj(io.BytesIO(data), "bench", "big", Config=cfg),
+                        up.info, "PUT")
     sink = Sink()
-    get = Phase.measure(meter, size, lambda: s3.download_fileobj("bench", "big", sink, Config=cfg))
+    get = Phase.measure(meter, size, lambda: s3.download_fileobj("bench", "big", sink, Config=cfg),
+                        up.info, "GET")
     assert sink.n == size
     return put, get
 
@@ -361,7 +417,10 @@ def main() -> int:
          f"{big_put.server_cpu_per_gib:.2f} / {big_get.server_cpu_per_gib:.2f}",
          "gateway + coordinator + nodes"),
         ("  cores busy PUT / GET", f"{big_put.busy:.0%} / {big_get.busy:.0%}",
-         f"servers + client over wall x {os.cpu_count()} cores"),
+         f"servers + client over wall x {os.cpu_count()} cores (whole machine "
+         f"{big_put.machine_busy:.0%} / {big_get.machine_busy:.0%})"),
+        ("  waits PUT", "", big_put.waits.describe() if big_put.waits else ""),
+        ("  waits GET", "", big_get.waits.describe() if big_get.waits else ""),
         (f"ranged GETs of the {args.big_mib} MiB",
          " / ".join(f"{r.client_ms:.1f}" for r in reads.values()) + " ms",
          "median: " + " / ".join(reads) + " (8 MiB)"),

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from coordinator.db import Database
 from coordinator.migrate import BASELINE, alembic_config, current_revision, head_revision
@@ -67,7 +68,8 @@ async def test_chunks_stored_before_format_ids_are_format_1(database_url: str) -
     try:
 
         def before(conn: sa.Connection) -> None:
-            command.upgrade(alembic_config(conn), "p001")
+            cfg = alembic_config(conn)
+            command.upgrade(cfg, ScriptDirectory.from_config(cfg).get_revision("0002").down_revision)
             conn.exec_driver_sql(
                 "INSERT INTO chunks (chunk_key, scope, sha256, size, enc_size, key_id, refcount, created_at)"
                 " VALUES ('k1', 't1', 'ab', 10, 26, 'm1', 1, 1.0)"

@@ -3,7 +3,7 @@
 Every chunk stored before this revision was written in format 1, the column default.
 
 Revision ID: 0002
-Revises: p001
+Revises: pl01
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "p001"
+down_revision = "pl01"
 branch_labels = None
 depends_on = None
 

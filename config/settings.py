@@ -160,6 +160,9 @@ class GatewaySection(_Section):
                                   description="objects up to this size live in the metadata DB, not on nodes")
     shard_timeout_s: float = Field(default=10.0, gt=0.0)
     min_acks: int = Field(default=12, ge=10, le=14)
+    max_chunks_in_flight: int = Field(
+        default=3, ge=1, le=64, description="chunks written (and, apart, fetched) at once across all "
+        "requests; each holds about 2.5 x chunk_size of memory")
     storage_format: Literal[1, 2] = Field(
         default=2, description="format new chunks are written in (both are always read): 2, or 1 while "
         "gateways of the first release, which cannot read 2, still serve reads during an upgrade")

@@ -37,7 +37,8 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     store = ChunkStore(coordinator, cfg.cluster.master_key_bytes(), cfg.cluster.secret,
                        chunk_size=settings.chunk_size, min_acks=settings.min_acks,
                        shard_timeout_s=settings.shard_timeout_s, inline_max=settings.inline_max_bytes,
-                       write_format=settings.storage_format)
+                       write_format=settings.storage_format,
+                       max_chunks_in_flight=settings.max_chunks_in_flight)
     try:
         runner = web.AppRunner(build_app(cfg, coordinator, store), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)

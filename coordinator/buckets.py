@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import quota
-from coordinator.base import QueryBase
+from coordinator.base import BUCKET_ROW, QueryBase
 from coordinator.errors import error
 from coordinator.events import record_audit
-from coordinator.names import check_bucket_name
+from coordinator.names import check_acl, check_bucket_name
 from coordinator.records import BucketInfo
 from coordinator.schema import buckets, object_versions, upload_parts, upload_sessions
 
@@ -25,12 +25,21 @@ def _info(row: Any) -> BucketInfo:
         owner_id=row.owner_id,
         created_at=row.created_at,
         region=row.region,
+        versioning=row.versioning,
+        acl=row.acl,
+        cors=row.cors,
     )
 
 
+VERSIONING_STATES = ("Enabled", "Suspended")
+
+
 class BucketQueries(QueryBase):
-    async def create_bucket(self, tenant_id: str, owner_id: str, name: str, region: str) -> BucketInfo:
+    async def create_bucket(
+        self, tenant_id: str, owner_id: str, name: str, region: str, acl: str | None = None
+    ) -> BucketInfo:
         check_bucket_name(name)
+        acl = check_acl(acl)
 
         async def tx(conn: AsyncConnection) -> BucketInfo:
             now = self.now()
@@ -40,6 +49,7 @@ class BucketQueries(QueryBase):
                 owner_id=owner_id,
                 region=region or "us-east-1",
                 created_at=now,
+                acl=acl,
             )
             try:
                 result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=[_b.name]))
@@ -55,6 +65,7 @@ class BucketQueries(QueryBase):
                 owner_id=owner_id,
                 created_at=now,
                 region=region or "us-east-1",
+                acl=acl,
             )
 
         return await self.db.write(tx)
@@ -73,13 +84,13 @@ class BucketQueries(QueryBase):
         return [_info(r) for r in await self.db.read(q)]
 
     async def delete_bucket(self, tenant_id: str, name: str) -> None:
-        """Only an empty bucket (no live object, no multipart upload in progress) can go."""
+        """Only an empty bucket (no version, no delete marker, no multipart upload in progress) can go."""
 
         async def tx(conn: AsyncConnection) -> None:
             await self.bucket_row(conn, tenant_id, name)
             ov, us = object_versions.c, upload_sessions.c
             if (
-                await conn.execute(sa.select(ov.version_id).where(ov.bucket == name, ov.is_latest).limit(1))
+                await conn.execute(sa.select(ov.version_id).where(ov.bucket == name).limit(1))
             ).first():
                 raise error("BucketNotEmpty", f"the bucket {name!r} is not empty")
             if (
@@ -105,6 +116,46 @@ class BucketQueries(QueryBase):
             await record_audit(conn, tenant_id, "bucket.delete", name, {"tenant_id": tenant_id})
 
         await self.db.write(tx)
+
+    async def set_bucket_versioning(self, tenant_id: str, name: str, status: str) -> BucketInfo:
+        """Enabled or Suspended (a bucket never returns to never-versioned); writes already under
+        way keep the state they started with."""
+        if status not in VERSIONING_STATES:
+            raise error("InvalidArgument", f"versioning status must be one of {VERSIONING_STATES}")
+        return await self._set(tenant_id, name, "bucket.versioning", versioning=status)
+
+    async def set_bucket_acl(self, tenant_id: str, name: str, acl: str) -> BucketInfo:
+        """A canned ACL: private, or public-read (anyone may list the bucket without signing)."""
+        return await self._set(tenant_id, name, "bucket.acl", acl=check_acl(acl))
+
+    async def set_bucket_cors(self, tenant_id: str, name: str, rules: list[dict] | None) -> BucketInfo:
+        """The bucket's CORS rules as the gateway parsed them (gateway/s3/cors.py); None: none."""
+        if rules is not None and not rules:
+            raise error("InvalidArgument", "a CORS configuration needs at least one rule")
+        return await self._set(tenant_id, name, "bucket.cors", cors=rules)
+
+    async def _set(self, tenant_id: str, name: str, action: str, **values: Any) -> BucketInfo:
+        async def tx(conn: AsyncConnection) -> BucketInfo:
+            await self.bucket_row(conn, tenant_id, name)
+            await conn.execute(sa.update(buckets).where(_b.name == name).values(**values))
+            detail = {k: v for k, v in values.items() if k != "cors"}
+            await record_audit(conn, tenant_id, action, name, detail)
+            return _info(await self.bucket_row(conn, tenant_id, name))
+
+        return await self.db.write(tx)
+
+    async def find_bucket(self, name: str) -> BucketInfo:
+        """The bucket whoever owns it, for requests without credentials (public-read ACLs, CORS
+        preflights, browser POST uploads): the gateway answers them only as the bucket's ACL
+        and CORS rules allow, never revealing anything else about it. NoSuchBucket."""
+
+        async def q(conn: AsyncConnection) -> Any:
+            return (await conn.execute(BUCKET_ROW, {"bucket": name})).first()
+
+        row = await self.db.read(q)
+        if row is None:
+            raise error("NoSuchBucket", f"the bucket {name!r} does not exist")
+        return _info(row)
 
 
 def _taken(name: str, tenant_id: str, existing: Any) -> Exception:

@@ -23,6 +23,7 @@ STATUS = {
     "InvalidRequest": 400,
     "BadDigest": 400,
     "PreconditionFailed": 412,
+    "MethodNotAllowed": 405,
     "QuotaExceeded": 403,
     "AccessDenied": 403,
     "InvalidAccessKeyId": 403,

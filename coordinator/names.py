@@ -42,6 +42,18 @@ def check_bucket_name(name: str) -> None:
         raise error("InvalidBucketName", f"bucket name {name!r} uses a reserved prefix or suffix")
 
 
+CANNED_ACLS = ("private", "public-read")
+
+
+def check_acl(acl: str | None) -> str | None:
+    """A canned ACL as stored: None stands for private, the default."""
+    if acl is None or acl == "private":
+        return None
+    if acl not in CANNED_ACLS:
+        raise error("InvalidArgument", f"canned ACL must be one of {CANNED_ACLS}, got {acl!r}")
+    return acl
+
+
 def check_key(key: str) -> None:
     if not key:
         raise error("InvalidArgument", "object key must not be empty")

@@ -1,53 +1,63 @@
-"""Objects: reading, listing, deleting and copying versions, and installing a new latest version.
+"""Objects: reading, listing, deleting and copying versions.
 
-Buckets are not versioned yet: a key has one live version; writing the key again removes
-the previous version row (its chunks lose a reference) in the same transaction that
-installs the new one.
+How a write or a delete changes a key's versions is coordinator/versions.py's job; this module
+answers reads (one version, the latest objects of a bucket, every version of a bucket) and
+runs the calls that delete or copy through that model.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import chunkrefs, quota
-from coordinator.base import QueryBase
-from coordinator.db import RetryTransaction, fast_read, is_unique_violation
+from coordinator.db import fast_read
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
-from coordinator.names import bare_etag, check_key, new_id
+from coordinator.names import check_acl, check_key
 from coordinator.records import (
     MAX_TOUCH_BATCH,
+    CoordinatorError,
     DeleteResult,
     ListEntry,
     ListResult,
+    ObjectId,
     ObjectInfo,
     PartInfo,
-    WriteCondition,
+    VersionEntry,
+    VersionList,
 )
 from coordinator.schema import buckets, object_chunks, object_parts, object_versions
+from coordinator.versions import (
+    NewVersion,
+    RowValues,
+    VersionQueries,
+    check_version_id,
+    s3_version_id,
+    seq_in_id,
+)
+
+__all__ = ["MAX_LIST", "SKIP", "NewVersion", "ObjectQueries", "RowValues", "object_info", "read_span"]
 
 _ov = object_versions.c
 _oc = object_chunks.c
 _op = object_parts.c
 # Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
-_DROP_MANIFEST = sa.delete(object_chunks).where(_oc.version_id == sa.bindparam("v")).returning(_oc.chunk_key)
-_DROP_PARTS = sa.delete(object_parts).where(_op.version_id == sa.bindparam("v"))
-_DROP_VERSION = sa.delete(object_versions).where(_ov.version_id == sa.bindparam("v"))
-INSERT_VERSION = object_versions.insert()
-_INSERT_MANIFEST = object_chunks.insert()
-_INSERT_PARTS = object_parts.insert()
 _PARTS = fast_read(
     sa.select(object_parts).where(_op.version_id == sa.bindparam("v")).order_by(_op.part_number)
 )
 _MANIFEST = sa.select(_oc.chunk_key, _oc.size).where(_oc.version_id == sa.bindparam("v")).order_by(_oc.seq)
-# get_object: the bucket (ownership check) and the key's live version in one query.
+# get_object: the bucket (ownership check, versioning state) and the key's latest version in one query.
 _BUCKET_AND_LATEST = fast_read(
-    sa.select(buckets.c.tenant_id.label("bucket_tenant"), object_versions)
+    sa.select(
+        buckets.c.tenant_id.label("bucket_tenant"),
+        buckets.c.versioning.label("bucket_versioning"),
+        object_versions,
+    )
     .select_from(
         buckets.outerjoin(
             object_versions,
@@ -61,14 +71,6 @@ _BUCKET_AND_LATEST = fast_read(
     )
     .where(buckets.c.name == sa.bindparam("bucket"))
 )
-_VERSION = fast_read(
-    sa.select(object_versions).where(
-        _ov.version_id == sa.bindparam("v"),
-        _ov.bucket == sa.bindparam("bucket"),
-        _ov.key == sa.bindparam("key"),
-        _ov.status != "deleted",
-    )
-)
 _TOUCH = (
     sa.update(object_versions)
     .where(
@@ -77,32 +79,24 @@ _TOUCH = (
     )
     .values(last_access=sa.bindparam("now", type_=sa.Float))
 )
+_VERSION_COLUMNS = (
+    _ov.key, _ov.version_id, _ov.seq, _ov.null_version, _ov.delete_marker, _ov.is_latest, _ov.size,
+    _ov.etag, _ov.last_modified, _ov.storage_class, _ov.owner_id, _ov.checksums,
+)
 MAX_LIST = 1000
 MAX_DELETE = 1000
 TOUCH_GRANULARITY_S = 300.0
 _TOUCH_STATEMENT_IDS = 500  # ids per UPDATE: well under SQLite's bound-parameter limit
 _LIST_BATCH = 1000
+# Per-key transactions of one DeleteObjects call in flight at once (SQLite commits them in
+# groups; PostgreSQL needs a pool connection each).
+_DELETE_CONCURRENCY = 16
 SKIP = "\U0010ffff"  # sorts after every character, so P + SKIP is past every key under P
 
 
-@dataclass
-class NewVersion:
-    """Everything needed to install a version: its row values, manifest and parts."""
-
-    values: dict[str, Any]
-    manifest: list[tuple[str, int]]  # (chunk_key, size) in order
-    parts: list[dict[str, Any]] = field(default_factory=list)  # object_parts rows without version_id
-    condition: WriteCondition | None = None  # checked against the replaced version, under its lock
-
-
-class RowValues:
-    """Attribute access over a dict, so values just inserted format like a fetched row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-def object_info(row: Any, parts: list[PartInfo] | None = None, chunks: list | None = None) -> ObjectInfo:
+def object_info(
+    row: Any, parts: list[PartInfo] | None = None, chunks: list | None = None, versioning: str | None = None
+) -> ObjectInfo:
     return ObjectInfo(
         bucket=row.bucket,
         key=row.key,
@@ -119,6 +113,13 @@ def object_info(row: Any, parts: list[PartInfo] | None = None, chunks: list | No
         checksums=dict(row.checksums or {}),
         parts=parts or [],
         chunks=chunks or [],
+        null_version=bool(row.null_version),
+        delete_marker=bool(row.delete_marker),
+        is_latest=bool(row.is_latest),
+        versioning=versioning,
+        owner_id=row.owner_id,
+        tags=dict(row.tags or {}),
+        acl=row.acl,
     )
 
 
@@ -141,61 +142,7 @@ def read_span(size: int, parts: list[PartInfo], start: int | None, end: int | No
     return first, size - 1 if end is None else min(end, size - 1)
 
 
-class ObjectQueries(QueryBase):
-    # ---- helpers shared with uploads -------------------------------------------------------
-
-    async def remove_version(self, conn: AsyncConnection, row: Any) -> list[str]:
-        """Delete a version's rows; return the chunk keys it referenced (one per reference)."""
-        removed = await conn.execute(_DROP_MANIFEST, {"v": row.version_id})
-        keys = [r.chunk_key for r in removed]
-        if row.part_count:
-            await conn.execute(_DROP_PARTS, {"v": row.version_id})
-        await conn.execute(_DROP_VERSION, {"v": row.version_id})
-        return keys
-
-    async def install_version(
-        self, conn: AsyncConnection, new: NewVersion, deltas: Counter[str]
-    ) -> tuple[Any, list[dict[str, Any]]]:
-        """Replace the key's latest version with `new`; returns (replaced row or None, manifest rows).
-
-        Adds to `deltas` the references the new version takes and the old one drops; the
-        caller applies them. Quota is settled by the caller too (it knows the reservation).
-        """
-        v = new.values
-        await self.db.lock_name(conn, f"object:{v['bucket']}/{v['key']}")
-        old = await self.latest_row(conn, v["bucket"], v["key"], lock=True)
-        if new.condition is not None:
-            _check_condition(new.condition, old if old is not None and old.status != "deleted" else None)
-        if old is not None:
-            for k in await self.remove_version(conn, old):
-                deltas[k] -= 1
-        rows = []
-        offset = 0
-        for seq, (ck, size) in enumerate(new.manifest):
-            rows.append(
-                {"version_id": v["version_id"], "seq": seq, "chunk_key": ck, "offset": offset, "size": size}
-            )
-            offset += size
-            deltas[ck] += 1
-        try:
-            await conn.execute(INSERT_VERSION, v)
-        except sa.exc.IntegrityError as exc:
-            if is_unique_violation(exc):
-                raise RetryTransaction() from None  # a concurrent writer installed this key first
-            raise error("NoSuchBucket", f"the bucket {v['bucket']!r} does not exist") from None
-        return old, rows
-
-    async def write_manifest(
-        self, conn: AsyncConnection, new: NewVersion, rows: list[dict[str, Any]]
-    ) -> None:
-        """Insert the manifest (in batches) and the part table of a new version."""
-        for i in range(0, len(rows), 2000):
-            await conn.execute(_INSERT_MANIFEST, rows[i : i + 2000])
-        if new.parts:
-            await conn.execute(
-                _INSERT_PARTS, [{"version_id": new.values["version_id"], **p} for p in new.parts]
-            )
-
+class ObjectQueries(VersionQueries):
     # ---- reads ------------------------------------------------------------------------------
 
     async def get_object(
@@ -209,8 +156,10 @@ class ObjectQueries(QueryBase):
         range_end: int | None = None,
         range_suffix: int | None = None,
         part_number: int | None = None,
+        delete_markers: bool = False,
     ) -> ObjectInfo:
-        """The version's record; with_chunks adds its manifest, or, when the read is narrowed,
+        """The version's record (the latest, or `version_id`: "null" names the null version);
+        with_chunks adds its manifest, or, when the read is narrowed,
         only the chunks overlapping the bytes it takes, offsets absolute: a byte range (inclusive,
         either end optional, the end may lie past the object), the last `range_suffix` bytes, or
         part `part_number` (by position, as GET ?partNumber= reads it; a non-multipart object
@@ -219,7 +168,11 @@ class ObjectQueries(QueryBase):
 
         The size is only known here, so a suffix or a part can only be narrowed here: a reader
         of the last bytes of a big object (a Parquet or zip footer) or of one part at a time
-        would otherwise load every chunk's 14 placements per request."""
+        would otherwise load every chunk's 14 placements per request.
+
+        A delete marker is answered as such only with `delete_markers` (GET and HEAD show it
+        in headers); otherwise a latest delete marker is NoSuchKey and one named by version id
+        MethodNotAllowed (405), as S3 answers every other operation on them."""
         ranged = range_start is not None or range_end is not None
         start = 0 if range_start is None else range_start
         if ranged and (start < 0 or (range_end is not None and range_end < start)):
@@ -228,6 +181,8 @@ class ObjectQueries(QueryBase):
             raise error("InvalidArgument", f"invalid suffix {range_suffix} or part number {part_number}")
         if sum((ranged, range_suffix is not None, part_number is not None)) > 1:
             raise error("InvalidArgument", "at most one of a byte range, a suffix and a part number")
+        if version_id is not None:
+            check_version_id(version_id)
         narrowed = ranged or range_suffix is not None or part_number is not None
 
         async def q(conn: AsyncConnection) -> ObjectInfo:
@@ -237,22 +192,25 @@ class ObjectQueries(QueryBase):
                     raise error("NoSuchBucket", f"the bucket {bucket!r} does not exist")
                 if row.bucket_tenant != tenant_id:
                     raise error("AccessDenied", f"the bucket {bucket!r} belongs to another tenant")
-                if row.version_id is None:
+                if row.version_id is None or (row.delete_marker and not delete_markers):
                     raise error("NoSuchKey", f"the key {key!r} does not exist")
+                versioning = row.bucket_versioning
             else:
-                await self.bucket_row(conn, tenant_id, bucket)
-                row = (await conn.execute(_VERSION, {"v": version_id, "bucket": bucket, "key": key})).first()
-                if row is None:
+                versioning = (await self.bucket_row(conn, tenant_id, bucket)).versioning
+                row = await self.version_row(conn, bucket, key, version_id)
+                if row is None or row.status == "deleted":
                     raise error("NoSuchVersion", f"version {version_id!r} of {key!r} does not exist")
+                if row.delete_marker and not delete_markers:
+                    raise error("MethodNotAllowed", f"version {version_id!r} of {key!r} is a delete marker")
             parts = await self._parts(conn, row.version_id) if row.part_count else []
-            if not with_chunks:
+            if not with_chunks or row.delete_marker:
                 chunks = []
             elif narrowed:
                 span = read_span(row.size, parts, range_start, range_end, range_suffix, part_number)
                 chunks = [] if span is None else await chunkrefs.load_refs(conn, row.version_id, *span)
             else:
                 chunks = await chunkrefs.load_refs(conn, row.version_id)
-            return object_info(row, parts, chunks)
+            return object_info(row, parts, chunks, versioning)
 
         return await self.db.read(q)
 
@@ -297,7 +255,9 @@ class ObjectQueries(QueryBase):
             while len(entries) <= limit:
                 stmt = sa.select(
                     _ov.key, _ov.size, _ov.etag, _ov.last_modified, _ov.storage_class, _ov.owner_id
-                ).where(_ov.bucket == bucket, _ov.is_latest, _ov.status != "deleted")
+                ).where(
+                    _ov.bucket == bucket, _ov.is_latest, _ov.status != "deleted", sa.not_(_ov.delete_marker)
+                )
                 stmt = stmt.where(_ov.key > after) if after is not None else stmt.where(_ov.key >= prefix)
                 rows = (await conn.execute(stmt.order_by(_ov.key).limit(batch))).all()
                 current = None  # the common prefix whose keys are being passed over
@@ -326,63 +286,139 @@ class ObjectQueries(QueryBase):
 
         return await self.db.read(q)
 
+    async def list_object_versions(
+        self,
+        tenant_id: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        version_id_marker: str | None,
+        max_keys: int,
+    ) -> VersionList:
+        """Every version and delete marker, keys in byte order, each key's newest first; a common
+        prefix is one entry and is skipped over whole.
+
+        Starts after every version of `key_marker`, or, with `version_id_marker`, after that
+        version of it: a stored id (what next_version_id_marker gives) names its position even
+        once the version is gone; "null" names the key's null version (if that is gone too,
+        listing goes on with the next key)."""
+        if max_keys < 0:
+            raise error("InvalidArgument", "max_keys must not be negative")
+        if version_id_marker and not key_marker:
+            raise error("InvalidArgument", "A version-id marker cannot be specified without a key marker.")
+        if version_id_marker:
+            check_version_id(version_id_marker)
+        limit = min(max_keys, MAX_LIST)
+        prefix = prefix or ""
+        delimiter = delimiter or None
+
+        async def q(conn: AsyncConnection) -> VersionList:
+            await self.bucket_row(conn, tenant_id, bucket)
+            result = VersionList()
+            if limit == 0:
+                return result
+            entries: list[tuple[str, Any]] = []  # (key or common prefix, row or None), up to limit + 1
+            # The position: strictly after version `after_seq` of `after_key`, or (after_seq None)
+            # after every version of after_key; after_key None: from the prefix on.
+            after_key = key_marker if key_marker and key_marker >= prefix else None
+            after_seq = None
+            if after_key is not None and version_id_marker:
+                after_seq = await self._marker_seq(conn, bucket, after_key, version_id_marker)
+            base = sa.select(*_VERSION_COLUMNS).where(_ov.bucket == bucket, _ov.status != "deleted")
+            batch = min(max(limit + 1, 16), _LIST_BATCH)
+            while len(entries) <= limit:
+                within_key = after_key is not None and after_seq is not None
+                if after_key is None:
+                    stmt = base.where(_ov.key >= prefix)
+                elif within_key:
+                    stmt = base.where(_ov.key == after_key, _ov.seq < after_seq)
+                else:
+                    stmt = base.where(_ov.key > after_key)
+                rows = (await conn.execute(stmt.order_by(_ov.key, _ov.seq.desc()).limit(batch))).all()
+                jumped = False
+                for row in rows:
+                    k = row.key
+                    if not k.startswith(prefix):
+                        return _finish_versions(result, entries, limit)
+                    cut = k.find(delimiter, len(prefix)) if delimiter else -1
+                    if cut >= 0:
+                        common = k[: cut + len(delimiter)]
+                        repeated = bool(entries) and entries[-1][0] == common
+                        if not (key_marker and common <= key_marker) and not repeated:
+                            entries.append((common, None))
+                        # Past every key under the common prefix: one query per prefix.
+                        after_key, after_seq, jumped = common + SKIP, None, True
+                        break
+                    entries.append((k, row))
+                    after_key, after_seq = k, row.seq
+                    if len(entries) > limit:
+                        break
+                if jumped or len(entries) > limit:
+                    continue
+                if len(rows) < batch:
+                    if not within_key:
+                        break
+                    after_seq = None  # the marker's key is done: on to the keys after it
+            return _finish_versions(result, entries, limit)
+
+        return await self.db.read(q)
+
+    async def _marker_seq(self, conn: AsyncConnection, bucket: str, key: str, version_id: str) -> int | None:
+        row = await self.version_row(conn, bucket, key, version_id)
+        if row is not None:
+            return row.seq
+        return seq_in_id(version_id)
+
     # ---- writes -----------------------------------------------------------------------------
 
-    async def _delete_latest(self, conn: AsyncConnection, tenant_id: str, bucket: str, key: str) -> bool:
-        await self.db.lock_name(conn, f"object:{bucket}/{key}")
-        row = await self.latest_row(conn, bucket, key, lock=True)
-        if row is None:
-            return False
-        now = self.now()
-        deltas: Counter[str] = Counter()
-        for k in await self.remove_version(conn, row):
-            deltas[k] -= 1
-        await chunkrefs.apply_deltas(self.db, conn, deltas, {}, self.scope(row.tenant_id), now)
-        await quota.adjust(conn, row.tenant_id, used_delta=-row.size)
-        payload = {
-            "version_id": row.version_id,
-            "bucket": bucket,
-            "key": key,
-            "tenant_id": row.tenant_id,
-            "size": row.size,
-        }
-        await record_audit(conn, tenant_id, "object.delete", f"{bucket}/{key}", payload, at=now)
-        await emit(conn, "object.deleted", payload, at=now)
-        return True
+    async def delete_object(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        owner_id: str | None = None,
+    ) -> DeleteResult:
+        """DELETE of a key (as the bucket's versioning state has it: coordinator/versions.py) or
+        of one version of it. Idempotent: a missing key or version is not an error; a missing
+        bucket is."""
+        if version_id is not None:
+            check_version_id(version_id)
 
-    async def delete_object(self, tenant_id: str, bucket: str, key: str) -> None:
-        """Idempotent: a missing key is not an error; a missing bucket is."""
+        async def tx(conn: AsyncConnection) -> DeleteResult:
+            bucket_row = await self.bucket_row(conn, tenant_id, bucket)
+            actor = owner_id or tenant_id
+            if version_id is None:
+                return await self.delete_key(conn, bucket_row, actor, key)
+            return await self.delete_version(conn, bucket, actor, key, version_id)
 
-        async def tx(conn: AsyncConnection) -> None:
-            await self.bucket_row(conn, tenant_id, bucket)
-            await self._delete_latest(conn, tenant_id, bucket, key)
+        return await self.db.write(tx)
 
-        await self.db.write(tx)
-
-    async def delete_objects(self, tenant_id: str, bucket: str, keys: list[str]) -> list[DeleteResult]:
-        if len(keys) > MAX_DELETE:
-            raise error("InvalidRequest", f"at most {MAX_DELETE} keys per delete request, got {len(keys)}")
+    async def delete_objects(
+        self, tenant_id: str, bucket: str, objects: list[ObjectId], owner_id: str | None = None
+    ) -> list[DeleteResult]:
+        """delete_object for up to 1000 keys or versions, each in its own transaction (one
+        failing does not undo the others); results in the order asked."""
+        if len(objects) > MAX_DELETE:
+            raise error("InvalidRequest", f"at most {MAX_DELETE} keys per delete request, got {len(objects)}")
         await self.get_bucket_checked(tenant_id, bucket)
-        results = []
-        for key in keys:
-            if not key:
-                results.append(
-                    DeleteResult(
-                        key=key,
-                        deleted=False,
-                        error_code="InvalidArgument",
-                        error_message="object key must not be empty",
-                    )
-                )
-                continue
+        gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
 
-            async def tx(conn: AsyncConnection, key: str = key) -> None:
-                await self.bucket_row(conn, tenant_id, bucket)
-                await self._delete_latest(conn, tenant_id, bucket, key)
+        async def one(obj: ObjectId) -> DeleteResult:
+            if not obj.key:
+                return DeleteResult(key=obj.key, deleted=False, error_code="InvalidArgument",
+                                    error_message="object key must not be empty", version_id=obj.version_id)
+            async with gate:
+                try:
+                    return await self.delete_object(tenant_id, bucket, obj.key, obj.version_id, owner_id)
+                except CoordinatorError as exc:
+                    if exc.status >= 500 or exc.code in ("NoSuchBucket", "AccessDenied"):
+                        raise
+                    return DeleteResult(key=obj.key, deleted=False, error_code=exc.code,
+                                        error_message=exc.message, version_id=obj.version_id)
 
-            await self.db.write(tx)
-            results.append(DeleteResult(key=key, deleted=True))
-        return results
+        return list(await asyncio.gather(*(one(o) for o in objects)))
 
     async def get_bucket_checked(self, tenant_id: str, bucket: str) -> None:
         await self.db.read(lambda conn: self.bucket_row(conn, tenant_id, bucket))
@@ -399,10 +435,18 @@ class ObjectQueries(QueryBase):
         content_type: str | None,
         metadata: dict[str, str],
         headers: dict[str, str],
+        src_version_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
     ) -> ObjectInfo:
-        """Metadata-only copy: a new version referencing the source's chunks (refcount+1 each)."""
+        """Metadata-only copy: a new version referencing the source's chunks (refcount+1 each).
+
+        The source is the key's latest version or `src_version_id` ("null": its null version;
+        a delete marker cannot be copied). `tags` None copies the source's tags."""
         check_key(dst_key)
-        if src_bucket == dst_bucket and src_key == dst_key and not replace_metadata:
+        if src_version_id is not None:
+            check_version_id(src_version_id)
+        elif src_bucket == dst_bucket and src_key == dst_key and not replace_metadata:
             raise error(
                 "InvalidRequest",
                 "This copy request is illegal because it is trying to copy an object "
@@ -412,10 +456,8 @@ class ObjectQueries(QueryBase):
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
             await self.bucket_row(conn, tenant_id, src_bucket)
-            await self.bucket_row(conn, tenant_id, dst_bucket)
-            src = await self.latest_row(conn, src_bucket, src_key)
-            if src is None:
-                raise error("NoSuchKey", f"the source key {src_key!r} does not exist")
+            dst = await self.bucket_row(conn, tenant_id, dst_bucket)
+            src = await self._copy_source(conn, src_bucket, src_key, src_version_id)
             manifest = [(r.chunk_key, r.size) for r in await conn.execute(_MANIFEST, {"v": src.version_id})]
             parts = (
                 [
@@ -434,7 +476,6 @@ class ObjectQueries(QueryBase):
             )
             now = self.now()
             values = {
-                "version_id": new_id(),
                 "bucket": dst_bucket,
                 "key": dst_key,
                 "tenant_id": tenant_id,
@@ -451,9 +492,11 @@ class ObjectQueries(QueryBase):
                 "created_at": now,
                 "last_modified": now,
                 "last_access": None,
-                "is_latest": True,
+                "tags": dict(src.tags or {}) if tags is None else dict(tags),
+                "acl": check_acl(acl),
+                "upload_id": None,
             }
-            new = NewVersion(values=values, manifest=manifest, parts=parts)
+            new = NewVersion(values=values, manifest=manifest, parts=parts, versioning=dst.versioning)
             deltas: Counter[str] = Counter()
             old, rows = await self.install_version(conn, new, deltas)
             await chunkrefs.apply_deltas(self.db, conn, deltas, {}, self.scope(tenant_id), now)
@@ -466,10 +509,71 @@ class ObjectQueries(QueryBase):
                 "tenant_id": tenant_id,
                 "size": src.size,
                 "source": f"{src_bucket}/{src_key}",
+                "source_version_id": src.version_id,
+                "replaced": old.version_id if old is not None else None,
             }
             await record_audit(conn, owner_id, "object.copy", f"{dst_bucket}/{dst_key}", payload, at=now)
             await emit(conn, "object.copied", payload, at=now)
-            return object_info(RowValues(values), [PartInfo(**p) for p in parts])
+            return object_info(RowValues(values), [PartInfo(**p) for p in parts], versioning=dst.versioning)
+
+        return await self.db.write(tx)
+
+    async def _copy_source(self, conn: AsyncConnection, bucket: str, key: str, version_id: str | None) -> Any:
+        if version_id is None:
+            src = await self.latest_row(conn, bucket, key)
+            if src is None or src.delete_marker:
+                raise error("NoSuchKey", f"the source key {key!r} does not exist")
+            return src
+        src = await self.version_row(conn, bucket, key, version_id)
+        if src is None or src.status == "deleted":
+            raise error("NoSuchVersion", f"version {version_id!r} of the source key {key!r} does not exist")
+        if src.delete_marker:
+            raise error("InvalidRequest", "The source of a copy request may not specifically refer to a "
+                        "delete marker by version id.")
+        return src
+
+    async def set_object_tags(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None, tags: dict[str, str] | None
+    ) -> ObjectInfo:
+        """Replace the tags of the latest version or of `version_id` (None or {}: no tags)."""
+        return await self._update_version(tenant_id, bucket, key, version_id, "object.tags",
+                                          tags=dict(tags) if tags else None)
+
+    async def set_object_acl(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None, acl: str
+    ) -> ObjectInfo:
+        """A canned ACL on the latest version or on `version_id`: private, or public-read
+        (anyone may GET and HEAD it without signing)."""
+        return await self._update_version(tenant_id, bucket, key, version_id, "object.acl",
+                                          acl=check_acl(acl))
+
+    async def _update_version(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None, action: str, **values: Any
+    ) -> ObjectInfo:
+        if version_id is not None:
+            check_version_id(version_id)
+
+        async def tx(conn: AsyncConnection) -> ObjectInfo:
+            bucket_row = await self.bucket_row(conn, tenant_id, bucket)
+            if version_id is None:
+                row = await self.lock_key(conn, bucket, key)
+                if row is None or row.delete_marker or row.status == "deleted":
+                    raise error("NoSuchKey", f"the key {key!r} does not exist")
+            else:
+                await self.lock_key(conn, bucket, key)
+                row = await self.version_row(conn, bucket, key, version_id)
+                if row is None or row.status == "deleted":
+                    raise error("NoSuchVersion", f"version {version_id!r} of {key!r} does not exist")
+                if row.delete_marker:
+                    raise error("MethodNotAllowed", f"version {version_id!r} of {key!r} is a delete marker")
+            await conn.execute(
+                sa.update(object_versions).where(_ov.version_id == row.version_id).values(**values)
+            )
+            await record_audit(conn, tenant_id, action, f"{bucket}/{key}",
+                               {"version_id": row.version_id, **values})
+            parts = await self._parts(conn, row.version_id) if row.part_count else []
+            updated = RowValues({**row._asdict(), **values})
+            return object_info(updated, parts, versioning=bucket_row.versioning)
 
         return await self.db.write(tx)
 
@@ -495,18 +599,6 @@ class ObjectQueries(QueryBase):
         await self.db.write(tx)
 
 
-def _check_condition(condition: WriteCondition, current: Any) -> None:
-    """S3's answers to a conditional write whose precondition no longer holds at commit."""
-    if condition.if_none_match and current is not None:
-        raise error("PreconditionFailed", "If-None-Match: the key already has a current version")
-    if condition.if_match is not None:
-        if current is None:
-            raise error("NoSuchKey", "If-Match: the key has no current version")
-        wanted = condition.if_match.strip()
-        if wanted != "*" and bare_etag(wanted) != bare_etag(current.etag):
-            raise error("PreconditionFailed", "If-Match: the current version has another ETag")
-
-
 def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> ListResult:
     if len(entries) > limit:
         entries = entries[:limit]
@@ -524,6 +616,34 @@ def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> L
                     last_modified=row.last_modified,
                     storage_class=row.storage_class,
                     owner_id=row.owner_id,
+                )
+            )
+    return result
+
+
+def _finish_versions(result: VersionList, entries: list[tuple[str, Any]], limit: int) -> VersionList:
+    if len(entries) > limit:
+        entries = entries[:limit]
+        result.is_truncated = True
+        name, row = entries[-1]
+        result.next_key_marker = name
+        result.next_version_id_marker = row.version_id if row is not None else None
+    for name, row in entries:
+        if row is None:
+            result.common_prefixes.append(name)
+        else:
+            result.versions.append(
+                VersionEntry(
+                    key=row.key,
+                    version_id=s3_version_id(row),
+                    is_latest=bool(row.is_latest),
+                    delete_marker=bool(row.delete_marker),
+                    last_modified=row.last_modified,
+                    size=row.size,
+                    etag=row.etag,
+                    storage_class=row.storage_class,
+                    owner_id=row.owner_id,
+                    checksum_algorithms=sorted(a for a in (row.checksums or {}) if not a.endswith("hex")),
                 )
             )
     return result

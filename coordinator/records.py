@@ -58,6 +58,9 @@ class BucketInfo:
     owner_id: str
     created_at: float
     region: str = "us-east-1"
+    versioning: str | None = None    # None (never enabled), "Enabled" or "Suspended"
+    acl: str | None = None           # canned ACL ("public-read", ...); None is private
+    cors: list[dict] | None = None   # CORS rules as gateway/s3/cors.py stores them
 
 
 @dataclass
@@ -145,6 +148,20 @@ class ObjectInfo:
     checksums: dict[str, str] = field(default_factory=dict)  # e.g. {"crc32": base64}
     parts: list[PartInfo] = field(default_factory=list)      # multipart objects only
     chunks: list[ChunkRef] = field(default_factory=list)     # only when asked with_chunks
+    # The version model (docs/internals.md "Object versions"): version_id above is always the
+    # stored id; S3 shows "null" for a null version (see s3_version_id).
+    null_version: bool = True
+    delete_marker: bool = False
+    is_latest: bool = True
+    versioning: str | None = None    # the bucket's versioning state when this was answered
+    owner_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    acl: str | None = None           # canned ACL; None is private
+
+    @property
+    def s3_version_id(self) -> str:
+        """The VersionId S3 clients see."""
+        return "null" if self.null_version else self.version_id
 
 
 @dataclass
@@ -182,11 +199,48 @@ class PartList:
 
 
 @dataclass
+class VersionEntry:
+    """One version or delete marker in a ListObjectVersions answer."""
+
+    key: str
+    version_id: str                  # as S3 shows it ("null" for a null version)
+    is_latest: bool
+    delete_marker: bool
+    last_modified: float
+    size: int = 0
+    etag: str = ""
+    storage_class: str = "STANDARD"
+    owner_id: str = ""
+    checksum_algorithms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VersionList:
+    versions: list[VersionEntry] = field(default_factory=list)   # key order, newest first per key
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_key_marker: str | None = None
+    # The stored id of the last version returned (also for a null version): a position that
+    # stays valid when that version is deleted before the next page is asked for.
+    next_version_id_marker: str | None = None
+
+
+@dataclass
+class ObjectId:
+    """A key, and optionally one of its versions (None: the key as S3 addresses it unversioned)."""
+
+    key: str
+    version_id: str | None = None
+
+
+@dataclass
 class DeleteResult:
     key: str
     deleted: bool
     error_code: str | None = None
     error_message: str | None = None
+    version_id: str | None = None    # the version removed, or the delete marker made (S3 view)
+    delete_marker: bool = False      # a marker was made, or the version removed was one
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,10 @@ buckets = sa.Table(
     sa.Column("owner_id", sa.Text, nullable=False),
     sa.Column("region", sa.Text, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
+    # S3 versioning: NULL (never enabled), "Enabled" or "Suspended" (never NULL again).
+    sa.Column("versioning", sa.String(16)),
+    sa.Column("acl", sa.String(32)),  # canned ACL; NULL is private
+    sa.Column("cors", sa.JSON),  # the CORS rules (gateway/s3/cors.py), NULL when none
 )
 
 object_versions = sa.Table(
@@ -99,8 +103,34 @@ object_versions = sa.Table(
     sa.Column("last_modified", _TIME, nullable=False),
     sa.Column("last_access", _TIME),
     sa.Column("is_latest", sa.Boolean, nullable=False),
+    # The version model (docs/internals.md "Object versions"). Columns added to a table
+    # that holds data come with a server default: SQLite adds them in place that way
+    # (rebuilding the table would cascade-delete its manifests).
+    # Position among the key's versions, newest highest: max(previous + 1, now in microseconds),
+    # assigned under the key's lock, so it is commit order; version ids embed it (hex).
+    sa.Column("seq", _BIG, nullable=False, server_default=sa.text("0")),
+    # S3 shows this version's id as "null": written while versioning was never enabled or
+    # suspended. At most one per key.
+    sa.Column("null_version", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("delete_marker", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("tags", sa.JSON),  # S3 object tags {key: value}, NULL when none
+    sa.Column("acl", sa.String(32)),  # canned ACL; NULL is private
+    # The multipart upload completed into this version: a retried CompleteMultipartUpload
+    # whose first answer was lost finds it here and answers the same success.
+    sa.Column("upload_id", _ckey(64)),
     # For the foreign key check when a bucket is deleted.
     sa.Index("ix_object_bucket", "bucket"),
+    # A key's versions newest first (ListObjectVersions, the next latest after a delete).
+    sa.Index("ux_object_key_seq", "bucket", "key", "seq", unique=True),
+    sa.Index(
+        "ux_object_null",
+        "bucket",
+        "key",
+        unique=True,
+        sqlite_where=sa.text("null_version = 1"),
+        postgresql_where=sa.text("null_version"),
+    ),
+    sa.Index("ix_object_upload_id", "upload_id"),
     # One latest version per key; listing walks this index in key order. The SQLite
     # predicate is spelled as SQLAlchemy renders `is_latest` in queries, or SQLite's
     # planner would not use the partial index.
@@ -187,6 +217,8 @@ upload_sessions = sa.Table(
     sa.Column("headers", sa.JSON, nullable=False),
     sa.Column("storage_class", sa.Text, nullable=False),
     sa.Column("checksum_algorithm", sa.Text),
+    sa.Column("tags", sa.JSON),  # given to the version it completes into
+    sa.Column("acl", sa.String(32)),
     sa.Column("initiated", _TIME, nullable=False),
     sa.Column("expires_at", _TIME, nullable=False, index=True),
     sa.Index("ix_upload_bucket_key", "bucket", "key", "upload_id"),

@@ -22,10 +22,11 @@ from coordinator import chunkrefs, quota
 from coordinator.base import MAX_PART_NUMBER, MIN_PART_SIZE
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
-from coordinator.names import bare_etag, check_key, multipart_etag, new_id, quote_etag
+from coordinator.names import bare_etag, check_acl, check_key, multipart_etag, new_id, quote_etag
 from coordinator.objects import MAX_LIST, SKIP, NewVersion, ObjectQueries, RowValues, object_info
 from coordinator.records import (
     ChunkRef,
+    CoordinatorError,
     ObjectInfo,
     PartInfo,
     PartList,
@@ -33,7 +34,7 @@ from coordinator.records import (
     UploadList,
     WriteCondition,
 )
-from coordinator.schema import upload_part_chunks, upload_parts, upload_sessions
+from coordinator.schema import object_versions, upload_part_chunks, upload_parts, upload_sessions
 
 _us = upload_sessions.c
 _up = upload_parts.c
@@ -44,6 +45,13 @@ _SESSION = sa.select(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
 _SESSION_LOCKED = {"sqlite": _SESSION, "postgresql": _SESSION.with_for_update()}
 _INSERT_SESSION = upload_sessions.insert()
 _DROP_SESSION = sa.delete(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
+# The version a multipart upload was completed into (a retried CompleteMultipartUpload).
+_COMPLETED = sa.select(object_versions).where(
+    object_versions.c.upload_id == sa.bindparam("u"),
+    object_versions.c.bucket == sa.bindparam("bucket"),
+    object_versions.c.key == sa.bindparam("key"),
+    object_versions.c.status != "deleted",
+)
 # Status of a new version. The scan worker issue turns this into "scanning" until scanned.
 INITIAL_STATUS = "ready"
 
@@ -113,7 +121,10 @@ class UploadQueries(ObjectQueries):
         headers: dict[str, str],
         storage_class: str,
         checksum_algorithm: str | None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
     ) -> UploadInfo:
+        """A session of kind put|multipart; `tags` and `acl` go to the version it commits."""
         check_key(key)
         if kind not in KINDS:
             raise error("InvalidArgument", f"kind must be one of {KINDS}, got {kind!r}")
@@ -137,6 +148,8 @@ class UploadQueries(ObjectQueries):
                 "headers": dict(headers),
                 "storage_class": storage_class or "STANDARD",
                 "checksum_algorithm": checksum_algorithm,
+                "tags": dict(tags) if tags else None,
+                "acl": check_acl(acl),
                 "initiated": now,
                 "expires_at": now + self.upload_expiry_s,
             }
@@ -192,13 +205,13 @@ class UploadQueries(ObjectQueries):
         }
         await record_audit(conn, session.owner_id, action, f"{session.bucket}/{session.key}", payload, at=now)
         await emit(conn, "object.finalized", payload, at=now)
-        return object_info(RowValues(new.values), [PartInfo(**p) for p in new.parts])
+        parts = [PartInfo(**p) for p in new.parts]
+        return object_info(RowValues(new.values), parts, versioning=new.versioning)
 
     def _version_values(
         self, session: Any, size: int, etag: str, checksums: dict[str, str], part_count: int, now: float
     ) -> dict[str, Any]:
         return {
-            "version_id": new_id(),
             "bucket": session.bucket,
             "key": session.key,
             "tenant_id": session.tenant_id,
@@ -215,7 +228,9 @@ class UploadQueries(ObjectQueries):
             "created_at": now,
             "last_modified": now,
             "last_access": None,
-            "is_latest": True,
+            "tags": dict(session.tags) if session.tags else None,
+            "acl": session.acl,
+            "upload_id": session.upload_id if session.kind == "multipart" else None,
         }
 
     async def finalize_put(
@@ -226,14 +241,14 @@ class UploadQueries(ObjectQueries):
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
             session = await self._session(conn, upload_id, kind="put")
-            await self.bucket_row(conn, session.tenant_id, session.bucket)
+            bucket_row = await self.bucket_row(conn, session.tenant_id, session.bucket)
             self._check_refs(session.tenant_id, chunks)
-            return await self._commit_put(conn, session, size, etag, chunks, checksums, condition)
+            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition)
 
         return await self.db.write(tx)
 
-    async def _commit_put(self, conn: AsyncConnection, session: RowValues, size: int, etag: str,
-                          chunks: list[ChunkRef], checksums: dict[str, str],
+    async def _commit_put(self, conn: AsyncConnection, session: RowValues, bucket_row: Any, size: int,
+                          etag: str, chunks: list[ChunkRef], checksums: dict[str, str],
                           condition: WriteCondition | None) -> ObjectInfo:
         """The new version of a one-go PUT (with or without a session), inside its transaction."""
         now = self.now()
@@ -241,6 +256,7 @@ class UploadQueries(ObjectQueries):
             values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
             manifest=[(c.chunk_key, c.size) for c in chunks],
             condition=condition,
+            versioning=bucket_row.versioning,
         )
         info = await self._commit_version(
             conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
@@ -263,6 +279,8 @@ class UploadQueries(ObjectQueries):
         chunks: list[ChunkRef],
         checksums: dict[str, str],
         condition: WriteCondition | None = None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
     ) -> ObjectInfo:
         """begin_upload + finalize_put in one transaction, for objects written in one go.
 
@@ -275,7 +293,7 @@ class UploadQueries(ObjectQueries):
         self._check_refs(tenant_id, chunks)
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
-            await self.bucket_row(conn, tenant_id, bucket)
+            bucket_row = await self.bucket_row(conn, tenant_id, bucket)
             session = RowValues(
                 {
                     "upload_id": None,
@@ -289,9 +307,11 @@ class UploadQueries(ObjectQueries):
                     "metadata": metadata,
                     "headers": headers,
                     "storage_class": storage_class or "STANDARD",
+                    "tags": dict(tags) if tags else None,
+                    "acl": check_acl(acl),
                 }
             )
-            return await self._commit_put(conn, session, size, etag, chunks, checksums, condition)
+            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition)
 
         return await self.db.write(tx)
 
@@ -527,10 +547,17 @@ class UploadQueries(ObjectQueries):
             )
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
-            await self.bucket_row(conn, tenant_id, bucket)
-            session = await self._session(
-                conn, upload_id, tenant_id=tenant_id, bucket=bucket, key=key, kind="multipart"
-            )
+            bucket_row = await self.bucket_row(conn, tenant_id, bucket)
+            try:
+                session = await self._session(
+                    conn, upload_id, tenant_id=tenant_id, bucket=bucket, key=key, kind="multipart"
+                )
+            except CoordinatorError:
+                # Completed already (and the answer lost)? The same parts get the same success.
+                done = await self._completed(conn, bucket, key, upload_id, bucket_row.versioning)
+                if done is None or done.etag != _etag_or_none([e for _, e in parts]):
+                    raise
+                return done
             stored = {
                 r.part_number: r
                 for r in await conn.execute(sa.select(upload_parts).where(_up.upload_id == upload_id))
@@ -587,10 +614,29 @@ class UploadQueries(ObjectQueries):
                 manifest=manifest,
                 parts=part_rows,
                 condition=condition,
+                versioning=bucket_row.versioning,
             )
             return await self._commit_version(conn, session, new, deltas, {}, "object.complete_multipart")
 
         return await self.db.write(tx)
+
+    async def _completed(
+        self, conn: AsyncConnection, bucket: str, key: str, upload_id: str, versioning: str | None
+    ) -> ObjectInfo | None:
+        """The version an upload was completed into, while it exists: a CompleteMultipartUpload
+        retried because its answer was lost gets the same success instead of NoSuchUpload."""
+        row = (await conn.execute(_COMPLETED, {"u": upload_id, "bucket": bucket, "key": key})).first()
+        if row is None:
+            return None
+        parts = await self._parts(conn, row.version_id) if row.part_count else []
+        return object_info(row, parts, versioning=versioning)
+
+
+def _etag_or_none(part_etags: list[str]) -> str | None:
+    try:
+        return multipart_etag(part_etags)
+    except ValueError:
+        return None
 
 
 def _finish_uploads(result: UploadList, entries: list[tuple[str, Any]], limit: int) -> UploadList:

@@ -3,12 +3,14 @@ both implement the same API."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from coordinator.db import Database
+from coordinator.names import chunk_key
 from coordinator.records import ChunkRef, KeyInfo, ObjectInfo
 from coordinator.service import Metadata
 
@@ -120,3 +122,35 @@ async def setup_tenant(
     if bucket:
         await meta.create_bucket(key.tenant_id, key.user_id, bucket, "us-east-1")
     return key
+
+
+def inline_ref(tenant_id: str, data: bytes) -> ChunkRef:
+    """What the gateway sends for a small object: the ciphertext (here: data + a fake tag)."""
+    digest = sha(data)
+    cipher = data + hashlib.md5(data).digest()  # 16 bytes standing in for the GCM tag
+    return ChunkRef(
+        sha256=digest,
+        chunk_key=chunk_key(tenant_id, digest),
+        size=len(data),
+        enc_size=len(cipher),
+        key_id="m1",
+        inline=base64.b64encode(cipher).decode(),
+    )
+
+
+async def put_inline(api, key, bucket: str, name: str, data: bytes, **kw):
+    return await api.put_object(
+        key.tenant_id,
+        key.user_id,
+        bucket,
+        name,
+        len(data),
+        md5(data),
+        kw.get("content_type", "text/plain"),
+        kw.get("metadata", {}),
+        {},
+        "STANDARD",
+        [inline_ref(key.tenant_id, data)],
+        {},
+        kw.get("condition"),
+    )

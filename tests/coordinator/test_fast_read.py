@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coordinator import base, chunkrefs, identity, objects
+from coordinator import base, chunkrefs, identity, objects, versions
 from coordinator.sqlite_store import FAST_READ, LoopConnection
 from tests.coordinator.helpers import open_meta, put_object, register_nodes, setup_tenant
 
@@ -21,7 +21,8 @@ async def test_fast_read_rows_equal_sqlalchemy_rows(tmp_path):
             (base.LATEST_LIVE, {"bucket": "bkt", "key": "dir/k"}),
             (objects._BUCKET_AND_LATEST, {"bucket": "bkt", "key": "dir/k"}),
             (objects._BUCKET_AND_LATEST, {"bucket": "bkt", "key": "missing"}),
-            (objects._VERSION, {"v": obj.version_id, "bucket": "bkt", "key": "dir/k"}),
+            (versions._VERSION_ROW, {"v": obj.version_id, "bucket": "bkt", "key": "dir/k"}),
+            (versions._NULL_ROW, {"bucket": "bkt", "key": "dir/k"}),
             (objects._PARTS, {"v": obj.version_id}),
             (chunkrefs._LOAD_REFS, {"v": obj.version_id}),
             (chunkrefs._LOAD_RANGE_REFS, {"v": obj.version_id, "s": 2999, "e": 3000}),

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from coordinator.db import Database
 from coordinator.migrate import BASELINE, alembic_config, current_revision, head_revision
 from coordinator.schema import metadata
+from coordinator.service import Metadata
 
 
 async def _inspect(db: Database, fn):
@@ -79,5 +80,44 @@ async def test_chunks_stored_before_format_ids_are_format_1(database_url: str) -
         await db.create_schema()
         row = await _inspect(db, lambda conn: conn.exec_driver_sql("SELECT format FROM chunks").one())
         assert tuple(row) == (1,)
+    finally:
+        await db.close()
+
+
+async def test_objects_written_before_versions_read_as_null_versions(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+
+        def before_versions(conn: sa.Connection) -> None:
+            command.upgrade(alembic_config(conn), "0001")
+            conn.exec_driver_sql(
+                "INSERT INTO tenants (tenant_id, name, quota_bytes, used_bytes, reserved_bytes, created_at)"
+                " VALUES ('t1', 'acme', 1000, 5, 0, 1.0)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO buckets (name, tenant_id, owner_id, region, created_at)"
+                " VALUES ('old', 't1', 'u1', 'us-east-1', 1.0)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO object_versions (version_id, bucket, key, tenant_id, owner_id, size, etag,"
+                " metadata, headers, storage_class, status, checksums, part_count, created_at,"
+                " last_modified, is_latest) VALUES ('0123456789abcdef0123456789abcdef', 'old', 'k', 't1',"
+                " 'u1', 5, '\"e\"', '{}', '{}', 'STANDARD', 'ready', '{}', 0, 1700000000.5, 1700000000.5,"
+                " true)"
+            )
+
+        await _inspect(db, before_versions)
+        await db.create_schema()
+        meta = Metadata(db)
+        got = await meta.get_object("t1", "old", "k", version_id="null")
+        assert (got.version_id, got.s3_version_id, got.is_latest, got.versioning) == (
+            "0123456789abcdef0123456789abcdef", "null", True, None)
+        listed = await meta.list_object_versions("t1", "old", "", None, None, None, 10)
+        assert [(v.key, v.version_id, v.is_latest) for v in listed.versions] == [("k", "null", True)]
+        await meta.set_bucket_versioning("t1", "old", "Enabled")
+        await meta.delete_object("t1", "old", "k")  # a delete marker goes on top of the old version
+        listed = await meta.list_object_versions("t1", "old", "", None, None, None, 10)
+        shown = [(v.version_id == "null", v.delete_marker) for v in listed.versions]
+        assert shown == [(False, True), (True, False)]
     finally:
         await db.close()

@@ -15,38 +15,16 @@ from coordinator.names import chunk_key
 from coordinator.records import ChunkRef, CoordinatorError
 from coordinator.schema import audit, chunk_shards, chunks, object_versions, outbox, tenants
 from tests.coordinator.conftest import SECRET
-from tests.coordinator.helpers import chunk_refs, md5, open_meta, register_nodes, setup_tenant, sha
-
-
-def inline_ref(tenant_id: str, data: bytes) -> ChunkRef:
-    """What the gateway sends for a small object: the ciphertext (here: data + a fake tag)."""
-    digest = sha(data)
-    cipher = data + hashlib.md5(data).digest()  # 16 bytes standing in for the GCM tag
-    return ChunkRef(
-        sha256=digest,
-        chunk_key=chunk_key(tenant_id, digest),
-        size=len(data),
-        enc_size=len(cipher),
-        key_id="m1",
-        inline=base64.b64encode(cipher).decode(),
-    )
-
-
-async def put_inline(api, key, bucket: str, name: str, data: bytes, **kw):
-    return await api.put_object(
-        key.tenant_id,
-        key.user_id,
-        bucket,
-        name,
-        len(data),
-        md5(data),
-        kw.get("content_type", "text/plain"),
-        kw.get("metadata", {}),
-        {},
-        "STANDARD",
-        [inline_ref(key.tenant_id, data)],
-        {},
-    )
+from tests.coordinator.helpers import (
+    chunk_refs,
+    inline_ref,
+    md5,
+    open_meta,
+    put_inline,
+    register_nodes,
+    setup_tenant,
+    sha,
+)
 
 
 async def rows(meta, table, *where):

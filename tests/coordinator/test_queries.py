@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from coordinator.records import CoordinatorError
+from coordinator.records import CoordinatorError, ObjectId
 from coordinator.schema import audit, chunk_shards, chunks, outbox, repair_queue, tenants, upload_sessions
 from tests.coordinator.helpers import (
     chunk_refs,
@@ -377,12 +377,13 @@ async def test_delete_objects(database_url):
         key = await setup_tenant(meta)
         for name in ("a", "b", "c"):
             await put_object(meta, key, "bkt", name, [name.encode()])
-        results = await meta.delete_objects(key.tenant_id, "bkt", ["a", "c", "missing"])
+        objs = [ObjectId("a"), ObjectId("c"), ObjectId("missing")]
+        results = await meta.delete_objects(key.tenant_id, "bkt", objs)
         assert [(r.key, r.deleted) for r in results] == [("a", True), ("c", True), ("missing", True)]
         listing = await meta.list_objects(key.tenant_id, "bkt", "", None, None, 10)
         assert [e.key for e in listing.contents] == ["b"]
-        await expect("InvalidRequest", meta.delete_objects(key.tenant_id, "bkt", ["k"] * 1001))
-        await expect("NoSuchBucket", meta.delete_objects(key.tenant_id, "nobucket", ["a"]))
+        await expect("InvalidRequest", meta.delete_objects(key.tenant_id, "bkt", [ObjectId("k")] * 1001))
+        await expect("NoSuchBucket", meta.delete_objects(key.tenant_id, "nobucket", [ObjectId("a")]))
 
 
 async def test_identity_and_admin(database_url):

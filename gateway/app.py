@@ -11,9 +11,11 @@ from gateway import webpage
 from gateway.api.routes import add_routes as add_product_routes
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
-from gateway.ttlcache import bucket_cache, key_cache
+from gateway.ttlcache import TtlCache, bucket_cache, key_cache
 
-BUCKET_CACHE_S = 5.0   # only gates `100 Continue`; every commit checks the bucket itself
+# Only gates `100 Continue` (every commit checks the bucket itself), and how long another
+# gateway may still apply a bucket's old ACL or CORS rules after they change.
+BUCKET_CACHE_S = 5.0
 
 
 def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> web.Application:
@@ -27,7 +29,8 @@ def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> we
     app = web.Application(client_max_size=MAX_XML_BODY)
     state = GatewayState(cfg=cfg.gateway, coordinator=coordinator, store=store,
                          keys=key_cache(coordinator, cfg.gateway.key_cache_s),
-                         buckets=bucket_cache(coordinator, BUCKET_CACHE_S))
+                         buckets=bucket_cache(coordinator, BUCKET_CACHE_S),
+                         public_buckets=TtlCache(coordinator.find_bucket, BUCKET_CACHE_S))
     app[STATE_KEY] = state
     add_product_routes(app, cfg, coordinator, store)  # /api/v1/..., /share/...: before the S3 catch-all
     webpage.add_routes(app, handle, cfg.gateway.domain)

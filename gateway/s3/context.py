@@ -41,9 +41,17 @@ class GatewayState:
     store: ChunkStore
     keys: TtlCache[str, KeyInfo]
     buckets: TtlCache[tuple[str, str], BucketInfo]
+    # Buckets by name alone, for requests that carry no credentials (public-read ACLs, CORS).
+    public_buckets: TtlCache[str, BucketInfo] | None = None
     touched: dict[str, float] = field(default_factory=dict)
     touch_pending: set[str] = field(default_factory=set)
     touch_flusher: asyncio.Task | None = None
+
+    def forget_bucket(self, tenant_id: str, name: str) -> None:
+        """After this gateway changed a bucket's settings: its next requests see them at once."""
+        self.buckets.forget((tenant_id, name))
+        if self.public_buckets is not None:
+            self.public_buckets.forget(name)
 
     def touch(self, version_id: str) -> None:
         """Record a read for lifecycle (last access); best effort, never delays the answer.
@@ -102,6 +110,8 @@ class S3Context:
     # Node traffic of the object bytes this request read (logged with the request).
     read_stats: ReadStats = field(default_factory=ReadStats)
     trailers: dict[str, str] = field(default_factory=dict)
+    # The bucket an unsigned request reads under a public-read ACL (gateway/s3/public.py).
+    anonymous_bucket: BucketInfo | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -120,6 +130,15 @@ class S3Context:
     @property
     def headers(self) -> CIMultiDictProxy[str]:
         return self.request.headers
+
+    @property
+    def version_id(self) -> str | None:
+        """`?versionId=` ("null" names the null version, which every never-versioned object is)."""
+        version = self.request.query.get("versionId")
+        if version == "":
+            raise S3Error("InvalidArgument", "Version id cannot be the empty string",
+                          ArgumentName="versionId", ArgumentValue="")
+        return version
 
     @property
     def resource(self) -> str:

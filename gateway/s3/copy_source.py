@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from coordinator.records import ObjectInfo
+from coordinator.records import CoordinatorError, ObjectInfo
 from gateway.s3.conditions import Conditions, Outcome
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
@@ -22,7 +22,7 @@ class CopySource:
 
 
 def parse_copy_source(value: str) -> CopySource:
-    """`[/]bucket/key[?versionId=V]`, URL-encoded; `versionId=null` means the only version."""
+    """`[/]bucket/key[?versionId=V]`, URL-encoded; `versionId=null` names the null version."""
     raw, sep, query = value.partition("?")
     version_id = None
     if sep:
@@ -30,8 +30,7 @@ def parse_copy_source(value: str) -> CopySource:
         if name != "versionId" or not version:
             raise S3Error("InvalidArgument", "Invalid copy source: only ?versionId= is allowed",
                           ArgumentName="x-amz-copy-source", ArgumentValue=value)
-        version = unquote(version)
-        version_id = None if version == "null" else version
+        version_id = unquote(version)
     decoded = unquote(raw)
     if decoded.startswith("/"):
         decoded = decoded[1:]
@@ -58,8 +57,14 @@ async def load_source(ctx: S3Context, with_chunks: bool,
     chunks it selects."""
     src = parse_copy_source(ctx.headers["x-amz-copy-source"])
     coordinator = ctx.state.coordinator
-    obj = await coordinator.get_object(ctx.tenant_id, src.bucket, src.key, version_id=src.version_id,
-                                       with_chunks=with_chunks, **(narrowing or {}))
+    try:
+        obj = await coordinator.get_object(ctx.tenant_id, src.bucket, src.key, version_id=src.version_id,
+                                           with_chunks=with_chunks, **(narrowing or {}))
+    except CoordinatorError as exc:
+        if exc.code == "MethodNotAllowed":  # a delete marker named by version id
+            raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to "
+                          "a delete marker by version id.") from None
+        raise
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers, "x-amz-copy-source-").evaluate(obj.etag, obj.last_modified)
     if outcome is not Outcome.PROCEED:

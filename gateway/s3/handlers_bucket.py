@@ -1,14 +1,17 @@
-"""Service- and bucket-level operations: ListBuckets, Create/Head/Delete bucket, bucket subresources.
+"""Service- and bucket-level operations: ListBuckets, Create/Head/Delete bucket, bucket subresources,
+canned ACLs (of buckets and objects) and object tagging.
 
-Subresources shardbox does not implement (policy, tagging, CORS, ...) answer what AWS answers
-for a bucket that has none configured, so SDK probes and sync tools carry on; writes to them
-answer NotImplemented.
+Subresources shardbox does not implement (policy, bucket tagging, lifecycle, ...) answer what
+AWS answers for a bucket that has none configured, so SDK probes and sync tools carry on;
+writes to them answer NotImplemented.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from coordinator.records import CoordinatorError
+from gateway.s3 import acl, objmeta, tagging
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
 from gateway.s3.responses import decode_token, encode_token, int_param, owner, xml_response
@@ -51,10 +54,13 @@ async def create_bucket(ctx: S3Context) -> web.StreamResponse:
             raise S3Error("IllegalLocationConstraintException",
                           f"The {wanted} location constraint is incompatible for the region "
                           f"specific endpoint this request was sent to.", status=400)
-    acl = ctx.headers.get("x-amz-acl")
-    if acl not in (None, "private"):
-        raise S3Error("NotImplemented", "Only the private canned ACL is supported", status=501)
-    await ctx.state.coordinator.create_bucket(ctx.tenant_id, ctx.user_id, ctx.bucket, region)
+    canned = acl.from_headers(ctx.headers)
+    try:
+        await ctx.state.coordinator.create_bucket(ctx.tenant_id, ctx.user_id, ctx.bucket, region, canned)
+    except CoordinatorError as exc:
+        # AWS's legacy us-east-1 behaviour: creating a bucket you already own there succeeds.
+        if exc.code != "BucketAlreadyOwnedByYou" or region != "us-east-1":
+            raise
     return web.Response(status=200, headers={"Location": f"/{ctx.bucket}"})
 
 
@@ -74,28 +80,52 @@ async def get_bucket_location(ctx: S3Context) -> web.StreamResponse:
     return xml_response("LocationConstraint", "" if info.region == "us-east-1" else info.region)
 
 
-async def get_bucket_versioning(ctx: S3Context) -> web.StreamResponse:
-    """Buckets are never versioned: an empty configuration, as AWS shows for a fresh bucket."""
-    await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
-    return xml_response("VersioningConfiguration", None)
-
-
 async def get_acl(ctx: S3Context) -> web.StreamResponse:
-    """The only ACL there is: the owner has FULL_CONTROL."""
+    """GetBucketAcl / GetObjectAcl: the owner's FULL_CONTROL, and AllUsers READ if public-read."""
+    coordinator = ctx.state.coordinator
     if ctx.key is None:
-        await ctx.state.coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+        info = await coordinator.get_bucket(ctx.tenant_id, ctx.bucket)
+        owner_id, canned, headers = info.owner_id, info.acl, {}
     else:
-        await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key)
-    who = owner(ctx.user_id, ctx.auth.key.user_name)
-    return xml_response("AccessControlPolicy", [
-        ("Owner", who),
-        ("AccessControlList", [("Grant", [("Grantee", who), ("Permission", "FULL_CONTROL")])]),
-    ])
+        obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=ctx.version_id)
+        owner_id, canned, headers = obj.owner_id or ctx.user_id, obj.acl, objmeta.version_headers(obj)
+    name = ctx.auth.key.user_name if owner_id == ctx.user_id else owner_id
+    return xml_response("AccessControlPolicy", acl.policy(owner_id, name, canned), headers=headers)
+
+
+async def put_acl(ctx: S3Context) -> web.StreamResponse:
+    """PutBucketAcl / PutObjectAcl: a canned ACL header, or a policy document equal to one."""
+    if "x-amz-acl" in ctx.headers:
+        canned = acl.from_headers(ctx.headers)
+    else:
+        canned = acl.from_policy_xml(await ctx.read_small_body())
+    coordinator = ctx.state.coordinator
+    if ctx.key is None:
+        await coordinator.set_bucket_acl(ctx.tenant_id, ctx.bucket, canned or "private")
+        ctx.state.forget_bucket(ctx.tenant_id, ctx.bucket)
+        return web.Response(status=200)
+    obj = await coordinator.set_object_acl(ctx.tenant_id, ctx.bucket, ctx.key, ctx.version_id,
+                                           canned or "private")
+    return web.Response(status=200, headers=objmeta.version_headers(obj))
 
 
 async def get_object_tagging(ctx: S3Context) -> web.StreamResponse:
-    await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key)
-    return xml_response("Tagging", [("TagSet", {})])
+    obj = await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key,
+                                                 version_id=ctx.version_id)
+    return xml_response("Tagging", tagging.to_xml(obj.tags), headers=objmeta.version_headers(obj))
+
+
+async def put_object_tagging(ctx: S3Context) -> web.StreamResponse:
+    tags = tagging.from_xml(await ctx.read_small_body())
+    obj = await ctx.state.coordinator.set_object_tags(ctx.tenant_id, ctx.bucket, ctx.key, ctx.version_id,
+                                                      tags)
+    return web.Response(status=200, headers=objmeta.version_headers(obj))
+
+
+async def delete_object_tagging(ctx: S3Context) -> web.StreamResponse:
+    obj = await ctx.state.coordinator.set_object_tags(ctx.tenant_id, ctx.bucket, ctx.key, ctx.version_id,
+                                                      None)
+    return web.Response(status=204, headers=objmeta.version_headers(obj))
 
 
 async def get_bucket_logging(ctx: S3Context) -> web.StreamResponse:
@@ -112,7 +142,6 @@ async def get_request_payment(ctx: S3Context) -> web.StreamResponse:
 NOT_CONFIGURED = {
     "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
     "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
-    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
     "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
     "encryption": ("ServerSideEncryptionConfigurationNotFoundError",

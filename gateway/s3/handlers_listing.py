@@ -9,7 +9,7 @@ documents, including `encoding-type=url`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -25,8 +25,9 @@ _PAST_PREFIX = "\U0010ffff"
 
 
 def url_encode(value: str) -> str:
-    """S3's `encoding-type=url`: form encoding (space as +), slashes kept; SDKs unquote_plus it."""
-    return quote_plus(value, safe="/")
+    """S3's `encoding-type=url`: percent-encoding of everything but unreserved characters and
+    slashes, so a space is `%20` and a `+` is `%2B` (SDKs decode it with unquote_plus)."""
+    return quote(value, safe="/")
 
 
 def effective_marker(marker: str | None, prefix: str, delimiter: str | None) -> str | None:
@@ -43,7 +44,8 @@ def effective_marker(marker: str | None, prefix: str, delimiter: str | None) -> 
     return marker
 
 
-def _encoding(ctx: S3Context) -> str | None:
+def encoding_of(ctx: S3Context) -> str | None:
+    """The `encoding-type` asked for (only `url` exists), InvalidArgument for anything else."""
     encoding = ctx.query.get("encoding-type")
     if encoding is not None and encoding.lower() != "url":
         raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
@@ -90,7 +92,7 @@ class _ListParams:
     @classmethod
     def parse(cls, ctx: S3Context) -> _ListParams:
         q = ctx.query
-        return cls(_encoding(ctx), q.get("prefix", ""), q.get("delimiter") or None,
+        return cls(encoding_of(ctx), q.get("prefix", ""), q.get("delimiter") or None,
                    int_param(q, "max-keys", MAX_KEYS, cap=MAX_KEYS))
 
     def enc(self, value: str) -> str:

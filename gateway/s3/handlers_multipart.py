@@ -9,12 +9,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from coordinator.records import UploadInfo
-from gateway.s3 import objmeta, upload_body
+from gateway.s3 import acl, objmeta, tagging, upload_body
 from gateway.s3.conditions import manifest_narrowing, parse_copy_source_range
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.copy_source import load_source
 from gateway.s3.errors import S3Error
-from gateway.s3.handlers_listing import url_encode
+from gateway.s3.handlers_listing import encoding_of, url_encode
 from gateway.s3.responses import int_param, owner, xml_response
 from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, iso8601, parse_xml
@@ -45,9 +45,10 @@ async def create_upload(ctx: S3Context) -> web.StreamResponse:
     """POST /bucket/key?uploads"""
     meta = objmeta.from_request(ctx.headers)
     algorithm = upload_body.checksum_algorithm(ctx.headers.get("x-amz-checksum-algorithm"))
+    tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     upload = await ctx.state.coordinator.begin_upload(
         ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "multipart", 0, meta.content_type,
-        meta.metadata, meta.headers, meta.storage_class, algorithm)
+        meta.metadata, meta.headers, meta.storage_class, algorithm, tags, acl.from_headers(ctx.headers))
     headers = {"x-amz-checksum-algorithm": algorithm.upper()} if algorithm else {}
     return xml_response("InitiateMultipartUploadResult", [
         ("Bucket", ctx.bucket), ("Key", ctx.key), ("UploadId", upload.upload_id)], headers=headers)
@@ -81,7 +82,7 @@ async def upload_part_copy(ctx: S3Context) -> web.StreamResponse:
     upload = await ctx.state.coordinator.get_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id)
     range_header = ctx.headers.get("x-amz-copy-source-range")
     # Only the chunks the range overlaps are loaded (it is checked against the size below).
-    _, source = await load_source(ctx, with_chunks=True, narrowing=manifest_narrowing(range_header, None))
+    src, source = await load_source(ctx, with_chunks=True, narrowing=manifest_narrowing(range_header, None))
     if range_header:
         rng = parse_copy_source_range(range_header, source.size)
         start, end = rng.start, rng.end
@@ -103,9 +104,12 @@ async def upload_part_copy(ctx: S3Context) -> web.StreamResponse:
     got = await upload_body.store_iterator(ctx, pieces(), _upload_algorithms(upload))
     part = await ctx.state.coordinator.put_part(ctx.tenant_id, ctx.bucket, ctx.key, upload_id, part_number,
                                                 got.result.size, got.etag, got.result.chunks, got.checksums)
+    headers = {}
+    if source.versioning is not None or src.version_id is not None:
+        headers["x-amz-copy-source-version-id"] = source.s3_version_id
     return xml_response("CopyPartResult", [
         ("LastModified", iso8601(part.last_modified or source.last_modified)), ("ETag", got.etag),
-        *objmeta.checksum_xml(got.checksums)])
+        *objmeta.checksum_xml(got.checksums)], headers=headers)
 
 
 async def complete_upload(ctx: S3Context) -> web.StreamResponse:
@@ -124,14 +128,15 @@ async def complete_upload(ctx: S3Context) -> web.StreamResponse:
             raise S3Error("MalformedXML") from None
     if not parts:
         raise S3Error("MalformedXML", "You must specify at least one part")
-    condition = await write_condition(ctx)
+    condition = await write_condition(ctx, early=False)
     obj = await ctx.state.coordinator.complete_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id, parts,
                                                       condition)
     host = ctx.headers.get("Host", "localhost")
     location = f"{ctx.request.scheme}://{host}/{ctx.bucket}/{quote(ctx.key, safe='/')}"
+    checksums, kind = objmeta.object_checksums(obj)
     return xml_response("CompleteMultipartUploadResult", [
         ("Location", location), ("Bucket", ctx.bucket), ("Key", ctx.key), ("ETag", obj.etag),
-        *objmeta.checksum_xml(obj.checksums)])
+        *objmeta.checksum_xml(checksums), ("ChecksumType", kind)], headers=objmeta.version_headers(obj))
 
 
 async def abort_upload(ctx: S3Context) -> web.StreamResponse:
@@ -166,10 +171,7 @@ async def list_parts(ctx: S3Context) -> web.StreamResponse:
 async def list_uploads(ctx: S3Context) -> web.StreamResponse:
     """GET /bucket?uploads"""
     q = ctx.query
-    encoding = q.get("encoding-type")
-    if encoding is not None and encoding.lower() != "url":
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                      ArgumentName="encoding-type", ArgumentValue=encoding)
+    encoding = encoding_of(ctx)
 
     def enc(v: str) -> str:
         return url_encode(v) if encoding else v

@@ -1,4 +1,8 @@
-"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, CopyObject, DeleteObjects."""
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, CopyObject, DeleteObjects.
+
+Every one of them takes S3's `versionId` where S3 does; a delete marker reads as S3 shows it
+(404 with `x-amz-delete-marker: true` when it is the latest, 405 when named by version id).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,13 @@ import logging
 from aiohttp import web
 
 from blob import UnsupportedChecksum, checksum_b64
-from coordinator.records import ObjectInfo
-from gateway.s3 import objmeta, upload_body
+from coordinator.records import DeleteResult, ObjectId, ObjectInfo
+from gateway.s3 import acl, objmeta, public, tagging, upload_body
 from gateway.s3.conditions import ByteRange, Conditions, Outcome, manifest_narrowing, parse_range
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
-from gateway.s3.responses import xml_response
+from gateway.s3.responses import int_param, xml_response
 from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, http_date, iso8601, parse_xml
 
@@ -36,9 +40,17 @@ def _check_sse(ctx: S3Context) -> None:
         raise S3Error("NotImplemented", "SSE-C is not supported", status=501)
 
 
-def _version_id(ctx: S3Context) -> str | None:
-    version = ctx.query.get("versionId")
-    return None if version in (None, "", "null") else version
+def _marker_error(obj: ObjectInfo, by_version: bool) -> S3Error:
+    """What S3 answers for a delete marker: 405 when named by version id, else 404 NoSuchKey."""
+    if by_version:
+        err = S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.",
+                      Method="GET", ResourceType="DeleteMarker")
+        err.headers = {"Last-Modified": http_date(obj.last_modified)}  # type: ignore[attr-defined]
+    else:
+        err = S3Error("NoSuchKey")
+        err.headers = {}  # type: ignore[attr-defined]
+    err.headers.update({"x-amz-delete-marker": "true", **objmeta.version_headers(obj)})  # type: ignore
+    return err
 
 
 async def abort_quietly(ctx: S3Context, upload_id: str) -> None:
@@ -53,6 +65,8 @@ async def abort_quietly(ctx: S3Context, upload_id: str) -> None:
 async def put_object(ctx: S3Context) -> web.StreamResponse:
     _check_sse(ctx)
     meta = objmeta.from_request(ctx.headers)
+    tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
+    canned = acl.from_headers(ctx.headers)
     stream, requested = await upload_body.prepare(ctx)
     condition = await write_condition(ctx)
     coordinator = ctx.state.coordinator
@@ -64,12 +78,13 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         got = await upload_body.receive(ctx, stream, requested)
         obj = await coordinator.put_object(
             ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, got.result.size, got.etag, meta.content_type,
-            meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums, condition)
+            meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums, condition,
+            tags, canned)
     else:
         algorithm = sorted(requested)[0] if requested else None
         upload = await coordinator.begin_upload(
             ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "put", length or 0,
-            meta.content_type, meta.metadata, meta.headers, meta.storage_class, algorithm)
+            meta.content_type, meta.metadata, meta.headers, meta.storage_class, algorithm, tags, canned)
         try:
             got = await upload_body.receive(ctx, stream, requested)
             obj = await coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
@@ -77,7 +92,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         except BaseException:
             await abort_quietly(ctx, upload.upload_id)
             raise
-    headers = {"ETag": obj.etag, **objmeta.checksum_headers(got.checksums)}
+    headers = {"ETag": obj.etag, **objmeta.checksum_headers(got.checksums), **objmeta.version_headers(obj)}
     if ctx.headers.get("x-amz-server-side-encryption"):
         headers["x-amz-server-side-encryption"] = "AES256"
     return web.Response(status=200, headers=headers)
@@ -124,8 +139,12 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     coordinator = ctx.state.coordinator
     part = _requested_part(ctx)
     narrowing = {} if head else manifest_narrowing(ctx.headers.get("Range"), part)
-    obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=_version_id(ctx),
-                                       with_chunks=not head, **narrowing)
+    version = ctx.version_id
+    obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=version,
+                                       with_chunks=not head, delete_markers=True, **narrowing)
+    if obj.delete_marker:
+        raise _marker_error(obj, version is not None)
+    public.check_object_readable(ctx, obj)
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
     if outcome is Outcome.PRECONDITION_FAILED:
@@ -148,7 +167,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     headers["Content-Length"] = str(length)
     if rng is None and ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         # Whole-object checksums only describe the whole object; a range gets none (as S3).
-        headers.update(objmeta.checksum_headers(obj.checksums))
+        headers.update(objmeta.whole_object_checksum_headers(obj))
     if head:
         return web.Response(status=status, headers=headers)
     if length == 0:
@@ -205,9 +224,58 @@ async def head_object(ctx: S3Context) -> web.StreamResponse:
     return await get_object(ctx, head=True)
 
 
+_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
+
+
+async def get_object_attributes(ctx: S3Context) -> web.StreamResponse:
+    """GET ?attributes: what `x-amz-object-attributes` names, without the body (the seeds'
+    integrity checks read ETag, size, checksum and parts this way)."""
+    wanted = {a.strip() for a in ",".join(ctx.headers.getall("x-amz-object-attributes", [])).split(",")
+              if a.strip()}
+    if not wanted or wanted - set(_ATTRIBUTES):
+        raise S3Error("InvalidArgument", "Invalid attribute name specified.",
+                      ArgumentName="x-amz-object-attributes", ArgumentValue=",".join(sorted(wanted)))
+    max_parts = int_param(ctx.headers, "x-amz-max-parts", 1000, cap=1000)
+    marker = int_param(ctx.headers, "x-amz-part-number-marker", 0)
+    version = ctx.version_id
+    obj = await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=version,
+                                                 delete_markers=True)
+    if obj.delete_marker:
+        raise _marker_error(obj, version is not None)
+    check_readable(obj)
+    children: list[tuple[str, object]] = []
+    if "ETag" in wanted:
+        children.append(("ETag", obj.etag.strip('"')))
+    checksums, kind = objmeta.object_checksums(obj)
+    if "Checksum" in wanted and checksums:
+        children.append(("Checksum", [*objmeta.checksum_xml(checksums), ("ChecksumType", kind)]))
+    if "ObjectParts" in wanted and obj.parts:
+        page = [p for p in obj.parts if p.part_number > marker][:max_parts]
+        truncated = bool(page) and page[-1].part_number < obj.parts[-1].part_number
+        parts: list[tuple[str, object]] = [("PartsCount", len(obj.parts)), ("PartNumberMarker", marker)]
+        if truncated:
+            parts.append(("NextPartNumberMarker", page[-1].part_number))
+        parts += [("MaxParts", max_parts), ("IsTruncated", truncated)]
+        parts += [("Part", [("PartNumber", p.part_number), ("Size", p.size),
+                            *objmeta.checksum_xml(p.checksums)]) for p in page]
+        children.append(("ObjectParts", parts))
+    if "StorageClass" in wanted:
+        children.append(("StorageClass", obj.storage_class or "STANDARD"))
+    if "ObjectSize" in wanted:
+        children.append(("ObjectSize", obj.size))
+    headers = {"Last-Modified": http_date(obj.last_modified), **objmeta.version_headers(obj)}
+    return xml_response("GetObjectAttributesResponse", children, headers=headers)
+
+
 async def delete_object(ctx: S3Context) -> web.StreamResponse:
-    await ctx.state.coordinator.delete_object(ctx.tenant_id, ctx.bucket, ctx.key)
-    return web.Response(status=204)
+    result = await ctx.state.coordinator.delete_object(ctx.tenant_id, ctx.bucket, ctx.key, ctx.version_id,
+                                                       ctx.user_id)
+    headers = {}
+    if result.version_id is not None:
+        headers["x-amz-version-id"] = result.version_id
+    if result.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return web.Response(status=204, headers=headers)
 
 
 async def copy_object(ctx: S3Context) -> web.StreamResponse:
@@ -216,10 +284,16 @@ async def copy_object(ctx: S3Context) -> web.StreamResponse:
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.",
                       ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
-    src, _ = await load_source(ctx, with_chunks=False)
+    tag_directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tag_directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown tagging directive.",
+                      ArgumentName="x-amz-tagging-directive", ArgumentValue=tag_directive)
+    tags = tagging.from_header(ctx.headers.get("x-amz-tagging")) if tag_directive == "REPLACE" else None
+    canned = acl.from_headers(ctx.headers)
+    src, source = await load_source(ctx, with_chunks=False)
     replace = directive == "REPLACE"
     meta = objmeta.from_request(ctx.headers)
-    same = (src.bucket, src.key) == (ctx.bucket, ctx.key)
+    same = (src.bucket, src.key) == (ctx.bucket, ctx.key) and src.version_id is None
     if same and not replace and "x-amz-storage-class" not in ctx.headers:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an "
                       "object to itself without changing the object's metadata, storage class, website "
@@ -227,10 +301,14 @@ async def copy_object(ctx: S3Context) -> web.StreamResponse:
     obj = await ctx.state.coordinator.copy_object(
         ctx.tenant_id, ctx.user_id, src.bucket, src.key, ctx.bucket, ctx.key, replace,
         meta.content_type if replace else None, meta.metadata if replace else {},
-        meta.headers if replace else {})
+        meta.headers if replace else {}, src_version_id=source.version_id if src.version_id else None,
+        tags=tags if tag_directive == "REPLACE" else None, acl=canned)
+    headers = objmeta.version_headers(obj)
+    if source.versioning is not None or src.version_id is not None:
+        headers["x-amz-copy-source-version-id"] = source.s3_version_id
     children = [("LastModified", iso8601(obj.last_modified)), ("ETag", obj.etag),
                 *objmeta.checksum_xml(obj.checksums)]
-    return xml_response("CopyObjectResult", children)
+    return xml_response("CopyObjectResult", children, headers=headers)
 
 
 def _verify_small_body(ctx: S3Context, body: bytes) -> None:
@@ -268,35 +346,48 @@ def _verify_small_body(ctx: S3Context, body: bytes) -> None:
                                   "calculated checksum.")
 
 
+def _deleted(r: DeleteResult) -> tuple[str, list]:
+    """A <Deleted> entry: S3 names the version removed, or the delete marker made."""
+    item: list[tuple[str, object]] = [("Key", r.key)]
+    if r.version_id is not None and not r.delete_marker:
+        item.append(("VersionId", r.version_id))
+    elif r.delete_marker:
+        item += [("DeleteMarker", True), ("DeleteMarkerVersionId", r.version_id)]
+    return "Deleted", item
+
+
 async def delete_objects(ctx: S3Context) -> web.StreamResponse:
-    """POST /bucket?delete: up to 1000 keys; Quiet mode reports only failures."""
+    """POST /bucket?delete: up to 1000 keys or versions; Quiet mode reports only failures."""
     body = await ctx.read_small_body()
     _verify_small_body(ctx, body)
     doc = parse_xml(body, "Delete")
     quiet = (find_text(doc, "Quiet") or "").strip().lower() == "true"
-    keys: list[str] = []
+    objects: list[ObjectId] = []
     for el in find_all(doc, "Object"):
         key = find_text(el, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        keys.append(key)
-    if not keys or len(keys) > MAX_DELETE_KEYS:
+        objects.append(ObjectId(key, find_text(el, "VersionId") or None))
+    if not objects or len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     # Keys S3 itself would refuse get a per-key error, the rest go to the coordinator in one call.
+    valid = [o for o in objects if o.key and len(o.key.encode("utf-8", "surrogateescape")) <= 1024]
+    answers = iter(await ctx.state.coordinator.delete_objects(ctx.tenant_id, ctx.bucket, valid, ctx.user_id)
+                   if valid else [])
     results = []
-    valid = [k for k in keys if k and len(k.encode("utf-8", "surrogateescape")) <= 1024]
-    answered = {}
-    if valid:
-        for r in await ctx.state.coordinator.delete_objects(ctx.tenant_id, ctx.bucket, valid):
-            answered[r.key] = r
-    for key in keys:
-        r = answered.get(key)
-        if r is None:
-            results.append(("Error", [("Key", key), ("Code", "KeyTooLongError" if key else "InvalidArgument"),
-                                      ("Message", "Your key is too long" if key else "Empty key")]))
-        elif r.error_code:
-            results.append(("Error", [("Key", key), ("Code", r.error_code),
+    for o in objects:
+        if not (o.key and len(o.key.encode("utf-8", "surrogateescape")) <= 1024):
+            code, message = ("KeyTooLongError", "Your key is too long") if o.key else ("InvalidArgument",
+                                                                                       "Empty key")
+            results.append(("Error", [("Key", o.key), ("Code", code), ("Message", message)]))
+            continue
+        r = next(answers)
+        if r.error_code:
+            error = [("Key", o.key)]
+            if o.version_id is not None:
+                error.append(("VersionId", o.version_id))
+            results.append(("Error", [*error, ("Code", r.error_code),
                                       ("Message", r.error_message or r.error_code)]))
         elif not quiet:
-            results.append(("Deleted", [("Key", key)]))
+            results.append(_deleted(r))
     return xml_response("DeleteResult", results or None)

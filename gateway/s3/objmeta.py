@@ -4,13 +4,24 @@ S3 keeps `x-amz-meta-*` (names lower-cased, values byte-exact), Content-Type and
 representation headers with an object; GET/HEAD return them, optionally overridden by the
 `response-*` query parameters. Handlers for PUT, copy, multipart and GET all need the same
 rules, so they live here once.
+
+Metadata values are kept as text, as AWS keeps them: RFC 2047 encoded words a client sent
+(boto3 refuses non-ASCII values, so that is how SDK users send them) are decoded before
+storing, and a value that is not ASCII goes out as one RFC 2047 encoded word (UTF-8,
+base64), so decoding the answer gives back exactly the bytes that were sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 
+from blob import checksum_b64
 from coordinator.records import ObjectInfo
 from gateway.s3.errors import S3Error
 from gateway.s3.xmlio import http_date
@@ -21,6 +32,10 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
                    "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=")
+# Algorithms S3 computes a composite (checksum of the parts' checksums) for.
+_COMPOSITE = ("crc32", "crc32c", "sha1", "sha256")
 
 # response-* query parameter -> response header it overrides
 RESPONSE_OVERRIDES = {
@@ -57,6 +72,7 @@ def from_request(headers: Mapping[str, str]) -> RequestMetadata:
         lname = name.lower()
         if lname.startswith(META_PREFIX) and len(lname) > len(META_PREFIX):
             short = lname[len(META_PREFIX):]
+            value = decode_value(value)
             if short in metadata:                 # repeated header: S3 joins with commas
                 metadata[short] = f"{metadata[short]},{value}"
             else:
@@ -83,6 +99,62 @@ def from_request(headers: Mapping[str, str]) -> RequestMetadata:
                            storage_class=storage_class)
 
 
+def decode_value(value: str) -> str:
+    """A metadata value as stored: RFC 2047 encoded words decoded; InvalidArgument for bytes
+    that are not UTF-8 (HTTP hands them over as surrogate escapes)."""
+    if _ENCODED_WORD.search(value):
+        try:
+            value = str(make_header(decode_header(value)))
+        except (HeaderParseError, UnicodeError, LookupError, binascii.Error, ValueError):
+            raise S3Error("InvalidArgument", "A metadata value has a malformed RFC 2047 encoded word",
+                          ArgumentName="x-amz-meta-*", ArgumentValue=value) from None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise S3Error("InvalidArgument", "Metadata values must be UTF-8 (or RFC 2047 encoded)",
+                      ArgumentName="x-amz-meta-*") from None
+    return value
+
+
+def encode_value(value: str) -> str:
+    """How a stored metadata value goes out in a header: as is if ASCII, else RFC 2047 (as AWS)."""
+    if value.isascii():
+        return value
+    return "=?UTF-8?B?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
+
+
+def version_headers(obj: ObjectInfo) -> dict[str, str]:
+    """`x-amz-version-id` for a bucket that has (ever had) versioning; nothing otherwise, as S3
+    (rclone then asks `?versionId=null` of an unversioned bucket)."""
+    return {} if obj.versioning is None else {"x-amz-version-id": obj.s3_version_id}
+
+
+def object_checksums(obj: ObjectInfo) -> tuple[dict[str, str], str | None]:
+    """The whole-object checksums S3 shows for `obj` and their type: those stored at upload
+    (FULL_OBJECT), or for a multipart object the composite of its parts' checksums for every
+    algorithm all parts have (the checksum of their concatenated binary values, then `-N`)."""
+    if obj.checksums:
+        return {a: v for a, v in obj.checksums.items() if not a.lower().endswith("hex")}, "FULL_OBJECT"
+    if not obj.parts:
+        return {}, None
+    out = {}
+    for algo in _COMPOSITE:
+        values = [p.checksums.get(algo) for p in obj.parts]
+        if all(values):
+            raw = b"".join(base64.b64decode(v) for v in values if v)
+            out[algo] = f"{checksum_b64(algo, raw)}-{len(values)}"
+    return out, "COMPOSITE" if out else None
+
+
+def whole_object_checksum_headers(obj: ObjectInfo) -> dict[str, str]:
+    """`x-amz-checksum-*` and `x-amz-checksum-type` of a whole-object read with checksum mode."""
+    values, kind = object_checksums(obj)
+    out = checksum_headers(values)
+    if kind:
+        out["x-amz-checksum-type"] = kind
+    return out
+
+
 def response_headers(obj: ObjectInfo, query: Mapping[str, str] | None = None,
                      checksums: bool = False) -> dict[str, str]:
     """Headers describing `obj` on GET / HEAD (without Content-Length / Content-Range)."""
@@ -99,11 +171,14 @@ def response_headers(obj: ObjectInfo, query: Mapping[str, str] | None = None,
     for name, value in obj.headers.items():
         out[canonical.get(name.lower(), name)] = value
     for name, value in obj.metadata.items():
-        out[META_PREFIX + name] = value
+        out[META_PREFIX + name] = encode_value(value)
     if obj.storage_class and obj.storage_class != "STANDARD":
         out["x-amz-storage-class"] = obj.storage_class
     if checksums:
-        out.update(checksum_headers(obj.checksums))
+        out.update(whole_object_checksum_headers(obj))
+    if obj.tags:
+        out["x-amz-tagging-count"] = str(len(obj.tags))
+    out.update(version_headers(obj))
     if query:
         for param, header in RESPONSE_OVERRIDES.items():
             value = query.get(param)

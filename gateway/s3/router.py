@@ -21,18 +21,23 @@ from aiohttp import web
 from blob import DataUnavailable, UnsupportedChecksum, WriteFailed
 from coordinator import client as coordinator_client
 from coordinator.records import CoordinatorError
+from gateway.s3 import cors, public
 from gateway.s3 import handlers_bucket as hb
 from gateway.s3 import handlers_listing as hl
 from gateway.s3 import handlers_multipart as hm
 from gateway.s3 import handlers_objects as ho
+from gateway.s3 import handlers_versions as hv
 from gateway.s3.context import STATE_KEY, S3Context, s3_error_from
 from gateway.s3.errors import S3Error, error_response
+from gateway.s3.post_object import post_object
 from gateway.s3.sigv4 import authenticate
 
 log = logging.getLogger("gateway.s3")
 Handler = Callable[[S3Context], Awaitable[web.StreamResponse]]
 MAX_KEY_BYTES = 1024
 REQUEST_ID_KEY = web.RequestKey("s3_request_id", str) if hasattr(web, "RequestKey") else "s3_request_id"
+CORS_KEY = web.RequestKey("s3_cors_headers", dict) if hasattr(web, "RequestKey") else "s3_cors_headers"
+SIGNED, PUBLIC, UNSIGNED = "signed", "public", "unsigned"
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,13 @@ class Address:
 
 @dataclass(frozen=True)
 class Operation:
+    """An S3 operation. `auth`: SIGNED (every request must verify), PUBLIC (may also run
+    unsigned, as gateway/s3/public.py allows), UNSIGNED (the handler checks what the request
+    carries itself: a CORS preflight, a browser POST form with its signed policy)."""
+
     name: str
     handler: Handler
+    auth: str = SIGNED
 
 
 def resolve_address(host: str | None, raw_path: str, domain: str | None) -> Address:
@@ -70,21 +80,37 @@ def resolve_address(host: str | None, raw_path: str, domain: str | None) -> Addr
     return Address(bucket or None, key or None)
 
 
-# GET subresources of a bucket that answer a fixed "nothing configured" document or error
+# GET subresources of a bucket (and those that answer a fixed "nothing configured" document or error)
 _BUCKET_GET: dict[str, tuple[str, Handler]] = {
     "location": ("GetBucketLocation", hb.get_bucket_location),
-    "versioning": ("GetBucketVersioning", hb.get_bucket_versioning),
+    "versioning": ("GetBucketVersioning", hv.get_bucket_versioning),
+    "versions": ("ListObjectVersions", hv.list_object_versions),
     "acl": ("GetBucketAcl", hb.get_acl),
+    "cors": ("GetBucketCors", cors.get_bucket_cors),
     "uploads": ("ListMultipartUploads", hm.list_uploads),
     "logging": ("GetBucketLogging", hb.get_bucket_logging),
     "requestPayment": ("GetBucketRequestPayment", hb.get_request_payment),
     **{sub: (f"GetBucket{sub[0].upper()}{sub[1:]}", hb.not_configured(sub)) for sub in hb.NOT_CONFIGURED},
 }
-# subresources recognised but not offered (any method unless handled above)
-_UNSUPPORTED = {"versions", "analytics", "metrics", "inventory", "intelligent-tiering", "accelerate",
-                "notification", "restore", "select", "torrent", "retention", "legal-hold", "attributes",
-                "object-lock", "website", "replication", "policyStatus", "cors", "lifecycle", "policy",
-                "tagging", "encryption", "ownershipControls", "publicAccessBlock", "acl", "versioning",
+_BUCKET_PUT: dict[str, tuple[str, Handler]] = {
+    "versioning": ("PutBucketVersioning", hv.put_bucket_versioning),
+    "acl": ("PutBucketAcl", hb.put_acl),
+    "cors": ("PutBucketCors", cors.put_bucket_cors),
+}
+_OBJECT_SUB: dict[tuple[str, str], tuple[str, Handler]] = {
+    ("GET", "acl"): ("GetObjectAcl", hb.get_acl),
+    ("PUT", "acl"): ("PutObjectAcl", hb.put_acl),
+    ("GET", "tagging"): ("GetObjectTagging", hb.get_object_tagging),
+    ("PUT", "tagging"): ("PutObjectTagging", hb.put_object_tagging),
+    ("DELETE", "tagging"): ("DeleteObjectTagging", hb.delete_object_tagging),
+    ("GET", "attributes"): ("GetObjectAttributes", ho.get_object_attributes),
+}
+# subresources handled above (for some methods), then those recognised but not offered
+_HANDLED = {"acl", "tagging", "versioning", "versions", "cors", "attributes"}
+_UNSUPPORTED = {"analytics", "metrics", "inventory", "intelligent-tiering", "accelerate",
+                "notification", "restore", "select", "torrent", "retention", "legal-hold",
+                "object-lock", "website", "replication", "policyStatus", "lifecycle", "policy",
+                "encryption", "ownershipControls", "publicAccessBlock",
                 "logging", "requestPayment", "session", "metadataTable"}
 
 
@@ -111,7 +137,8 @@ def _method_not_allowed(ctx: S3Context) -> Awaitable[web.StreamResponse]:
 
 def _subresource(query: Mapping[str, str]) -> str | None:
     for name in query:
-        if name in _UNSUPPORTED or name in _BUCKET_GET or name in ("delete", "uploadId", "uploads"):
+        if (name in _UNSUPPORTED or name in _HANDLED or name in _BUCKET_GET
+                or name in ("delete", "uploadId", "uploads")):
             return name
     return None
 
@@ -122,6 +149,8 @@ def select_operation(method: str, address: Address, query: Mapping[str, str],
     method = method.upper()
     bucket, key = address.bucket, address.key
     sub = _subresource(query)
+    if method == "OPTIONS" and bucket is not None:
+        return Operation("PreflightRequest", cors.preflight, UNSIGNED)
     if bucket is None:
         if method in ("GET", "HEAD"):
             return Operation("ListBuckets", hb.list_buckets)
@@ -134,46 +163,50 @@ def select_operation(method: str, address: Address, query: Mapping[str, str],
                 return Operation(f"GetBucket:{sub}", _not_implemented(f"GET ?{sub}"))
             list_type = query.get("list-type")
             if list_type == "2":
-                return Operation("ListObjectsV2", hl.list_objects_v2)
+                return Operation("ListObjectsV2", hl.list_objects_v2, PUBLIC)
             if list_type not in (None, "1"):
                 return Operation("ListObjects", _invalid_list_type(list_type))
-            return Operation("ListObjects", hl.list_objects_v1)
+            return Operation("ListObjects", hl.list_objects_v1, PUBLIC)
         if method == "HEAD":
-            return Operation("HeadBucket", hb.head_bucket)
+            return Operation("HeadBucket", hb.head_bucket, PUBLIC)
         if method == "PUT":
             if sub is None:
                 return Operation("CreateBucket", hb.create_bucket)
+            if sub in _BUCKET_PUT:
+                return Operation(*_BUCKET_PUT[sub])
             return Operation(f"PutBucket:{sub}", _not_implemented(f"PUT ?{sub}"))
         if method == "DELETE":
             if sub is None:
                 return Operation("DeleteBucket", hb.delete_bucket)
+            if sub == "cors":
+                return Operation("DeleteBucketCors", cors.delete_bucket_cors)
             if sub in hb.NOT_CONFIGURED:
                 return Operation(f"DeleteBucket:{sub}", _delete_nothing(sub))
             return Operation(f"DeleteBucket:{sub}", _not_implemented(f"DELETE ?{sub}"))
         if method == "POST":
             if sub == "delete":
                 return Operation("DeleteObjects", ho.delete_objects)
+            if sub is None and headers.get("Content-Type", "").lower().startswith("multipart/form-data"):
+                return Operation("PostObject", post_object, UNSIGNED)
             return Operation("PostBucket", _not_implemented("POST on a bucket"))
         return Operation("MethodNotAllowed", _method_not_allowed)
     # object level
+    if (method, sub) in _OBJECT_SUB and "uploadId" not in query:
+        return Operation(*_OBJECT_SUB[(method, sub)])
     if method == "GET":
         if "uploadId" in query:
             return Operation("ListParts", hm.list_parts)
-        if sub == "acl":
-            return Operation("GetObjectAcl", hb.get_acl)
-        if sub == "tagging":
-            return Operation("GetObjectTagging", hb.get_object_tagging)
-        if sub is not None and sub in _UNSUPPORTED:
+        if sub is not None and (sub in _UNSUPPORTED or sub in _HANDLED):
             return Operation(f"GetObject:{sub}", _not_implemented(f"GET ?{sub}"))
-        return Operation("GetObject", ho.get_object)
+        return Operation("GetObject", ho.get_object, PUBLIC)
     if method == "HEAD":
-        return Operation("HeadObject", ho.head_object)
+        return Operation("HeadObject", ho.head_object, PUBLIC)
     if method == "PUT":
         if "uploadId" in query or "partNumber" in query:
             if "x-amz-copy-source" in headers:
                 return Operation("UploadPartCopy", hm.upload_part_copy)
             return Operation("UploadPart", hm.upload_part)
-        if sub is not None and sub in _UNSUPPORTED:
+        if sub is not None and (sub in _UNSUPPORTED or sub in _HANDLED):
             return Operation(f"PutObject:{sub}", _not_implemented(f"PUT ?{sub}"))
         if "x-amz-copy-source" in headers:
             return Operation("CopyObject", ho.copy_object)
@@ -187,17 +220,10 @@ def select_operation(method: str, address: Address, query: Mapping[str, str],
     if method == "DELETE":
         if "uploadId" in query:
             return Operation("AbortMultipartUpload", hm.abort_upload)
-        if sub == "tagging":
-            return Operation("DeleteObjectTagging", _delete_object_tagging)
-        if sub is not None and sub in _UNSUPPORTED:
+        if sub is not None and (sub in _UNSUPPORTED or sub in _HANDLED):
             return Operation(f"DeleteObject:{sub}", _not_implemented(f"DELETE ?{sub}"))
         return Operation("DeleteObject", ho.delete_object)
     return Operation("MethodNotAllowed", _method_not_allowed)
-
-
-async def _delete_object_tagging(ctx: S3Context) -> web.StreamResponse:
-    await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key)
-    return web.Response(status=204)
 
 
 def _invalid_list_type(value: str) -> Handler:
@@ -259,7 +285,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
                           Size=str(len(ctx.key.encode("utf-8", "surrogateescape"))))
         operation = select_operation(request.method, address, request.query, request.headers)
         op_name = operation.name
-        ctx.auth = await authenticate(request, state.keys.lookup, state.cfg.region, state.cfg.max_skew_s)
+        if ctx.bucket is not None and operation.auth != UNSIGNED and "Origin" in request.headers:
+            request[CORS_KEY] = await cors.actual_request_headers(state, ctx.bucket, request)
+        if operation.auth == PUBLIC and not public.has_credentials(request):
+            ctx.auth = await public.authenticate_anonymous(ctx, op_name)
+        elif operation.auth != UNSIGNED:
+            ctx.auth = await authenticate(request, state.keys.lookup, state.cfg.region, state.cfg.max_skew_s)
         resp = await operation.handler(ctx)
     except Exception as exc:
         err = _as_s3_error(exc)
@@ -267,6 +298,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             log.error("request.failed", exc_info=exc, extra={"fields": {
                 "request_id": request_id, "method": request.method, "path": request.path, "op": op_name}})
             err = S3Error("InternalError")
+        err = public.hide(ctx, err)
         error_code = err.code
         ctx.log_fields["error_message"] = err.message
         _add_context(err, ctx)
@@ -317,3 +349,5 @@ async def add_id_headers(request: web.Request, response: web.StreamResponse) -> 
     response.headers["x-amz-request-id"] = request_id
     response.headers["x-amz-id-2"] = _id2(request_id)
     response.headers["Server"] = "shardbox"
+    for name, value in request.get(CORS_KEY, {}).items():
+        response.headers.setdefault(name, value)

@@ -15,14 +15,20 @@ from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
 
 
-async def write_condition(ctx: S3Context) -> WriteCondition | None:
-    """The request's precondition (None without one), after refusing it early if it fails now."""
+async def write_condition(ctx: S3Context, early: bool = True) -> WriteCondition | None:
+    """The request's precondition (None without one), after refusing it early if it fails now.
+
+    CompleteMultipartUpload passes early=False: it has no body to spare, and a retry of one
+    that succeeded (its answer lost) must reach the coordinator, which answers the same
+    success, instead of failing its own precondition against the object it created."""
     if_none = ctx.headers.get("If-None-Match")
     if_match = ctx.headers.get("If-Match")
     if if_none is None and if_match is None:
         return None
     if if_none is not None and if_none.strip() != "*":
         raise S3Error("NotImplemented", "If-None-Match on writes only supports *", status=501)
+    if not early:
+        return WriteCondition(if_none_match=if_none is not None, if_match=if_match)
     try:
         current: ObjectInfo | None = await ctx.state.coordinator.get_object(
             ctx.tenant_id, ctx.bucket, ctx.key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -84,6 +85,14 @@ def find_all(el: Element, name: str) -> list[Element]:
     return [child for child in el if local_name(child.tag) == name]
 
 
+@dataclass(frozen=True)
+class Attributed:
+    """An element value with XML attributes, e.g. the `xsi:type` of an ACL grantee."""
+
+    attributes: Mapping[str, str]
+    value: Any
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -96,6 +105,17 @@ def _is_pairs(value: Sequence[Any]) -> bool:
 
 def _emit(out: list[str], tag: str, value: Any) -> None:
     if value is None:
+        return
+    if isinstance(value, Attributed):
+        attrs = "".join(f' {name}="{escape_text(v).replace(chr(34), "&quot;")}"'
+                        for name, v in value.attributes.items())
+        inner: list[str] = []
+        _emit(inner, tag, value.value)
+        if inner and inner[0] == f"<{tag}>":
+            inner[0] = f"<{tag}{attrs}>"
+        elif inner:  # scalar text: <tag>text</tag>
+            inner[0] = f"<{tag}{attrs}>" + inner[0][len(tag) + 2:]
+        out.extend(inner)
         return
     if isinstance(value, Mapping):
         out.append(f"<{tag}>")
@@ -128,7 +148,8 @@ def to_xml(root: str, children: Sequence[Any] | Mapping[str, Any] | str | None,
     - a dict or a non-empty list of `(tag, value)` pairs: one element with those children;
       `{}` gives an empty element;
     - any other list (of dicts, scalars or pair lists): one repeated element per item
-      (an empty list emits nothing).
+      (an empty list emits nothing);
+    - `Attributed(attributes, value)`: the element of `value` with those attributes.
     A str (or None) as `children` makes it the root's text, e.g. GetBucketLocation.
     """
     attr = f' xmlns="{xmlns}"' if xmlns else ""

@@ -57,10 +57,21 @@ def op(method: str, path: str, query: str = "", **headers: str) -> str:
     ("GET", "/b", "uploads", {}, "ListMultipartUploads"),
     ("GET", "/b", "acl", {}, "GetBucketAcl"),
     ("GET", "/b", "policy", {}, "GetBucketPolicy"),
-    ("GET", "/b", "versions", {}, "GetBucket:versions"),
-    ("PUT", "/b", "versioning", {}, "PutBucket:versioning"),
-    ("DELETE", "/b", "cors", {}, "DeleteBucket:cors"),
+    ("GET", "/b", "versions", {}, "ListObjectVersions"),
+    ("GET", "/b", "versions&prefix=a&key-marker=k", {}, "ListObjectVersions"),
+    ("PUT", "/b", "versioning", {}, "PutBucketVersioning"),
+    ("PUT", "/b", "acl", {}, "PutBucketAcl"),
+    ("PUT", "/b", "cors", {}, "PutBucketCors"),
+    ("GET", "/b", "cors", {}, "GetBucketCors"),
+    ("DELETE", "/b", "cors", {}, "DeleteBucketCors"),
+    ("DELETE", "/b", "policy", {}, "DeleteBucket:policy"),
+    ("PUT", "/b", "lifecycle", {}, "PutBucket:lifecycle"),
     ("POST", "/b", "delete", {}, "DeleteObjects"),
+    ("POST", "/b", "", {"Content-Type": "multipart/form-data; boundary=x"}, "PostObject"),
+    ("POST", "/b", "", {}, "PostBucket"),
+    ("OPTIONS", "/b", "", {}, "PreflightRequest"),
+    ("OPTIONS", "/b/k", "", {}, "PreflightRequest"),
+    ("OPTIONS", "/", "", {}, "MethodNotAllowed"),
     ("GET", "/b/k", "", {}, "GetObject"),
     ("GET", "/b/k", "versionId=null", {}, "GetObject"),
     ("GET", "/b/k", "x-id=GetObject", {}, "GetObject"),
@@ -72,7 +83,14 @@ def op(method: str, path: str, query: str = "", **headers: str) -> str:
     ("PUT", "/b/k", "", {"x-amz-copy-source": "/a/b"}, "CopyObject"),
     ("PUT", "/b/k", "partNumber=1&uploadId=u", {}, "UploadPart"),
     ("PUT", "/b/k", "partNumber=1&uploadId=u", {"x-amz-copy-source": "a/b"}, "UploadPartCopy"),
-    ("PUT", "/b/k", "tagging", {}, "PutObject:tagging"),
+    ("PUT", "/b/k", "tagging", {}, "PutObjectTagging"),
+    ("PUT", "/b/k", "tagging&versionId=v", {}, "PutObjectTagging"),
+    ("DELETE", "/b/k", "tagging", {}, "DeleteObjectTagging"),
+    ("PUT", "/b/k", "acl", {}, "PutObjectAcl"),
+    ("GET", "/b/k", "attributes", {}, "GetObjectAttributes"),
+    ("PUT", "/b/k", "retention", {}, "PutObject:retention"),
+    ("GET", "/b/k", "versioning", {}, "GetObject:versioning"),
+    ("DELETE", "/b/k", "versionId=v", {}, "DeleteObject"),
     ("POST", "/b/k", "uploads", {}, "CreateMultipartUpload"),
     ("POST", "/b/k", "uploadId=u", {}, "CompleteMultipartUpload"),
     ("GET", "/b/k", "uploadId=u", {}, "ListParts"),
@@ -92,7 +110,7 @@ def test_select_operation(method: str, path: str, query: str, headers: dict, nam
     ("/src/key", "src", "key", None),
     ("src/dir/key", "src", "dir/key", None),
     ("src/a%20b%3Fc", "src", "a b?c", None),
-    ("/src/%E2%82%AC?versionId=null", "src", "\u20ac", None),
+    ("/src/%E2%82%AC?versionId=null", "src", "\u20ac", "null"),
     ("src/k?versionId=abc", "src", "k", "abc"),
 ])
 def test_copy_source(value: str, bucket: str, key: str, version: str | None) -> None:
@@ -108,7 +126,7 @@ def test_bad_copy_source(value: str) -> None:
 
 
 def test_listing_url_encoding_and_markers() -> None:
-    assert handlers_listing.url_encode("a b+c/d\u20ac&") == "a+b%2Bc/d%E2%82%AC%26"
+    assert handlers_listing.url_encode("a b+c/d\u20ac&$~") == "a%20b%2Bc/d%E2%82%AC%26%24~"
     # a marker that is a common prefix skips everything under it
     assert handlers_listing.effective_marker("p/dir/", "p/", "/") == "p/dir/\U0010ffff"
     assert handlers_listing.effective_marker("p/dir/file", "p/", "/") == "p/dir/file"

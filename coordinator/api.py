@@ -38,12 +38,14 @@ from coordinator.records import (
     KeyInfo,
     ListResult,
     NodeInfo,
+    ObjectId,
     ObjectInfo,
     OutboxEvent,
     PartInfo,
     PartList,
     UploadInfo,
     UploadList,
+    VersionList,
     WorkerLease,
     WriteCondition,
 )
@@ -83,8 +85,11 @@ class CoordinatorAPI(Protocol):
         ...
 
     # ---- buckets -----------------------------------------------------------------------------
-    async def create_bucket(self, tenant_id: str, owner_id: str, name: str, region: str) -> BucketInfo:
-        """BucketAlreadyOwnedByYou / BucketAlreadyExists (409), InvalidBucketName (400)."""
+    async def create_bucket(
+        self, tenant_id: str, owner_id: str, name: str, region: str, acl: str | None = None
+    ) -> BucketInfo:
+        """BucketAlreadyOwnedByYou / BucketAlreadyExists (409), InvalidBucketName (400). acl: a
+        canned ACL, "private" (None) or "public-read" (anyone may list it unsigned)."""
         ...
 
     @quiet
@@ -97,7 +102,30 @@ class CoordinatorAPI(Protocol):
         ...
 
     async def delete_bucket(self, tenant_id: str, name: str) -> None:
-        """NoSuchBucket (404), BucketNotEmpty (409)."""
+        """NoSuchBucket (404), BucketNotEmpty (409): any version or delete marker left, or a
+        multipart upload in progress."""
+        ...
+
+    async def set_bucket_versioning(self, tenant_id: str, name: str, status: str) -> BucketInfo:
+        """"Enabled" or "Suspended" (never back to unversioned); the version model is in
+        coordinator/versions.py. InvalidArgument for another status."""
+        ...
+
+    async def set_bucket_acl(self, tenant_id: str, name: str, acl: str) -> BucketInfo:
+        """A canned ACL: "private" or "public-read". InvalidArgument for another."""
+        ...
+
+    async def set_bucket_cors(
+        self, tenant_id: str, name: str, rules: list[dict[str, Any]] | None
+    ) -> BucketInfo:
+        """The CORS rules as the gateway parsed them (gateway/s3/cors.py); None removes them."""
+        ...
+
+    @quiet
+    async def find_bucket(self, name: str) -> BucketInfo:
+        """The bucket whoever owns it, for requests that carry no credentials (public-read
+        ACLs, CORS preflights): the caller reveals nothing about it beyond what its ACL and
+        CORS rules allow. NoSuchBucket."""
         ...
 
     # ---- uploads: a single PUT of unknown length and multipart share upload sessions ---------
@@ -114,9 +142,12 @@ class CoordinatorAPI(Protocol):
         headers: dict[str, str],
         storage_class: str,
         checksum_algorithm: str | None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
     ) -> UploadInfo:
         """A session of kind put|multipart with reserve_bytes reserved against the tenant's
-        quota in one conditional UPDATE. NoSuchBucket, QuotaExceeded (403)."""
+        quota in one conditional UPDATE. NoSuchBucket, QuotaExceeded (403). tags and acl go
+        to the version the session commits."""
         ...
 
     async def finalize_put(
@@ -127,11 +158,17 @@ class CoordinatorAPI(Protocol):
         chunks: list[ChunkRef],
         checksums: dict[str, str],
         condition: WriteCondition | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> ObjectInfo:
-        """One transaction: chunk upserts (refcount+1), the object version (replacing the key's
-        previous one, whose chunks lose a reference), audit, outbox, quota reserved -> used.
+        """One transaction: chunk upserts (refcount+1), the object version (the key's new
+        latest; in a bucket that is not versioning-Enabled it replaces the key's null version,
+        whose chunks lose a reference), audit, outbox, quota reserved -> used.
         A condition that does not hold: PreconditionFailed (412), or NoSuchKey for If-Match on
-        a key with no current version; nothing changes and the session stays open."""
+        a key with no current version; nothing changes and the session stays open.
+        write_id names the request (the SDK's invocation id) and is kept with the version; a
+        retried request (retried=True) whose first attempt made a version of the key with the
+        same write_id and ETag gets that version back, and nothing else changes."""
         ...
 
     async def put_object(
@@ -149,6 +186,10 @@ class CoordinatorAPI(Protocol):
         chunks: list[ChunkRef],
         checksums: dict[str, str],
         condition: WriteCondition | None = None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> ObjectInfo:
         """finalize_put without a session, in one transaction (small objects: one inline chunk).
         NoSuchBucket / AccessDenied; QuotaExceeded unless used + reserved + size - size of the
@@ -209,7 +250,8 @@ class CoordinatorAPI(Protocol):
     ) -> ObjectInfo:
         """parts: (part_number, ETag as the client sent it). InvalidPart, InvalidPartOrder,
         EntityTooSmall (every part but the last >= 5 MiB), NoSuchUpload; the ETag is
-        md5-of-md5s-N. Conditions as finalize_put."""
+        md5-of-md5s-N. Conditions as finalize_put. A retry of a completion that succeeded (its
+        answer lost) answers that version again, while it exists and the parts are the same."""
         ...
 
     # ---- objects ------------------------------------------------------------------------------
@@ -225,10 +267,14 @@ class CoordinatorAPI(Protocol):
         range_end: int | None = None,
         range_suffix: int | None = None,
         part_number: int | None = None,
+        delete_markers: bool = False,
     ) -> ObjectInfo:
-        """NoSuchBucket, NoSuchKey. With with_chunks and one narrowing of the read (a byte range
-        of inclusive offsets, either None = from 0 / to the end, the end may lie past the
-        object; the last range_suffix bytes; or the part_number-th part by position, a
+        """The latest version, or version_id ("null": the null version). NoSuchBucket, NoSuchKey,
+        NoSuchVersion, InvalidArgument (a malformed version id). A delete marker is answered
+        only with delete_markers (GET/HEAD show it); otherwise a latest marker is NoSuchKey and
+        one named by version id MethodNotAllowed (405). With with_chunks and one narrowing of
+        the read (a byte range of inclusive offsets, either None = from 0 / to the end, the end
+        may lie past the object; the last range_suffix bytes; or the part_number-th part by position, a
         non-multipart object being part 1): only the ChunkRefs overlapping those bytes, with
         absolute offsets (none if they select no byte); everything else as without it.
         InvalidArgument if start < 0, end < start, suffix < 0, part_number < 1 or more than one
@@ -248,12 +294,48 @@ class CoordinatorAPI(Protocol):
         one entry against max_keys; next_marker is the last key or common prefix returned."""
         ...
 
-    async def delete_object(self, tenant_id: str, bucket: str, key: str) -> None:
-        """Idempotent: a missing key is not an error."""
+    async def list_object_versions(
+        self,
+        tenant_id: str,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        version_id_marker: str | None,
+        max_keys: int,
+    ) -> VersionList:
+        """Every version and delete marker: keys in binary order, each key's newest first; a
+        common prefix is one entry. Starts after every version of key_marker or, with
+        version_id_marker, after that version of it (next_version_id_marker, a stored id, keeps
+        its place when that version is deleted meanwhile; "null" names the null version).
+        InvalidArgument for a version_id_marker without key_marker."""
         ...
 
-    async def delete_objects(self, tenant_id: str, bucket: str, keys: list[str]) -> list[DeleteResult]:
-        """Each key deleted on its own (one result per key, in order)."""
+    async def delete_object(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        owner_id: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
+    ) -> DeleteResult:
+        """Without version_id, as the bucket's versioning has it: never versioned, the key's
+        (null) version goes; Enabled, a delete marker is added; Suspended, the null version
+        goes and a null delete marker is added. With it, that version (or marker) goes for
+        good, and if it was the latest the newest remaining becomes the latest. Idempotent: a
+        missing key or version is not an error. The result names the version removed or the
+        marker made (S3's view: "null" for a null version; None in a never-versioned bucket).
+        owner_id: who deletes (a marker's owner; audit). write_id / retried as finalize_put: a
+        retry whose marker is still the key's latest version gets that marker again."""
+        ...
+
+    async def delete_objects(
+        self, tenant_id: str, bucket: str, objects: list[ObjectId], owner_id: str | None = None
+    ) -> list[DeleteResult]:
+        """delete_object for each (at most 1000), each in its own transaction; one result per
+        entry, in order (per-entry errors in error_code / error_message)."""
         ...
 
     async def copy_object(
@@ -268,8 +350,30 @@ class CoordinatorAPI(Protocol):
         content_type: str | None,
         metadata: dict[str, str],
         headers: dict[str, str],
+        src_version_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> ObjectInfo:
-        """Metadata-only copy: the new version references the same chunks (refcount+1 each)."""
+        """Metadata-only copy: the new version references the same chunks (refcount+1 each).
+        The source is its key's latest version or src_version_id (NoSuchVersion; a delete
+        marker: InvalidRequest). tags None copies the source's. write_id / retried as
+        finalize_put."""
+        ...
+
+    async def set_object_tags(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None, tags: dict[str, str] | None
+    ) -> ObjectInfo:
+        """Replace the tags of the latest version or of version_id (None or {}: no tags).
+        NoSuchKey, NoSuchVersion, MethodNotAllowed (a delete marker)."""
+        ...
+
+    async def set_object_acl(
+        self, tenant_id: str, bucket: str, key: str, version_id: str | None, acl: str
+    ) -> ObjectInfo:
+        """A canned ACL on the latest version or version_id: "private" or "public-read"
+        (anyone may GET and HEAD it unsigned). Errors as set_object_tags."""
         ...
 
     async def touch_objects(self, version_ids: list[str]) -> None:

@@ -128,7 +128,9 @@ class BucketQueries(QueryBase):
         """A canned ACL: private, or public-read (anyone may list the bucket without signing)."""
         return await self._set(tenant_id, name, "bucket.acl", acl=check_acl(acl))
 
-    async def set_bucket_cors(self, tenant_id: str, name: str, rules: list[dict] | None) -> BucketInfo:
+    async def set_bucket_cors(
+        self, tenant_id: str, name: str, rules: list[dict[str, Any]] | None
+    ) -> BucketInfo:
         """The bucket's CORS rules as the gateway parsed them (gateway/s3/cors.py); None: none."""
         if rules is not None and not rules:
             raise error("InvalidArgument", "a CORS configuration needs at least one rule")

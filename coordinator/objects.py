@@ -214,6 +214,11 @@ class ObjectQueries(VersionQueries):
 
         return await self.db.read(q)
 
+    async def _version_info(self, conn: AsyncConnection, row: Any, versioning: str | None) -> ObjectInfo:
+        """The record of a stored version (parts included), as a write call answers it."""
+        parts = await self._parts(conn, row.version_id) if row.part_count else []
+        return object_info(row, parts, versioning=versioning)
+
     async def _parts(self, conn: AsyncConnection, version_id: str) -> list[PartInfo]:
         rows = await conn.execute(_PARTS, {"v": version_id})
         return [
@@ -379,10 +384,13 @@ class ObjectQueries(VersionQueries):
         key: str,
         version_id: str | None = None,
         owner_id: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> DeleteResult:
         """DELETE of a key (as the bucket's versioning state has it: coordinator/versions.py) or
         of one version of it. Idempotent: a missing key or version is not an error; a missing
-        bucket is."""
+        bucket is. A retried DELETE (same write_id) whose marker is still the latest gets that
+        marker again, not a second one."""
         if version_id is not None:
             check_version_id(version_id)
 
@@ -390,7 +398,7 @@ class ObjectQueries(VersionQueries):
             bucket_row = await self.bucket_row(conn, tenant_id, bucket)
             actor = owner_id or tenant_id
             if version_id is None:
-                return await self.delete_key(conn, bucket_row, actor, key)
+                return await self.delete_key(conn, bucket_row, actor, key, write_id, retried)
             return await self.delete_version(conn, bucket, actor, key, version_id)
 
         return await self.db.write(tx)
@@ -438,6 +446,8 @@ class ObjectQueries(VersionQueries):
         src_version_id: str | None = None,
         tags: dict[str, str] | None = None,
         acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> ObjectInfo:
         """Metadata-only copy: a new version referencing the source's chunks (refcount+1 each).
 
@@ -494,11 +504,14 @@ class ObjectQueries(VersionQueries):
                 "last_access": None,
                 "tags": dict(src.tags or {}) if tags is None else dict(tags),
                 "acl": check_acl(acl),
-                "upload_id": None,
+                "write_id": write_id,
             }
-            new = NewVersion(values=values, manifest=manifest, parts=parts, versioning=dst.versioning)
+            new = NewVersion(values=values, manifest=manifest, parts=parts, versioning=dst.versioning,
+                             retried=retried)
             deltas: Counter[str] = Counter()
             old, rows = await self.install_version(conn, new, deltas)
+            if new.existing is not None:
+                return await self._version_info(conn, new.existing, dst.versioning)
             await chunkrefs.apply_deltas(self.db, conn, deltas, {}, self.scope(tenant_id), now)
             await self.write_manifest(conn, new, rows)
             await quota.adjust(conn, tenant_id, used_delta=src.size - (old.size if old is not None else 0))
@@ -571,9 +584,8 @@ class ObjectQueries(VersionQueries):
             )
             await record_audit(conn, tenant_id, action, f"{bucket}/{key}",
                                {"version_id": row.version_id, **values})
-            parts = await self._parts(conn, row.version_id) if row.part_count else []
             updated = RowValues({**row._asdict(), **values})
-            return object_info(updated, parts, versioning=bucket_row.versioning)
+            return await self._version_info(conn, updated, bucket_row.versioning)
 
         return await self.db.write(tx)
 

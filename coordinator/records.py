@@ -60,7 +60,7 @@ class BucketInfo:
     region: str = "us-east-1"
     versioning: str | None = None    # None (never enabled), "Enabled" or "Suspended"
     acl: str | None = None           # canned ACL ("public-read", ...); None is private
-    cors: list[dict] | None = None   # CORS rules as gateway/s3/cors.py stores them
+    cors: list[dict[str, Any]] | None = None  # CORS rules as gateway/s3/cors.py stores them
 
 
 @dataclass

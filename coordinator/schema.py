@@ -115,9 +115,10 @@ object_versions = sa.Table(
     sa.Column("delete_marker", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("tags", sa.JSON),  # S3 object tags {key: value}, NULL when none
     sa.Column("acl", sa.String(32)),  # canned ACL; NULL is private
-    # The multipart upload completed into this version: a retried CompleteMultipartUpload
-    # whose first answer was lost finds it here and answers the same success.
-    sa.Column("upload_id", _ckey(64)),
+    # What wrote this version, so that a request retried because its answer was lost gets
+    # that answer again instead of an error or a second version (coordinator/versions.py):
+    # "upload:<id>" (the multipart upload it completes) or "sdk:<invocation id>".
+    sa.Column("write_id", sa.String(80)),
     # For the foreign key check when a bucket is deleted.
     sa.Index("ix_object_bucket", "bucket"),
     # A key's versions newest first (ListObjectVersions, the next latest after a delete).
@@ -130,7 +131,7 @@ object_versions = sa.Table(
         sqlite_where=sa.text("null_version = 1"),
         postgresql_where=sa.text("null_version"),
     ),
-    sa.Index("ix_object_upload_id", "upload_id"),
+    sa.Index("ix_object_write_id", "bucket", "key", "write_id"),
     # One latest version per key; listing walks this index in key order. The SQLite
     # predicate is spelled as SQLAlchemy renders `is_latest` in queries, or SQLite's
     # planner would not use the partial index.

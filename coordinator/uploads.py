@@ -34,7 +34,7 @@ from coordinator.records import (
     UploadList,
     WriteCondition,
 )
-from coordinator.schema import object_versions, upload_part_chunks, upload_parts, upload_sessions
+from coordinator.schema import upload_part_chunks, upload_parts, upload_sessions
 
 _us = upload_sessions.c
 _up = upload_parts.c
@@ -45,13 +45,6 @@ _SESSION = sa.select(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
 _SESSION_LOCKED = {"sqlite": _SESSION, "postgresql": _SESSION.with_for_update()}
 _INSERT_SESSION = upload_sessions.insert()
 _DROP_SESSION = sa.delete(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
-# The version a multipart upload was completed into (a retried CompleteMultipartUpload).
-_COMPLETED = sa.select(object_versions).where(
-    object_versions.c.upload_id == sa.bindparam("u"),
-    object_versions.c.bucket == sa.bindparam("bucket"),
-    object_versions.c.key == sa.bindparam("key"),
-    object_versions.c.status != "deleted",
-)
 # Status of a new version. The scan worker issue turns this into "scanning" until scanned.
 INITIAL_STATUS = "ready"
 
@@ -180,6 +173,11 @@ class UploadQueries(ObjectQueries):
         """Install the version, apply references and quota, drop the session, log it."""
         now = new.values["created_at"]
         old, rows = await self.install_version(conn, new, deltas)
+        if new.existing is not None:  # a retry whose first attempt committed: answer that
+            await quota.adjust(conn, session.tenant_id, reserved_delta=-session.reserved_bytes)
+            if session.upload_id is not None:
+                await conn.execute(_DROP_SESSION, {"u": session.upload_id})
+            return await self._version_info(conn, new.existing, new.versioning)
         await chunkrefs.apply_deltas(self.db, conn, deltas, new_refs, self.scope(session.tenant_id), now)
         await self.write_manifest(conn, new, rows)
         size = new.values["size"]
@@ -209,7 +207,8 @@ class UploadQueries(ObjectQueries):
         return object_info(RowValues(new.values), parts, versioning=new.versioning)
 
     def _version_values(
-        self, session: Any, size: int, etag: str, checksums: dict[str, str], part_count: int, now: float
+        self, session: Any, size: int, etag: str, checksums: dict[str, str], part_count: int, now: float,
+        write_id: str | None,
     ) -> dict[str, Any]:
         return {
             "bucket": session.bucket,
@@ -230,33 +229,38 @@ class UploadQueries(ObjectQueries):
             "last_access": None,
             "tags": dict(session.tags) if session.tags else None,
             "acl": session.acl,
-            "upload_id": session.upload_id if session.kind == "multipart" else None,
+            "write_id": write_id,
         }
 
     async def finalize_put(
         self, upload_id: str, size: int, etag: str, chunks: list[ChunkRef], checksums: dict[str, str],
-        condition: WriteCondition | None = None,
+        condition: WriteCondition | None = None, write_id: str | None = None, retried: bool = False,
     ) -> ObjectInfo:
         _check_sizes(size, chunks)
+        attempt = (write_id, retried)
 
         async def tx(conn: AsyncConnection) -> ObjectInfo:
             session = await self._session(conn, upload_id, kind="put")
             bucket_row = await self.bucket_row(conn, session.tenant_id, session.bucket)
             self._check_refs(session.tenant_id, chunks)
-            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition)
+            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition,
+                                          attempt)
 
         return await self.db.write(tx)
 
     async def _commit_put(self, conn: AsyncConnection, session: RowValues, bucket_row: Any, size: int,
                           etag: str, chunks: list[ChunkRef], checksums: dict[str, str],
-                          condition: WriteCondition | None) -> ObjectInfo:
-        """The new version of a one-go PUT (with or without a session), inside its transaction."""
+                          condition: WriteCondition | None, attempt: tuple[str | None, bool]) -> ObjectInfo:
+        """The new version of a one-go PUT (with or without a session), inside its transaction.
+        attempt: (write_id, retried), see coordinator/versions.py."""
         now = self.now()
+        write_id, retried = attempt
         new = NewVersion(
-            values=self._version_values(session, size, quote_etag(etag), checksums, 0, now),
+            values=self._version_values(session, size, quote_etag(etag), checksums, 0, now, write_id),
             manifest=[(c.chunk_key, c.size) for c in chunks],
             condition=condition,
             versioning=bucket_row.versioning,
+            retried=retried,
         )
         info = await self._commit_version(
             conn, session, new, Counter(), {c.chunk_key: c for c in chunks}, "object.put"
@@ -281,6 +285,8 @@ class UploadQueries(ObjectQueries):
         condition: WriteCondition | None = None,
         tags: dict[str, str] | None = None,
         acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> ObjectInfo:
         """begin_upload + finalize_put in one transaction, for objects written in one go.
 
@@ -311,7 +317,8 @@ class UploadQueries(ObjectQueries):
                     "acl": check_acl(acl),
                 }
             )
-            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition)
+            return await self._commit_put(conn, session, bucket_row, size, etag, chunks, checksums, condition,
+                                          (write_id, retried))
 
         return await self.db.write(tx)
 
@@ -610,7 +617,7 @@ class UploadQueries(ObjectQueries):
                 offset += p.size
             now = self.now()
             new = NewVersion(
-                values=self._version_values(session, offset, etag, {}, len(used), now),
+                values=self._version_values(session, offset, etag, {}, len(used), now, f"upload:{upload_id}"),
                 manifest=manifest,
                 parts=part_rows,
                 condition=condition,
@@ -625,11 +632,10 @@ class UploadQueries(ObjectQueries):
     ) -> ObjectInfo | None:
         """The version an upload was completed into, while it exists: a CompleteMultipartUpload
         retried because its answer was lost gets the same success instead of NoSuchUpload."""
-        row = (await conn.execute(_COMPLETED, {"u": upload_id, "bucket": bucket, "key": key})).first()
-        if row is None:
+        row = await self.written_by(conn, bucket, key, f"upload:{upload_id}")
+        if row is None or row.status == "deleted":
             return None
-        parts = await self._parts(conn, row.version_id) if row.part_count else []
-        return object_info(row, parts, versioning=versioning)
+        return await self._version_info(conn, row, versioning)
 
 
 def _etag_or_none(part_etags: list[str]) -> str | None:

@@ -19,6 +19,10 @@ Every rule of S3 versioning lives here (docs/internals.md "Object versions"):
 - Removing a version is the only way its chunk references and its size in the tenant's
   quota are released: `remove_version` returns the references its DELETE ... RETURNING
   found and whether the row was still there, so two racing removals release them once.
+- Retries are safe: a version remembers what wrote it (`write_id`: the multipart upload it
+  completes, or the SDK's invocation id of a PUT, copy or DELETE). A retried request (its
+  answer was lost) that finds, under the key's lock, the version or delete marker its first
+  attempt made (same write_id, same ETag) gets that one back instead of making another.
 
 Writers of one key serialise on `Database.lock_name("object:bucket/key")` (an advisory lock
 on PostgreSQL; SQLite serialises every writer anyway).
@@ -67,6 +71,7 @@ _SET_LATEST = (
     .values(is_latest=sa.bindparam("latest", type_=sa.Boolean))
 )
 _NEWEST = sa.select(_ov.version_id).where(*_KEY).order_by(_ov.seq.desc()).limit(1)
+_WRITTEN_BY = sa.select(object_versions).where(*_KEY, _ov.write_id == sa.bindparam("w"))
 
 
 def new_version_id(seq: int) -> str:
@@ -103,6 +108,8 @@ class NewVersion:
     parts: list[dict[str, Any]] = field(default_factory=list)  # object_parts rows without version_id
     condition: WriteCondition | None = None  # checked against the latest version, under its lock
     versioning: str | None = None  # the bucket's versioning state
+    retried: bool = False  # a retry: answer the version values["write_id"] made, if it exists
+    existing: Any = None  # set by install_version: that version (nothing was installed)
 
 
 def current(latest: Any) -> Any:
@@ -129,6 +136,12 @@ class VersionQueries(QueryBase):
         """Take the key's lock; returns its latest version row (any status, markers too) or None."""
         await self.db.lock_name(conn, f"object:{bucket}/{key}")
         return await self.latest_row(conn, bucket, key, lock=True)
+
+    async def written_by(self, conn: AsyncConnection, bucket: str, key: str, write_id: str | None) -> Any:
+        """The version (or delete marker) of the key that `write_id` made, or None."""
+        if not write_id:
+            return None
+        return (await conn.execute(_WRITTEN_BY, {"bucket": bucket, "key": key, "w": write_id})).first()
 
     async def version_row(self, conn: AsyncConnection, bucket: str, key: str, version_id: str) -> Any:
         """The version S3 names `version_id` ("null": the null version) of the key, or None."""
@@ -192,6 +205,11 @@ class VersionQueries(QueryBase):
         """
         v = new.values
         latest = await self.lock_key(conn, v["bucket"], v["key"])
+        if new.retried:
+            done = await self.written_by(conn, v["bucket"], v["key"], v.get("write_id"))
+            if done is not None and done.etag == v["etag"]:
+                new.existing = done
+                return None, []
         if new.condition is not None:
             check_condition(new.condition, current(latest))
         replaced, version = await self._make_room(conn, latest, v["bucket"], v["key"], new.versioning, deltas)
@@ -235,12 +253,16 @@ class VersionQueries(QueryBase):
         await emit(conn, "object.deleted", payload, at=now)
 
     async def delete_key(
-        self, conn: AsyncConnection, bucket_row: Any, owner_id: str, key: str
+        self, conn: AsyncConnection, bucket_row: Any, owner_id: str, key: str,
+        write_id: str | None = None, retried: bool = False,
     ) -> DeleteResult:
         """DELETE without a version id, as the bucket's versioning state has it (module doc)."""
         bucket = bucket_row.name
         latest = await self.lock_key(conn, bucket, key)
         deltas: Counter[str] = Counter()
+        again = latest is not None and latest.delete_marker and write_id and latest.write_id == write_id
+        if retried and again:
+            return DeleteResult(key=key, deleted=True, version_id=s3_version_id(latest), delete_marker=True)
         if bucket_row.versioning is None:
             if latest is not None:
                 keys, removed = await self.remove_version(conn, latest)
@@ -272,6 +294,7 @@ class VersionQueries(QueryBase):
             "last_modified": now,
             "last_access": None,
             "delete_marker": True,
+            "write_id": write_id,
         }
         await self._insert_version(conn, marker)
         payload = {"version_id": marker["version_id"], "bucket": bucket, "key": key,

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from blob import UnsupportedChecksum, checksum_b64
 from coordinator.records import DeleteResult, ObjectId, ObjectInfo
-from gateway.s3 import acl, objmeta, public, tagging, upload_body
+from gateway.s3 import acl, objmeta, public, retries, tagging, upload_body
 from gateway.s3.conditions import ByteRange, Conditions, Outcome, manifest_narrowing, parse_range
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
@@ -69,6 +69,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
     canned = acl.from_headers(ctx.headers)
     stream, requested = await upload_body.prepare(ctx)
     condition = await write_condition(ctx)
+    write_id, retried = retries.attempt(ctx.headers)
     coordinator = ctx.state.coordinator
     length = stream.decoded_length
     if length is not None and length <= ctx.state.store.chunk_size:
@@ -79,7 +80,7 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         obj = await coordinator.put_object(
             ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, got.result.size, got.etag, meta.content_type,
             meta.metadata, meta.headers, meta.storage_class, got.result.chunks, got.checksums, condition,
-            tags, canned)
+            tags, canned, write_id, retried)
     else:
         algorithm = sorted(requested)[0] if requested else None
         upload = await coordinator.begin_upload(
@@ -88,7 +89,8 @@ async def put_object(ctx: S3Context) -> web.StreamResponse:
         try:
             got = await upload_body.receive(ctx, stream, requested)
             obj = await coordinator.finalize_put(upload.upload_id, got.result.size, got.etag,
-                                                 got.result.chunks, got.checksums, condition)
+                                                 got.result.chunks, got.checksums, condition, write_id,
+                                                 retried)
         except BaseException:
             await abort_quietly(ctx, upload.upload_id)
             raise
@@ -268,8 +270,9 @@ async def get_object_attributes(ctx: S3Context) -> web.StreamResponse:
 
 
 async def delete_object(ctx: S3Context) -> web.StreamResponse:
+    write_id, retried = retries.attempt(ctx.headers)
     result = await ctx.state.coordinator.delete_object(ctx.tenant_id, ctx.bucket, ctx.key, ctx.version_id,
-                                                       ctx.user_id)
+                                                       ctx.user_id, write_id, retried)
     headers = {}
     if result.version_id is not None:
         headers["x-amz-version-id"] = result.version_id
@@ -290,6 +293,7 @@ async def copy_object(ctx: S3Context) -> web.StreamResponse:
                       ArgumentName="x-amz-tagging-directive", ArgumentValue=tag_directive)
     tags = tagging.from_header(ctx.headers.get("x-amz-tagging")) if tag_directive == "REPLACE" else None
     canned = acl.from_headers(ctx.headers)
+    write_id, retried = retries.attempt(ctx.headers)
     src, source = await load_source(ctx, with_chunks=False)
     replace = directive == "REPLACE"
     meta = objmeta.from_request(ctx.headers)
@@ -302,7 +306,7 @@ async def copy_object(ctx: S3Context) -> web.StreamResponse:
         ctx.tenant_id, ctx.user_id, src.bucket, src.key, ctx.bucket, ctx.key, replace,
         meta.content_type if replace else None, meta.metadata if replace else {},
         meta.headers if replace else {}, src_version_id=source.version_id if src.version_id else None,
-        tags=tags if tag_directive == "REPLACE" else None, acl=canned)
+        tags=tags if tag_directive == "REPLACE" else None, acl=canned, write_id=write_id, retried=retried)
     headers = objmeta.version_headers(obj)
     if source.versioning is not None or src.version_id is not None:
         headers["x-amz-copy-source-version-id"] = source.s3_version_id

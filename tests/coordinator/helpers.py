@@ -153,4 +153,6 @@ async def put_inline(api, key, bucket: str, name: str, data: bytes, **kw):
         [inline_ref(key.tenant_id, data)],
         {},
         kw.get("condition"),
+        write_id=kw.get("write_id"),
+        retried=kw.get("retried", False),
     )

@@ -15,7 +15,7 @@ from config.cluster_auth import body_hash, sign_headers
 from coordinator import client as client_mod
 from coordinator.client import CoordinatorClient
 from coordinator.db import Database
-from coordinator.records import CoordinatorError
+from coordinator.records import CoordinatorError, ObjectId
 from coordinator.schema import audit, chunks
 from tests.coordinator.conftest import SECRET
 from tests.coordinator.helpers import chunk_refs, health_doc, md5, put_object, sha
@@ -219,7 +219,8 @@ async def test_object_lifecycle(coordinator, database_url):
             key.tenant_id, key.user_id, "bkt", "docs/a.txt", "bkt", "docs/b.txt", False, None, {}, {}
         )
         assert copy.size == 6005
-        results = await api.delete_objects(key.tenant_id, "bkt", ["docs/a.txt", "nothing"])
+        gone = [ObjectId("docs/a.txt"), ObjectId("nothing")]
+        results = await api.delete_objects(key.tenant_id, "bkt", gone)
         assert [r.deleted for r in results] == [True, True]
         await api.delete_object(key.tenant_id, "bkt", "docs/b.txt")
         await api.delete_object(key.tenant_id, "bkt", "docs/b.txt")

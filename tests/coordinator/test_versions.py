@@ -267,3 +267,51 @@ async def test_retried_complete_answers_the_same_success(database_url):
         await expect(
             "NoSuchUpload", meta.complete_upload(key.tenant_id, "bkt", "big", up.upload_id, [(1, part.etag)])
         )
+
+
+async def test_a_retried_write_gets_the_version_its_first_attempt_made(database_url):
+    async with open_meta(database_url) as meta:
+        key = await setup_tenant(meta)
+        await meta.set_bucket_versioning(key.tenant_id, "bkt", "Enabled")
+        first = await put_inline(meta, key, "bkt", "k", b"data", write_id="sdk:call-1")
+        again = await put_inline(meta, key, "bkt", "k", b"data", write_id="sdk:call-1", retried=True)
+        assert again.version_id == first.version_id
+        other = await put_inline(meta, key, "bkt", "k", b"data", write_id="sdk:call-2", retried=True)
+        assert other.version_id != first.version_id  # another call: its own version
+        assert len(await versions_of(meta, key)) == 2
+        assert await used_bytes(meta, key.tenant_id) == 8
+        marker = await meta.delete_object(key.tenant_id, "bkt", "k", write_id="sdk:del-1")
+        same = await meta.delete_object(key.tenant_id, "bkt", "k", write_id="sdk:del-1", retried=True)
+        assert same.version_id == marker.version_id and same.delete_marker
+        assert [v[3] for v in await versions_of(meta, key)] == [True, False, False]
+        copy = await meta.copy_object(
+            key.tenant_id,
+            key.user_id,
+            "bkt",
+            "k",
+            "bkt",
+            "c",
+            False,
+            None,
+            {},
+            {},
+            src_version_id=first.version_id,
+            write_id="sdk:cp",
+            retried=True,
+        )
+        recopy = await meta.copy_object(
+            key.tenant_id,
+            key.user_id,
+            "bkt",
+            "k",
+            "bkt",
+            "c",
+            False,
+            None,
+            {},
+            {},
+            src_version_id=first.version_id,
+            write_id="sdk:cp",
+            retried=True,
+        )
+        assert recopy.version_id == copy.version_id

@@ -97,7 +97,7 @@ def test_list_encoding_type_url_raw(cluster, s3, bucket: str, tree: list[str]) -
     assert doc.findtext(f"{NS}EncodingType") == "url"
     assert doc.findtext(f"{NS}StartAfter") == "a.txt"
     assert doc.findtext(f"{NS}Delimiter") == "/"
-    assert [c.findtext(f"{NS}Key") for c in doc.findall(f"{NS}Contents")] == ["e+f%2Bg.txt", "zeta"]
+    assert [c.findtext(f"{NS}Key") for c in doc.findall(f"{NS}Contents")] == ["e%20f%2Bg.txt", "zeta"]
     assert [c.findtext(f"{NS}Prefix") for c in doc.findall(f"{NS}CommonPrefixes")] == \
         ["dir/", "%C3%A9t%C3%A9/"]
     assert doc.findtext(f"{NS}KeyCount") == "4"

@@ -23,7 +23,6 @@ branch_labels = None
 depends_on = None
 
 _BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_CKEY64 = sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql")
 
 
 def upgrade() -> None:
@@ -38,10 +37,10 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(name, sa.Boolean(), server_default=default, nullable=False))
         batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("acl", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("upload_id", _CKEY64, nullable=True))
+        batch_op.add_column(sa.Column("write_id", sa.String(length=80), nullable=True))
     op.execute("UPDATE object_versions SET seq = CAST(created_at * 1000000 AS BIGINT)")
     with op.batch_alter_table("object_versions", recreate="never") as batch_op:
-        batch_op.create_index("ix_object_upload_id", ["upload_id"], unique=False)
+        batch_op.create_index("ix_object_write_id", ["bucket", "key", "write_id"], unique=False)
         batch_op.create_index("ux_object_key_seq", ["bucket", "key", "seq"], unique=True)
         batch_op.create_index(
             "ux_object_null",
@@ -68,11 +67,11 @@ def downgrade() -> None:
             "with versionId) before downgrading below revision 0003"
         )
     # ALTER TABLE DROP COLUMN in place (SQLite >= 3.35), never a table rebuild (see module doc).
-    for name in ("ux_object_null", "ux_object_key_seq", "ix_object_upload_id"):
+    for name in ("ux_object_null", "ux_object_key_seq", "ix_object_write_id"):
         op.drop_index(name, table_name="object_versions")
     for table, columns in (
         ("upload_sessions", ("acl", "tags")),
-        ("object_versions", ("upload_id", "acl", "tags", "delete_marker", "null_version", "seq")),
+        ("object_versions", ("write_id", "acl", "tags", "delete_marker", "null_version", "seq")),
         ("buckets", ("cors", "acl", "versioning")),
     ):
         for column in columns:

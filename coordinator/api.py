@@ -332,7 +332,13 @@ class CoordinatorAPI(Protocol):
         ...
 
     async def delete_objects(
-        self, tenant_id: str, bucket: str, objects: list[ObjectId], owner_id: str | None = None
+        self,
+        tenant_id: str,
+        bucket: str,
+        objects: list[ObjectId],
+        owner_id: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> list[DeleteResult]:
         """delete_object for each (at most 1000), each in its own transaction; one result per
         entry, in order (per-entry errors in error_code / error_message)."""

@@ -404,7 +404,13 @@ class ObjectQueries(VersionQueries):
         return await self.db.write(tx)
 
     async def delete_objects(
-        self, tenant_id: str, bucket: str, objects: list[ObjectId], owner_id: str | None = None
+        self,
+        tenant_id: str,
+        bucket: str,
+        objects: list[ObjectId],
+        owner_id: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> list[DeleteResult]:
         """delete_object for up to 1000 keys or versions, each in its own transaction (one
         failing does not undo the others); results in the order asked."""
@@ -419,7 +425,9 @@ class ObjectQueries(VersionQueries):
                                     error_message="object key must not be empty", version_id=obj.version_id)
             async with gate:
                 try:
-                    return await self.delete_object(tenant_id, bucket, obj.key, obj.version_id, owner_id)
+                    return await self.delete_object(
+                        tenant_id, bucket, obj.key, obj.version_id, owner_id, write_id, retried
+                    )
                 except CoordinatorError as exc:
                     if exc.status >= 500 or exc.code in ("NoSuchBucket", "AccessDenied"):
                         raise

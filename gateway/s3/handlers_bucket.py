@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from coordinator.records import CoordinatorError
-from gateway.s3 import acl, objmeta, tagging
+from gateway.s3 import acl, objmeta, retries, tagging
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
 from gateway.s3.responses import decode_token, encode_token, int_param, owner, xml_response
@@ -70,7 +70,8 @@ async def head_bucket(ctx: S3Context) -> web.StreamResponse:
 
 
 async def delete_bucket(ctx: S3Context) -> web.StreamResponse:
-    await ctx.state.coordinator.delete_bucket(ctx.tenant_id, ctx.bucket)
+    await retries.tolerating_done(ctx, "NoSuchBucket", ctx.state.coordinator.delete_bucket(ctx.tenant_id,
+                                                                                          ctx.bucket))
     return web.Response(status=204)
 
 

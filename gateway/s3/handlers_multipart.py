@@ -9,7 +9,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from coordinator.records import UploadInfo
-from gateway.s3 import acl, objmeta, tagging, upload_body
+from gateway.s3 import acl, objmeta, retries, tagging, upload_body
 from gateway.s3.conditions import manifest_narrowing, parse_copy_source_range
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.copy_source import load_source
@@ -140,7 +140,8 @@ async def complete_upload(ctx: S3Context) -> web.StreamResponse:
 
 
 async def abort_upload(ctx: S3Context) -> web.StreamResponse:
-    await ctx.state.coordinator.abort_upload(ctx.tenant_id, ctx.bucket, _upload_id(ctx))
+    await retries.tolerating_done(ctx, "NoSuchUpload", ctx.state.coordinator.abort_upload(
+        ctx.tenant_id, ctx.bucket, _upload_id(ctx)))
     return web.Response(status=204)
 
 

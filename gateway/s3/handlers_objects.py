@@ -376,8 +376,9 @@ async def delete_objects(ctx: S3Context) -> web.StreamResponse:
         raise S3Error("MalformedXML")
     # Keys S3 itself would refuse get a per-key error, the rest go to the coordinator in one call.
     valid = [o for o in objects if o.key and len(o.key.encode("utf-8", "surrogateescape")) <= 1024]
-    answers = iter(await ctx.state.coordinator.delete_objects(ctx.tenant_id, ctx.bucket, valid, ctx.user_id)
-                   if valid else [])
+    write_id, retried = retries.attempt(ctx.headers)
+    answers = iter(await ctx.state.coordinator.delete_objects(ctx.tenant_id, ctx.bucket, valid, ctx.user_id,
+                                                              write_id, retried) if valid else [])
     results = []
     for o in objects:
         if not (o.key and len(o.key.encode("utf-8", "surrogateescape")) <= 1024):

@@ -99,6 +99,9 @@ def string_to_sign_candidates(request: web.Request, raw_path: str, raw_query: st
     paths = [raw_path or "/", quote(unquote(raw_path or "/"), safe="/~", errors="surrogateescape")]
     if vhost_bucket:
         paths = [f"/{vhost_bucket}{p}" for p in paths]
+    elif paths[0].count("/") == 1 and len(paths[0]) > 1:
+        # botocore signs a path-style bucket URL (`/bucket`) as the resource `/bucket/`.
+        paths += [p + "/" for p in paths]
     subresources = _subresources(raw_query)
     dates = [date_value]
     if "x-amz-date" in request.headers:

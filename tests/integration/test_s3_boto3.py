@@ -232,10 +232,10 @@ def test_list_encoding_type_url(s3, bucket):
     s3.put_object(Bucket=bucket, Key="enc dir/ä b", Body=b"x")
     # asked for explicitly, botocore hands back the encoded text as S3 sends it
     page = s3.list_objects_v2(Bucket=bucket, Delimiter="/", EncodingType="url")
-    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["enc+dir/"]
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["enc%20dir/"]
     page = s3.list_objects_v2(Bucket=bucket, Prefix="enc dir/", EncodingType="url")
     assert [urllib.parse.unquote_plus(o["Key"]) for o in page["Contents"]] == ["enc dir/ä b"]
-    assert page["Contents"][0]["Key"] == "enc+dir/%C3%A4+b"
+    assert page["Contents"][0]["Key"] == "enc%20dir/%C3%A4%20b"
 
 
 def test_delete_objects(s3, bucket):

@@ -368,6 +368,14 @@ def test_sigv2_header_path_style(server: EchoServer) -> None:
     assert send(server.port, "GET", "/bucket/k", wrong).code == "SignatureDoesNotMatch"
 
 
+def test_sigv2_bucket_url_signed_with_trailing_slash(server: EchoServer) -> None:
+    """botocore signs the path-style bucket URL `/bucket` as the V2 resource `/bucket/`."""
+    headers = _v2_headers("PUT", f"http://127.0.0.1:{server.port}/bucket", auth_path="/bucket/")
+    assert send(server.port, "PUT", "/bucket", headers).json()["version"] == "v2"
+    other = _v2_headers("PUT", f"http://127.0.0.1:{server.port}/other", auth_path="/bucket/")
+    assert send(server.port, "PUT", "/other", other).code == "SignatureDoesNotMatch"
+
+
 def test_sigv2_header_virtual_hosted(server: EchoServer) -> None:
     host = f"photos.s3.test:{server.port}"
     headers = _v2_headers("GET", f"http://{host}/k.jpg", auth_path="/photos/k.jpg")

@@ -144,10 +144,13 @@ class CoordinatorAPI(Protocol):
         checksum_algorithm: str | None,
         tags: dict[str, str] | None = None,
         acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> UploadInfo:
         """A session of kind put|multipart with reserve_bytes reserved against the tenant's
         quota in one conditional UPDATE. NoSuchBucket, QuotaExceeded (403). tags and acl go
-        to the version the session commits."""
+        to the version the session commits. write_id / retried as finalize_put: a retry whose
+        first attempt's session is still open gets that session."""
         ...
 
     async def finalize_put(

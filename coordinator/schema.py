@@ -220,6 +220,8 @@ upload_sessions = sa.Table(
     sa.Column("checksum_algorithm", sa.Text),
     sa.Column("tags", sa.JSON),  # given to the version it completes into
     sa.Column("acl", sa.String(32)),
+    # The SDK call that began it: a retried CreateMultipartUpload gets this session again.
+    sa.Column("write_id", sa.String(80)),
     sa.Column("initiated", _TIME, nullable=False),
     sa.Column("expires_at", _TIME, nullable=False, index=True),
     sa.Index("ix_upload_bucket_key", "bucket", "key", "upload_id"),

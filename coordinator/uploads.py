@@ -45,6 +45,9 @@ _SESSION = sa.select(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
 _SESSION_LOCKED = {"sqlite": _SESSION, "postgresql": _SESSION.with_for_update()}
 _INSERT_SESSION = upload_sessions.insert()
 _DROP_SESSION = sa.delete(upload_sessions).where(_us.upload_id == sa.bindparam("u"))
+_BEGUN_BY = sa.select(upload_sessions).where(
+    _us.bucket == sa.bindparam("bucket"), _us.key == sa.bindparam("key"), _us.write_id == sa.bindparam("w")
+)
 # Status of a new version. The scan worker issue turns this into "scanning" until scanned.
 INITIAL_STATUS = "ready"
 
@@ -116,8 +119,11 @@ class UploadQueries(ObjectQueries):
         checksum_algorithm: str | None,
         tags: dict[str, str] | None = None,
         acl: str | None = None,
+        write_id: str | None = None,
+        retried: bool = False,
     ) -> UploadInfo:
-        """A session of kind put|multipart; `tags` and `acl` go to the version it commits."""
+        """A session of kind put|multipart; `tags` and `acl` go to the version it commits. A
+        retried call (same write_id) whose first attempt's session is still open gets it back."""
         check_key(key)
         if kind not in KINDS:
             raise error("InvalidArgument", f"kind must be one of {KINDS}, got {kind!r}")
@@ -126,6 +132,10 @@ class UploadQueries(ObjectQueries):
 
         async def tx(conn: AsyncConnection) -> UploadInfo:
             await self.bucket_row(conn, tenant_id, bucket)
+            if retried and write_id:
+                row = (await conn.execute(_BEGUN_BY, {"bucket": bucket, "key": key, "w": write_id})).first()
+                if row is not None and row.kind == kind and row.tenant_id == tenant_id:
+                    return _upload_info(row)
             await quota.reserve(conn, tenant_id, reserve_bytes)
             now = self.now()
             values = {
@@ -143,6 +153,7 @@ class UploadQueries(ObjectQueries):
                 "checksum_algorithm": checksum_algorithm,
                 "tags": dict(tags) if tags else None,
                 "acl": check_acl(acl),
+                "write_id": write_id,
                 "initiated": now,
                 "expires_at": now + self.upload_expiry_s,
             }

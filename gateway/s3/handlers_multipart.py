@@ -46,9 +46,11 @@ async def create_upload(ctx: S3Context) -> web.StreamResponse:
     meta = objmeta.from_request(ctx.headers)
     algorithm = upload_body.checksum_algorithm(ctx.headers.get("x-amz-checksum-algorithm"))
     tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
+    write_id, retried = retries.attempt(ctx.headers)
     upload = await ctx.state.coordinator.begin_upload(
         ctx.tenant_id, ctx.user_id, ctx.bucket, ctx.key, "multipart", 0, meta.content_type,
-        meta.metadata, meta.headers, meta.storage_class, algorithm, tags, acl.from_headers(ctx.headers))
+        meta.metadata, meta.headers, meta.storage_class, algorithm, tags, acl.from_headers(ctx.headers),
+        write_id, retried)
     headers = {"x-amz-checksum-algorithm": algorithm.upper()} if algorithm else {}
     return xml_response("InitiateMultipartUploadResult", [
         ("Bucket", ctx.bucket), ("Key", ctx.key), ("UploadId", upload.upload_id)], headers=headers)

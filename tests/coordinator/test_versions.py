@@ -315,3 +315,7 @@ async def test_a_retried_write_gets_the_version_its_first_attempt_made(database_
             retried=True,
         )
         assert recopy.version_id == copy.version_id
+        args = (key.tenant_id, key.user_id, "bkt", "mp", "multipart", 0, None, {}, {}, "STANDARD", None)
+        up = await meta.begin_upload(*args, write_id="sdk:mp")
+        assert (await meta.begin_upload(*args, write_id="sdk:mp", retried=True)).upload_id == up.upload_id
+        assert (await meta.begin_upload(*args, write_id="sdk:mp")).upload_id != up.upload_id

@@ -53,6 +53,7 @@ def upgrade() -> None:
     with op.batch_alter_table("upload_sessions", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("acl", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("write_id", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
@@ -70,7 +71,7 @@ def downgrade() -> None:
     for name in ("ux_object_null", "ux_object_key_seq", "ix_object_write_id"):
         op.drop_index(name, table_name="object_versions")
     for table, columns in (
-        ("upload_sessions", ("acl", "tags")),
+        ("upload_sessions", ("write_id", "acl", "tags")),
         ("object_versions", ("write_id", "acl", "tags", "delete_marker", "null_version", "seq")),
         ("buckets", ("cors", "acl", "versioning")),
     ):

@@ -40,11 +40,11 @@ def _check_sse(ctx: S3Context) -> None:
         raise S3Error("NotImplemented", "SSE-C is not supported", status=501)
 
 
-def _marker_error(obj: ObjectInfo, by_version: bool) -> S3Error:
+def _marker_error(ctx: S3Context, obj: ObjectInfo) -> S3Error:
     """What S3 answers for a delete marker: 405 when named by version id, else 404 NoSuchKey."""
-    if by_version:
+    if ctx.version_id is not None:
         err = S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.",
-                      Method="GET", ResourceType="DeleteMarker")
+                      Method=ctx.request.method, ResourceType="DeleteMarker")
         err.headers = {"Last-Modified": http_date(obj.last_modified)}  # type: ignore[attr-defined]
     else:
         err = S3Error("NoSuchKey")
@@ -145,7 +145,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     obj = await coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=version,
                                        with_chunks=not head, delete_markers=True, **narrowing)
     if obj.delete_marker:
-        raise _marker_error(obj, version is not None)
+        raise _marker_error(ctx, obj)
     public.check_object_readable(ctx, obj)
     check_readable(obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
@@ -243,7 +243,7 @@ async def get_object_attributes(ctx: S3Context) -> web.StreamResponse:
     obj = await ctx.state.coordinator.get_object(ctx.tenant_id, ctx.bucket, ctx.key, version_id=version,
                                                  delete_markers=True)
     if obj.delete_marker:
-        raise _marker_error(obj, version is not None)
+        raise _marker_error(ctx, obj)
     check_readable(obj)
     children: list[tuple[str, object]] = []
     if "ETag" in wanted:

@@ -285,7 +285,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                           Size=str(len(ctx.key.encode("utf-8", "surrogateescape"))))
         operation = select_operation(request.method, address, request.query, request.headers)
         op_name = operation.name
-        if ctx.bucket is not None and operation.auth != UNSIGNED and "Origin" in request.headers:
+        if ctx.bucket is not None and operation.handler is not cors.preflight and "Origin" in request.headers:
             request[CORS_KEY] = await cors.actual_request_headers(state, ctx.bucket, request)
         if operation.auth == PUBLIC and not public.has_credentials(request):
             ctx.auth = await public.authenticate_anonymous(ctx, op_name)

@@ -437,10 +437,19 @@ def test_presigned_post_form_upload(cluster, s3, bucket, tmp_path, signature):
         ExpiresIn=300,
     )
     form = [arg for name, value in post["fields"].items() for arg in ("-F", f"{name}={value}")]
+    s3.put_bucket_cors(
+        Bucket=bucket,
+        CORSConfiguration={
+            "CORSRules": [{"AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["POST"]}]
+        },
+    )
     note = tmp_path / "note.txt"
     note.write_bytes(b"hello from a form")
-    status, headers, body = curl(*form, "-F", f"file=@{note}", post["url"])
+    status, headers, body = curl(
+        *form, "-F", f"file=@{note}", "-H", "Origin: https://app.example.com", post["url"]
+    )
     assert status == 201, body
+    assert headers["access-control-allow-origin"] == "https://app.example.com"  # the page can read it
     assert (
         b"<Key>uploads/note.txt</Key>" in body
         and headers["etag"] == f'"{hashlib.md5(b"hello from a form").hexdigest()}"'

@@ -10,11 +10,13 @@ log = logging.getLogger("workers.notices")
 
 
 class Notices:
-    """`object.deleted` (the chunks it released are found by GC through their refcounts) and
-    `object.quarantined` (logged as a warning: a structured alert for log monitoring; the
-    owner sees the status and the audit has the details)."""
+    """`object.deleted` (a version or delete marker removed for good: the chunks it released
+    are found by GC through their refcounts), `object.delete_marker` (a key hidden by a delete
+    marker: nothing to do with bytes) and `object.quarantined` (logged as a warning: a
+    structured alert for log monitoring; the owner sees the status and the audit has the
+    details)."""
 
-    event_types = ("object.deleted", "object.quarantined")
+    event_types = ("object.deleted", "object.delete_marker", "object.quarantined")
 
     async def ready(self) -> bool:
         return True

@@ -37,7 +37,7 @@ def empty_the_portable_way(s3, bucket: str) -> int:
     """What tools and test harnesses do: list versions page by page, delete what each shows."""
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(
-        Bucket=bucket, PaginationConfig={"PageSize": 50}
+        Bucket=bucket, PaginationConfig={"PageSize": 15}
     ):
         objects = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
@@ -275,13 +275,18 @@ def test_emptying_buckets_the_portable_way(cluster, s3):
     for name in (plain, versioned):
         s3.create_bucket(Bucket=name)
     enable(s3, versioned)
-    for i in range(120):
+
+    def write(i: int) -> None:
         s3.put_object(Bucket=plain, Key=f"d{i % 7}/k{i}", Body=b"p")
-        s3.put_object(Bucket=versioned, Key=f"d{i % 7}/k{i % 40}", Body=b"v%d" % i)
-    for i in range(0, 40, 3):
-        s3.delete_object(Bucket=versioned, Key=f"d{i % 7}/k{i}")
-    assert empty_the_portable_way(s3, plain) == 120
-    assert empty_the_portable_way(s3, versioned) == 120 + 14
+        key = i % 20  # three versions of each of 20 keys
+        s3.put_object(Bucket=versioned, Key=f"d{key % 7}/k{key}", Body=b"v%d" % i)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(60)))
+    for key in range(0, 20, 3):
+        s3.delete_object(Bucket=versioned, Key=f"d{key % 7}/k{key}")
+    assert empty_the_portable_way(s3, plain) == 60
+    assert empty_the_portable_way(s3, versioned) == 60 + 7
     for name in (plain, versioned):
         s3.delete_bucket(Bucket=name)
     # The aws cli's view of a fresh versioned bucket, as the seeds' commands use it.

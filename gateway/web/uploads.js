@@ -242,7 +242,7 @@ export class UploadManager {
     }
     const session = await post(`${API}/uploads/init`, {
       path: item.path, size: item.size, chunk_size: this.chunkSize, chunks: item.digests,
-      content_hash: item.contentHash,
+      content_hash: item.contentHash, ...(item.file.type ? { content_type: item.file.type } : {}),
     });
     item.uploadId = session.upload_id;
     if (session.missing && session.missing.length) {

@@ -101,11 +101,12 @@ class ProductClient:
 
     # uploads --------------------------------------------------------------------------------
     async def init_upload(self, path: str, size: int, chunk_size: int, chunks: list[str],
-                          content_hash: str, if_match: str | None = None) -> dict:
-        headers = {"If-Match": if_match} if if_match else None
-        return await self.call("POST", "/uploads/init", json={
-            "path": path, "size": size, "chunk_size": chunk_size, "chunks": chunks,
-            "content_hash": content_hash}, headers=headers)
+                          content_hash: str, content_type: str | None = None) -> dict:
+        body = {"path": path, "size": size, "chunk_size": chunk_size, "chunks": chunks,
+                "content_hash": content_hash}
+        if content_type:
+            body["content_type"] = content_type
+        return await self.call("POST", "/uploads/init", json=body)
 
     async def upload_status(self, upload_id: str) -> dict:
         return await self.call("GET", f"/uploads/{quote(upload_id)}")

@@ -11,6 +11,7 @@ chunks in flight.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -144,8 +145,9 @@ class Uploader:
                 if exc.status not in SESSION_GONE:
                     raise
                 journal.forget(key)
+        content_type = mimetypes.guess_type(local.name)[0]
         session = await self.client.init_upload(remote_path, plan.size, plan.chunk_size, list(plan.digests),
-                                                plan.content_hash)
+                                                plan.content_hash, content_type)
         session.setdefault("chunk_size", plan.chunk_size)
         result.upload_id = session["upload_id"]
         if session.get("missing"):

@@ -185,7 +185,7 @@ def test_folders_rename_move_and_trash(cli: Cli, tmp_path):
     note.write_text("hello from the cli\n")
     cli.json("upload", str(note), "--to", "docs")
     listing = cli.json("ls", "/docs")
-    assert [(i["name"], i["type"]) for i in listing["items"]] == [("a.txt", "file"), ("old", "folder")]
+    assert [(i["name"], i["type"]) for i in listing["items"]] == [("old", "folder"), ("a.txt", "file")]
     assert "a.txt" in cli.run("ls", "/docs").stdout
 
     moved = cli.json("mv", "/docs/a.txt", "/docs/b.txt")

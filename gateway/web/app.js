@@ -503,7 +503,7 @@ function FilesView({ path, manager, announce, refreshKey }) {
     </div>
     <p class="drop-hint" id="drop-hint">Drop files here to upload them to this folder.</p>
     <${ErrorText} error=${error} />
-    ${listing.loading ? html`<p>Loading…</p>` : listing.items.length === 0 && !error
+    ${listing.loading ? html`<p>Loading…</p>` : error ? null : listing.items.length === 0
       ? html`<p class="empty">This folder is empty.</p>`
       : html`<ul class="listing" aria-label="Contents of this folder">
         <li class="row head" aria-hidden="true"><span class="name">Name</span><span class="size">Size</span>

@@ -7,8 +7,8 @@
 
 let wasmHasher = null;
 
-async function sha256(buffer) {
-  if (self.crypto && self.crypto.subtle) {
+async function sha256(buffer, engine) {
+  if (engine !== "wasm" && self.crypto && self.crypto.subtle) {
     return new Uint8Array(await self.crypto.subtle.digest("SHA-256", buffer));
   }
   if (wasmHasher === null) {
@@ -27,7 +27,8 @@ function hex(bytes) {
 }
 
 self.onmessage = async (event) => {
-  const { id, file, chunkSize } = event.data;
+  // engine: "auto" (WebCrypto where it exists) or "wasm" (the fallback, chosen by tests).
+  const { id, file, chunkSize, engine } = event.data;
   try {
     const count = Math.ceil(file.size / chunkSize);
     const all = new Uint8Array(count * 32);
@@ -35,13 +36,13 @@ self.onmessage = async (event) => {
     for (let i = 0; i < count; i++) {
       const start = i * chunkSize;
       const buffer = await file.slice(start, Math.min(file.size, start + chunkSize)).arrayBuffer();
-      const digest = await sha256(buffer);
+      const digest = await sha256(buffer, engine);
       all.set(digest, i * 32);
       digests.push(hex(digest));
       self.postMessage({ id, type: "progress", done: Math.min(file.size, start + chunkSize) });
     }
-    const contentHash = hex(await sha256(all.buffer));
-    self.postMessage({ id, type: "done", digests, contentHash });
+    const contentHash = hex(await sha256(all.buffer, engine));
+    self.postMessage({ id, type: "done", digests, contentHash, engine: wasmHasher ? "wasm" : "webcrypto" });
   } catch (error) {
     self.postMessage({ id, type: "error", message: String(error && error.message || error) });
   }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shardbox.client.chunking import hash_file
 from tests.browser.media import make_webm
 from tests.client.helpers import add_user
 from tests.integration.cluster import Cluster
@@ -245,3 +246,32 @@ def test_a_shared_video_plays_from_the_middle(browser, cluster: Cluster, user: s
     assert viewer.locator("#download").count() == 0          # a view link offers no download
     guest.close()
     context.close()
+
+
+def test_the_page_hashes_chunks_as_the_server_and_the_cli_do(browser, cluster: Cluster, tmp_path):
+    """The Web Worker's digests (WebCrypto, and the hash-wasm fallback for pages that are not a
+    secure context) equal shardbox.client.chunking's, chunk by chunk and over the whole file."""
+    sample = tmp_path / "sample.bin"
+    sample.write_bytes(os.urandom(3 * MiB + 12345))
+    expected = hash_file(sample, chunk_size=MiB)
+    page = browser.new_page()
+    try:
+        page.goto(cluster.endpoint + "/")
+        page.evaluate("""() => { const input = document.createElement('input'); input.type = 'file';
+                                 input.id = 'probe'; document.body.appendChild(input); }""")
+        page.locator("#probe").set_input_files(str(sample))
+        for engine in ("auto", "wasm"):
+            got = page.evaluate("""([engine, chunkSize]) => new Promise((resolve, reject) => {
+                const worker = new Worker('/_app/hash-worker.js');
+                worker.onmessage = (event) => {
+                    if (event.data.type === 'done') resolve(event.data);
+                    if (event.data.type === 'error') reject(new Error(event.data.message));
+                };
+                const file = document.getElementById('probe').files[0];
+                worker.postMessage({ id: 1, file, chunkSize, engine });
+            })""", [engine, MiB])
+            assert got["engine"] == ("webcrypto" if engine == "auto" else "wasm")
+            assert got["digests"] == list(expected.digests)
+            assert got["contentHash"] == expected.content_hash
+    finally:
+        page.close()

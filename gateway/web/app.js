@@ -118,13 +118,23 @@ function StatusBadge({ status }) {
   return html`<span class=${"badge " + status}>${text}</span>`;
 }
 
+// Inline SVG: no icon font or emoji font needed.
+function KindIcon({ folder }) {
+  return folder
+    ? html`<svg class="kind" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true">
+        <path d="M1 3.5h5l1.5 1.5H15v8.5H1z" fill="#d9a521" stroke="#9a6b00" stroke-width="0.8" /></svg>`
+    : html`<svg class="kind" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true">
+        <path d="M3 1.5h6.5L13 5v9.5H3z" fill="#fff" stroke="#57606a" stroke-width="1" />
+        <path d="M9.5 1.5V5H13" fill="none" stroke="#57606a" stroke-width="1" /></svg>`;
+}
+
 function FileRow({ entry, onAction }) {
   const isFolder = entry.type === "folder";
   const contentUrl = `${API}/files/${encodeURIComponent(entry.id)}/content`;
   return html`
     <li class="row" data-name=${entry.name}>
       <span class="name">
-        <span class="kind" aria-hidden="true">${isFolder ? "📁" : "📄"}</span>
+        <${KindIcon} folder=${isFolder} />
         ${isFolder
           ? html`<a href=${"#/files" + encodeURI(entry.path)}>${entry.name}</a>`
           : html`<a href=${contentUrl} download=${entry.name}>${entry.name}</a>`}

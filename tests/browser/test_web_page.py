@@ -104,6 +104,7 @@ def create_link(page, name: str, permission: str, password: str | None = None) -
     return url
 
 
+@pytest.mark.slow
 def test_upload_reload_resume_share_and_download(browser, cluster: Cluster, user: str, shots, tmp_path):
     big = tmp_path / "big.bin"
     data = os.urandom(50 * MiB)
@@ -212,6 +213,7 @@ def test_upload_reload_resume_share_and_download(browser, cluster: Cluster, user
     context.close()
 
 
+@pytest.mark.slow
 def test_a_shared_video_plays_from_the_middle(browser, cluster: Cluster, user: str, shots, tmp_path):
     video = make_webm(tmp_path / "clip.webm")
     context, page = log_in(browser, cluster, user)
@@ -280,6 +282,7 @@ def test_the_page_hashes_chunks_as_the_server_and_the_cli_do(browser, cluster: C
         page.close()
 
 
+@pytest.mark.slow
 def test_organise_files_versions_trash_and_pause(browser, cluster: Cluster, user: str, shots, tmp_path):
     context, page = log_in(browser, cluster, user)
     api = context.request

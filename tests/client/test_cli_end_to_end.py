@@ -100,6 +100,7 @@ def _journal_upload_id(c: Cli, deadline: float) -> str:
     raise TimeoutError("the upload never recorded its session")
 
 
+@pytest.mark.slow
 def test_upload_killed_at_60_percent_resumes_with_only_the_missing_chunks(cli: Cli, cluster: Cluster,
                                                                           tmp_path):
     chunk = int(json.loads(http(cluster.endpoint + "/api/v1/info")[2])["chunk_size"])

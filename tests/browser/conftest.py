@@ -21,8 +21,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """Module-scoped on purpose: Playwright's sync API runs an event loop on the main thread
+    while it is open, and every later test that calls asyncio.run() would fail under it."""
     if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: run scripts/setup.sh --test as root "
                     "(Debian package chromium)")

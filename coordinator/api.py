@@ -29,7 +29,24 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
-from coordinator.product_records import LoginCandidate, Principal, TokenInfo, Usage
+from coordinator.product_records import (
+    ChunkTarget,
+    FileContent,
+    FileEntry,
+    FolderPage,
+    GrantInfo,
+    LinkContent,
+    LinkInfo,
+    LinkView,
+    LoginCandidate,
+    Principal,
+    QuarantineReport,
+    TokenInfo,
+    UploadStatus,
+    UploadTarget,
+    Usage,
+    VersionEntry,
+)
 from coordinator.records import (
     BucketInfo,
     ChunkPlan,
@@ -527,6 +544,172 @@ class ProductAPI(Protocol):
 
     async def get_usage(self, user_id: str) -> Usage:
         """Quota, used and reserved bytes of the user and of the user's tenant."""
+        ...
+
+    # ---- files and folders (every call names the asking user: coordinator/drive.py `access`) ---
+    # Errors: NotFound (404) for what the user may not see or that is in the trash, AccessDenied
+    # (403) for what the user sees but may not change, AlreadyExists (409) for a taken name.
+    @quiet
+    async def get_entry(self, user_id: str, file_id: str) -> FileEntry:
+        """One file or folder."""
+        ...
+
+    @quiet
+    async def stat_path(self, user_id: str, path: str) -> FileEntry:
+        """The entry at a path of the user's drive ("/" is its root)."""
+        ...
+
+    @quiet
+    async def list_folder(
+        self, user_id: str, folder_id: str | None, path: str | None, cursor: str | None, limit: int
+    ) -> FolderPage:
+        """A folder's live items (by id, or by path in the user's drive), folders first, then by
+        name; `next` is the cursor of the next page."""
+        ...
+
+    async def create_folder(
+        self, user_id: str, path: str | None = None, parent_id: str | None = None, name: str | None = None
+    ) -> FileEntry:
+        """A folder at `path` (missing folders above it too) or `name` in folder `parent_id`."""
+        ...
+
+    async def update_file(
+        self, user_id: str, file_id: str, name: str | None = None, parent_id: str | None = None,
+        path: str | None = None,
+    ) -> FileEntry:
+        """Rename and/or move within the drive (metadata only)."""
+        ...
+
+    async def trash_file(self, user_id: str, file_id: str) -> None:
+        """Into the trash with everything below it (restorable for trash_retention_s)."""
+        ...
+
+    async def list_trash(self, user_id: str) -> list[FileEntry]:
+        """The user's trashed items still restorable, newest first."""
+        ...
+
+    async def restore_file(self, user_id: str, file_id: str) -> FileEntry:
+        """Out of the trash (to the root if its folder is gone; renamed if its name was taken)."""
+        ...
+
+    async def purge_trash(self, limit: int = 100) -> int:
+        """Delete for good what stayed in the trash past its retention (for the worker)."""
+        ...
+
+    async def list_versions(self, user_id: str, file_id: str) -> list[VersionEntry]:
+        """A file's versions, newest first."""
+        ...
+
+    async def restore_version(self, user_id: str, file_id: str, version: str) -> FileEntry:
+        """An older version's content becomes the current version (edit permission)."""
+        ...
+
+    @quiet
+    async def file_content(
+        self, user_id: str, file_id: str, version: str | None = None, range_start: int | None = None,
+        range_end: int | None = None,
+    ) -> FileContent:
+        """The entry and the version with the chunks of bytes range_start..range_end. AccessDenied
+        for quarantined content, TooEarly (425) for content still scanned, to all but the owner."""
+        ...
+
+    # ---- uploads -------------------------------------------------------------------------------
+    async def upload_init(
+        self, user_id: str, target: UploadTarget, size: int, chunk_size: int, chunk_digests: list[str],
+        content_hash: str, content_type: str | None = None, if_match: str | None = None,
+    ) -> UploadStatus:
+        """A resumable upload: quota of the drive's owner and tenant reserved (QuotaExceeded),
+        the chunks the tenant stores held for it (not missing). EditConflict (409) when
+        if_match is not the file's current version."""
+        ...
+
+    @quiet
+    async def upload_chunk_target(self, upload_id: str, index: int) -> ChunkTarget:
+        """What a chunk PUT must bring. NotFound for a session that is gone or expired."""
+        ...
+
+    async def upload_chunk_landed(self, upload_id: str, index: int, chunk: ChunkRef) -> None:
+        """The gateway stored (and checked) chunk `index`: the session holds it."""
+        ...
+
+    @quiet
+    async def upload_status(self, user_id: str, upload_id: str) -> UploadStatus:
+        """Which chunks landed and which are missing."""
+        ...
+
+    async def upload_abort(self, user_id: str, upload_id: str) -> None:
+        """Drop the session, its chunk references and its reservations."""
+        ...
+
+    async def upload_finalize(self, user_id: str, upload_id: str, if_match: str | None = None) -> FileEntry:
+        """One transaction: the file's new version, references, quota reserved -> used, audit,
+        outbox. UploadIncomplete (409) while chunks are missing; EditConflict (409) when
+        if_match is not the current version (the session stays open)."""
+        ...
+
+    # ---- sharing -------------------------------------------------------------------------------
+    async def grant_create(self, user_id: str, file_id: str, grantee: str, permission: str) -> GrantInfo:
+        """view | edit for a user of the same tenant (owner only). NotFound for an unknown user."""
+        ...
+
+    async def grant_list(self, user_id: str, file_id: str) -> list[GrantInfo]:
+        """The item's grants (owner only)."""
+        ...
+
+    async def grant_revoke(self, user_id: str, file_id: str, grant_id: str) -> None:
+        """Effective on the next request. NotFound."""
+        ...
+
+    async def shared_with_me(self, user_id: str) -> list[FileEntry]:
+        """Items granted to the user directly."""
+        ...
+
+    async def link_create(
+        self, user_id: str, file_id: str, token_hash: str, permission: str, expires_at: float | None = None,
+        password_hash: str | None = None, max_downloads: int | None = None,
+    ) -> LinkInfo:
+        """A share link (owner only) whose token hashes to token_hash."""
+        ...
+
+    async def link_list(self, user_id: str) -> list[LinkInfo]:
+        """The user's links not revoked, newest first."""
+        ...
+
+    async def link_revoke(self, user_id: str, link_id: str) -> None:
+        """Revoke that one link. NotFound."""
+        ...
+
+    @quiet
+    async def link_resolve(
+        self, token_hash: str, path: str | None = None, password_attempt: bool = False,
+        client_addr: str | None = None,
+    ) -> LinkView:
+        """The public lookup: NotFound (unknown, revoked, trashed, quarantined), Gone (expired,
+        used up), TooManyRequests (password attempts, counted when password_attempt)."""
+        ...
+
+    @quiet
+    async def link_content(
+        self, link_id: str, file_id: str, version_id: str, range_start: int | None = None,
+        range_end: int | None = None,
+    ) -> LinkContent:
+        """The link checked again for a byte-serving request, and the chunks of those bytes.
+        NotFound, Gone (also when the file changed since the URL was made), TooEarly."""
+        ...
+
+    async def link_download_begin(
+        self, link_id: str, file_id: str, version_id: str, client_addr: str | None = None
+    ) -> str:
+        """Reserve one of max_downloads for a transfer of the last byte. Gone when none is left."""
+        ...
+
+    async def link_download_end(self, download_id: str, completed: bool) -> None:
+        """Count (and audit) a completed download, or give the reservation back."""
+        ...
+
+    async def revoke_object_links(self, bucket: str, key: str) -> QuarantineReport:
+        """For the scan worker quarantining an object: revoke every share link of that file and
+        report (and audit) the downloads made through them."""
         ...
 
 

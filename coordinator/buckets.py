@@ -12,7 +12,7 @@ from coordinator.base import BUCKET_ROW, QueryBase
 from coordinator.errors import error
 from coordinator.events import record_audit
 from coordinator.names import check_acl, check_bucket_name
-from coordinator.records import BucketInfo
+from coordinator.records import DRIVE_BUCKET_PREFIX, BucketInfo
 from coordinator.schema import buckets, object_versions, upload_parts, upload_sessions
 
 _b = buckets.c
@@ -77,7 +77,10 @@ class BucketQueries(QueryBase):
         async def q(conn: AsyncConnection) -> list[Any]:
             return list(
                 (
-                    await conn.execute(sa.select(buckets).where(_b.tenant_id == tenant_id).order_by(_b.name))
+                    await conn.execute(sa.select(buckets).where(
+                        _b.tenant_id == tenant_id,
+                        sa.not_(_b.name.startswith(DRIVE_BUCKET_PREFIX, autoescape=True)),
+                    ).order_by(_b.name))
                 ).all()
             )
 

@@ -198,6 +198,7 @@ class LinkView:
 @dataclass
 class LinkContent:
     content: FileContent
+    permission: str                  # the link's: view (inline only) | download (attachment)
     download_id: str | None = None   # a counted download in progress (finish it with its outcome)
 
 

@@ -14,6 +14,13 @@ MAX_TOUCH_BATCH = 10_000  # versions per touch_objects call (the server refuses 
 # Path-style S3 addresses the gateway serves itself (the product API, share links), so no
 # bucket may take these names: CreateBucket refuses them (coordinator/names.py).
 RESERVED_BUCKET_NAMES = frozenset({"api", "share"})
+# Users' drives (the product's files) are buckets named DRIVE_BUCKET_PREFIX + user id: the
+# underscore is in no valid S3 bucket name, and S3 neither lists nor serves them.
+DRIVE_BUCKET_PREFIX = "drive_"
+
+
+def is_drive_bucket(name: str | None) -> bool:
+    return name is not None and name.startswith(DRIVE_BUCKET_PREFIX)
 
 
 class CoordinatorError(Exception):

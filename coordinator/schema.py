@@ -364,3 +364,112 @@ login_attempts = sa.Table(
     sa.Column("window_start", _TIME, nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False),
 )
+
+files = sa.Table(
+    "files",
+    metadata,
+    # A file or folder of a user's drive (coordinator/drive.py). Its content is the object
+    # versions of key `file_id` in the drive's bucket, so rename and move change this row only.
+    sa.Column("file_id", _FID, primary_key=True),
+    sa.Column("tenant_id", _ID, sa.ForeignKey("tenants.tenant_id"), nullable=False),
+    sa.Column("owner_id", _ID, sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("parent_id", _FID, nullable=False),  # the folder holding it; "" for a drive's root
+    sa.Column("name", _ckey(1024), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # folder | file
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Column("trashed_at", _TIME),  # in the trash since (its subtree with it)
+    # One live name per folder; trashed entries step aside for a new one of the same name.
+    sa.Index(
+        "ux_files_name",
+        "owner_id",
+        "parent_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("trashed_at IS NULL"),
+        postgresql_where=sa.text("trashed_at IS NULL"),
+    ),
+    sa.Index("ix_files_listing", "parent_id", "kind", "name"),
+    sa.Index("ix_files_trash", "owner_id", "trashed_at"),
+)
+
+product_uploads = sa.Table(
+    "product_uploads",
+    metadata,
+    # What a product upload session (upload_sessions, kind "product") will become.
+    sa.Column(
+        "upload_id",
+        _ckey(64),
+        sa.ForeignKey("upload_sessions.upload_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("user_id", _ID, nullable=False),  # who uploads (the drive's owner or a grantee)
+    sa.Column("file_id", _FID),  # a new version of this file, or NULL: a file at parent_id/path
+    sa.Column("parent_id", _FID),  # the deepest folder of the path that existed at init
+    sa.Column("path", sa.JSON, nullable=False),  # names below parent_id, the file's name last
+    sa.Column("size", _BIG, nullable=False),
+    sa.Column("chunk_size", _BIG, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("chunks", sa.JSON, nullable=False),  # SHA-256 hex of each chunk, in order
+    sa.Column("content_type", sa.Text),
+)
+
+upload_chunk_refs = sa.Table(
+    "upload_chunk_refs",
+    metadata,
+    # A reference an open product upload holds on each distinct chunk it has (found stored at
+    # init, or PUT since), so GC keeps it until finalize hands it to the file's version.
+    sa.Column(
+        "upload_id",
+        _ckey(64),
+        sa.ForeignKey("upload_sessions.upload_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("chunk_key", _ckey(64), primary_key=True),  # no FK: refcounts guard it
+    sa.Column("sha256", sa.String(64), nullable=False),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("grant_id", _ID, primary_key=True),
+    sa.Column("file_id", _FID, sa.ForeignKey("files.file_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("grantee_id", _ID, sa.ForeignKey("users.user_id"), nullable=False, index=True),
+    sa.Column("permission", sa.String(8), nullable=False),  # view | edit
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.UniqueConstraint("file_id", "grantee_id", name="uq_grants_file_grantee"),
+)
+
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    sa.Column("link_id", _ID, primary_key=True),
+    # SHA-256 hex of the 192-bit token: the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("file_id", _FID, sa.ForeignKey("files.file_id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("owner_id", _ID, sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("permission", sa.String(8), nullable=False),  # view | download
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("expires_at", _TIME),
+    sa.Column("password_hash", sa.Text),  # argon2id PHC string
+    sa.Column("max_downloads", sa.Integer),
+    sa.Column("download_count", sa.Integer, nullable=False, default=0),
+    sa.Column("revoked_at", _TIME),
+    sa.Column("revoked_reason", sa.String(16)),  # owner | quarantine | deleted
+    sa.Index("ix_share_links_owner", "owner_id", "revoked_at"),
+)
+
+share_link_downloads = sa.Table(
+    "share_link_downloads",
+    metadata,
+    # Every transfer of a link's last byte: a reservation while it runs (finished_at NULL),
+    # the download itself once complete. max_downloads counts both (stale reservations aside).
+    sa.Column("download_id", _ID, primary_key=True),
+    sa.Column("link_id", _ID, sa.ForeignKey("share_links.link_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version_id", _ID, nullable=False),
+    sa.Column("started_at", _TIME, nullable=False),
+    sa.Column("finished_at", _TIME),
+    sa.Column("client_addr", sa.Text),
+    sa.Index("ix_share_link_downloads_link", "link_id", "finished_at"),
+)

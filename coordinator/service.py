@@ -19,11 +19,15 @@ from coordinator.db import Database
 from coordinator.identity import IdentityQueries
 from coordinator.nodes import NodeQueries
 from coordinator.product_rules import ProductRules
+from coordinator.sharing import SharingQueries
 from coordinator.uploads import UploadQueries
 from coordinator.workqueue import WorkQueueQueries
 
 
-class Metadata(IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, WorkQueueQueries):
+class Metadata(
+    IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, SharingQueries,
+    WorkQueueQueries,
+):
     """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
 
     @classmethod

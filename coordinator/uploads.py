@@ -339,6 +339,11 @@ class UploadQueries(ObjectQueries):
         async def tx(conn: AsyncConnection) -> None:
             await self.bucket_row(conn, tenant_id, bucket)
             session = await self._session(conn, upload_id, tenant_id=tenant_id, bucket=bucket)
+            if session.kind == "product":  # a product upload (coordinator/product_uploads.py)
+                await self.release_product_session(conn, session)  # type: ignore[attr-defined]
+                await record_audit(conn, session.owner_id, "upload.abort", f"{bucket}/{session.key}",
+                                   {"upload_id": upload_id, "kind": session.kind})
+                return
             deltas: Counter[str] = Counter()
             for r in await conn.execute(sa.select(_upc.chunk_key).where(_upc.upload_id == upload_id)):
                 deltas[r.chunk_key] -= 1

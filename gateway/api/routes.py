@@ -15,6 +15,10 @@ from blob import ChunkStore
 from config.settings import Config
 from coordinator.api import ProductAPI
 from gateway.api import handlers_accounts as acc
+from gateway.api import handlers_files as fs
+from gateway.api import handlers_links as links
+from gateway.api import handlers_share as share
+from gateway.api import handlers_uploads as up
 from gateway.api.context import ApiContext, endpoint
 from gateway.api.errors import ApiError
 from gateway.api.signing import UrlSigner, _derive
@@ -66,6 +70,42 @@ def add_routes(app: web.Application, cfg: Config, coordinator: ProductAPI, store
     add("GET", "/tokens", acc.list_tokens)
     add("DELETE", "/tokens/{token_id}", acc.revoke_token)
     add("GET", "/usage", acc.usage)
+
+    add("POST", "/uploads/init", up.init)
+    add("POST", "/uploads/finalize", up.finalize)
+    add("GET", "/uploads/{upload_id}", up.status)
+    add("DELETE", "/uploads/{upload_id}", up.abort)
+    add("PUT", "/uploads/{upload_id}/chunks/{index}", up.put_chunk_body, auth="none")  # signed URL
+
+    add("GET", "/files", fs.list_folder)
+    add("GET", "/stat", fs.stat)
+    add("POST", "/folders", fs.create_folder)
+    add("GET", "/files/{file_id}", fs.get_file)
+    add("PATCH", "/files/{file_id}", fs.update_file)
+    add("DELETE", "/files/{file_id}", fs.trash_file)
+    add("POST", "/files/{file_id}/restore", fs.restore_file)
+    add("GET", "/trash", fs.list_trash)
+    add("GET", "/files/{file_id}/versions", fs.list_versions)
+    add("POST", "/files/{file_id}/versions/{version}/restore", fs.restore_version)
+    add("GET", "/files/{file_id}/content", fs.file_content)
+    add("HEAD", "/files/{file_id}/content", fs.file_content)
+    add("POST", "/files/{file_id}/grants", fs.create_grant)
+    add("GET", "/files/{file_id}/grants", fs.list_grants)
+    add("DELETE", "/files/{file_id}/grants/{grant_id}", fs.revoke_grant)
+    add("GET", "/shared", fs.shared_with_me)
+
+    add("POST", "/files/{file_id}/share_links", links.create_link)
+    add("GET", "/share_links", links.list_links)
+    add("DELETE", "/share_links/{link_id}", links.revoke_link)
+    add("GET", "/blob/{ref}", share.blob, auth="none")  # signed URL (a HEAD is signed as its GET)
+    add("HEAD", "/blob/{ref}", share.blob, auth="none")
+
+    # The public side of share links (gateway/api/handlers_share.py).
+    for method, path, handler in (("GET", "/share/{token}", share.landing),
+                                  ("POST", "/share/{token}", share.password_form),
+                                  ("GET", "/share/{token}/download", share.download)):
+        r.add_route(method, path, _unless_vhost(endpoint(handler, auth="none"), cfg.gateway.domain))
+    r.add_route("*", "/share/{tail:.*}", _unless_vhost(endpoint(_unknown, auth="none"), cfg.gateway.domain))
 
     # Anything else under the prefix is the API's own 404 (JSON), never the S3 catch-all's.
     unknown = _unless_vhost(endpoint(_unknown, auth="none"), cfg.gateway.domain)

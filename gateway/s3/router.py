@@ -20,7 +20,7 @@ from aiohttp import web
 
 from blob import DataUnavailable, UnsupportedChecksum, WriteFailed
 from coordinator import client as coordinator_client
-from coordinator.records import CoordinatorError
+from coordinator.records import CoordinatorError, is_drive_bucket
 from gateway.s3 import cors, public
 from gateway.s3 import handlers_bucket as hb
 from gateway.s3 import handlers_listing as hl
@@ -280,6 +280,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         address = resolve_address(request.headers.get("Host"), request.raw_path, state.cfg.domain)
         ctx.bucket, ctx.key = address.bucket, address.key
+        if is_drive_bucket(ctx.bucket):  # users' drives are the product API's, never S3's
+            raise S3Error("NoSuchBucket", "The specified bucket does not exist")
         if ctx.key is not None and len(ctx.key.encode("utf-8", "surrogateescape")) > MAX_KEY_BYTES:
             raise S3Error("KeyTooLongError", MaxSizeAllowed=str(MAX_KEY_BYTES),
                           Size=str(len(ctx.key.encode("utf-8", "surrogateescape"))))

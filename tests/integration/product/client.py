@@ -33,8 +33,13 @@ class Answer:
 
 def request(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
             redirect: bool = False, preload: bool = True) -> Answer:
-    resp = _POOL.request(method, url, body=body, headers=headers or {}, redirect=redirect,
+    resp = _POOL.request(method, url, body=body, headers=headers or {}, redirect=False,
                          preload_content=preload)
+    if redirect and resp.status in (301, 302, 303, 307, 308):  # follow it, as a browser would
+        resp.drain_conn()
+        return request("GET", resp.headers["Location"], headers={k: v for k, v in (headers or {}).items()
+                                                                 if k.lower() != "authorization"},
+                       preload=preload)
     return Answer(resp.status, resp.headers, resp.data if preload else b"")
 
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from coordinator.clock import TEST_CLOCK_ENV
 from coordinator.db import Database
 from gateway.api.passwords import hash_password
 from tests.conftest import metadata_backend
 from tests.gateway.cluster import MiniCluster
 from tests.integration.product.client import Api
+from tests.util import ControlledClock
 
 CHUNK = 1 << 20
 PASSWORD = "correct horse battery staple"
@@ -27,17 +29,22 @@ _HASH: list[str] = []
 @dataclass
 class Product:
     cluster: MiniCluster
+    clock: ControlledClock     # the coordinator's clock (tests move it and put it back)
 
     @property
     def base(self) -> str:
         return self.cluster.endpoint
 
     def sql(self, statement: str, **params: object) -> list[tuple]:
-        """Rows of a query run straight on the cluster's metadata database (what is at rest)."""
+        """Rows of a query run straight on the cluster's metadata database (what is at rest), or
+        a change made there (a state another issue's worker would set, e.g. a scan status)."""
         async def go() -> list[tuple]:
             db = Database(self.cluster.database_url)
             try:
-                return await db.read(lambda conn: _rows(conn, statement, params))
+                if statement.lstrip().upper().startswith("SELECT"):
+                    return await db.read(lambda conn: _rows(conn, statement, params))
+                await db.write(lambda conn: conn.execute(sa.text(statement), params))
+                return []
             finally:
                 await db.close()
         return asyncio.run(go())
@@ -87,17 +94,21 @@ def _database_url(request: pytest.FixtureRequest) -> str | None:
 def product(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     mc = MiniCluster(
         tmp_path_factory.mktemp("product-cluster"), chunk_size=CHUNK, database_url=_database_url(request),
-        coordinator_settings={"login_attempts_per_user_address": 5, "login_attempts_per_address": 10000},
+        coordinator_settings={"login_attempts_per_user_address": 5, "login_attempts_per_address": 10000,
+                              "link_password_attempts": 5},
         gateway_settings={"url_ttl_s": 60.0},
     )
+    clock = ControlledClock(tmp_path_factory.mktemp("product-clock") / "offset")
     try:
-        mc.start()
+        with pytest.MonkeyPatch.context() as mp:  # the coordinator process reads the clock file
+            mp.setenv(TEST_CLOCK_ENV, str(clock.path))
+            mc.start()
     except BaseException:
         mc.stop()
         for name in ("coordinator", "gateway"):
             print(f"--- {name} log ---\n{mc.log_tail(name)}")
         raise
     try:
-        yield Product(mc)
+        yield Product(mc, clock)
     finally:
         mc.stop()

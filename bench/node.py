@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 from config.cluster_auth import EMPTY_HASH, sign_headers  # noqa: E402
 
 SECRET = "bench-cluster-secret-0123456789"
+NODE_ID = "bench"
 CHUNK_SHARD = -(-((8 << 20) + 16) // 10)     # 838,862 bytes: one shard of an 8 MiB chunk
 GIB = 1 << 30
 
@@ -54,7 +55,8 @@ def free_port() -> int:
 
 def start_node(root: Path, port: int, log_level: str = "info") -> subprocess.Popen:
     cfg = root / "node.toml"
-    cfg.write_text(f'log_level = "{log_level}"\n\n[cluster]\nsecret = "{SECRET}"\n\n[node]\nid = "bench"\n'
+    cfg.write_text(f'log_level = "{log_level}"\n\n[cluster]\nsecret = "{SECRET}"\n\n'
+                   f'[node]\nid = "{NODE_ID}"\n'
                    f'listen = "127.0.0.1:{port}"\ndata_dir = "{root / "data"}"\nreserve_bytes = 0\n'
                    f'scrub_interval_s = 0\n')
     with open(root / "node.log", "wb") as log:
@@ -72,7 +74,8 @@ def start_node(root: Path, port: int, log_level: str = "info") -> subprocess.Pop
 
 
 async def fsync_count(session: aiohttp.ClientSession, base: str) -> int:
-    async with session.get(base + "/metrics", headers=sign_headers(SECRET, "GET", "/metrics")) as r:
+    headers = sign_headers(SECRET, "GET", "/metrics", target=NODE_ID)
+    async with session.get(base + "/metrics", headers=headers) as r:
         text = await r.text()
     total = 0
     for name in ("shardbox_node_fsyncs_total", "shardbox_node_index_commits_total"):
@@ -119,12 +122,12 @@ async def run_phase(session: aiohttp.ClientSession, base: str, method: str, ids:
             i = queue.pop()
             path = f"/shards/{ids[i]}"
             if method == "PUT":
-                hdrs = sign_headers(SECRET, "PUT", path, hashes[i % n])
+                hdrs = sign_headers(SECRET, "PUT", path, hashes[i % n], target=NODE_ID)
                 async with session.put(base + path, data=payloads[i % n], headers=hdrs) as r:
                     if r.status != 201:
                         raise RuntimeError(f"PUT {r.status}: {await r.text()}")
             else:
-                hdrs = sign_headers(SECRET, "GET", path, EMPTY_HASH)
+                hdrs = sign_headers(SECRET, "GET", path, EMPTY_HASH, target=NODE_ID)
                 async with session.get(base + path, headers=hdrs) as r:
                     body = await r.read()
                     if r.status != 200 or len(body) != len(payloads[i % n]):

@@ -89,8 +89,8 @@ async def fetch_stripe(ctx: DatapathContext, ref: ChunkRef, request_id: str | No
             if stripe is not None and i < erasure.DATA:
                 into = memoryview(stripe.view[i * n : (i + 1) * n])
             task = asyncio.get_running_loop().create_task(ctx.nodes.get_shard(
-                p.address, shard_id(ref.chunk_key, i), p.checksum, timeout_s=ctx.shard_timeout_s,
-                request_id=request_id, stats=stats, into=into))
+                p.address, shard_id(ref.chunk_key, i), p.checksum, node_id=p.node_id,
+                timeout_s=ctx.shard_timeout_s, request_id=request_id, stats=stats, into=into))
             inflight[task] = i
 
     try:
@@ -158,7 +158,7 @@ async def fetch_segments(ctx: DatapathContext, ref: ChunkRef, sealing: Segmented
         p = placements[i]
         tasks[loop.create_task(ctx.nodes.get_shard_range(
             p.address, shard_id(ref.chunk_key, i), lo, hi, into=memoryview(sealed.view[at : at + hi - lo]),
-            timeout_s=ctx.shard_timeout_s, request_id=request_id, stats=stats))] = i
+            node_id=p.node_id, timeout_s=ctx.shard_timeout_s, request_id=request_id, stats=stats))] = i
         at += hi - lo
     try:
         done, slow = await asyncio.wait(tasks, timeout=ctx.hedge_s)

@@ -4,7 +4,9 @@ Requests go over `config.internal_http`'s keep-alive connections (a chunk is 14 
 or 10+ parallel GETs and several chunks are in flight, so reconnecting per request would
 dominate), which receive shard bodies in place instead of through aiohttp's copies.
 Every request carries the cluster credential (`config.cluster_auth.sign_headers`), bound
-to the body through its xxh3-128, and the caller's `X-Request-Id`.
+to the body through its xxh3-128 and to the node it is meant for through the node's id (a
+request captured on its way to one node verifies on no other), and the caller's
+`X-Request-Id`.
 
 Reads are verified here: the bytes a node returns must hash to the checksum recorded in
 the manifest at write time (bitrot check on every shard read). A ranged read cannot be
@@ -74,8 +76,9 @@ class NodeClient:
     async def close(self) -> None:
         self._http.close()
 
-    def _headers(self, method: str, path: str, content_hash: str, request_id: str | None) -> dict[str, str]:
-        headers = sign_headers(self._secret, method, path, content_hash)
+    def _headers(self, node_id: str, method: str, path: str, content_hash: str,
+                 request_id: str | None) -> dict[str, str]:
+        headers = sign_headers(self._secret, method, path, content_hash, target=node_id)
         if request_id:
             headers["X-Request-Id"] = request_id
         return headers
@@ -93,25 +96,25 @@ class NodeClient:
         except (OSError, ProtocolError) as exc:
             raise ShardError(f"connection ({type(exc).__name__})", sid, address) from None
 
-    async def put_shard(self, address: str, sid: str, data: Buffer, checksum: str, *, timeout_s: float,
-                        request_id: str | None = None) -> None:
+    async def put_shard(self, address: str, sid: str, data: Buffer, checksum: str, *, node_id: str,
+                        timeout_s: float, request_id: str | None = None) -> None:
         """Store one shard; returns once the node acknowledged it durable (201)."""
-        headers = self._headers("PUT", f"/shards/{sid}", checksum, request_id)
+        headers = self._headers(node_id, "PUT", f"/shards/{sid}", checksum, request_id)
         headers["Content-Type"] = "application/octet-stream"
         resp = await self._exchange(address, sid, "PUT", headers, data, timeout_s, MAX_REPLY_BODY)
         if resp.status != 201:
             code = _error_code(resp.body)
             raise ShardError(f"put refused ({resp.status} {code})", sid, address, resp.status, code)
 
-    async def get_shard(self, address: str, sid: str, expected_checksum: str | None, *, timeout_s: float,
-                        request_id: str | None = None, stats: ReadStats | None = None,
+    async def get_shard(self, address: str, sid: str, expected_checksum: str | None, *, node_id: str,
+                        timeout_s: float, request_id: str | None = None, stats: ReadStats | None = None,
                         into: memoryview | None = None) -> Buffer:
         """Fetch one shard and verify it against the manifest's checksum (or the node's header).
 
         With `into` (exactly the shard's length) the body is received there and `into` is
         returned; a shard of another length fails as a checksum mismatch.
         """
-        headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
+        headers = self._headers(node_id, "GET", f"/shards/{sid}", EMPTY_HASH, request_id)
         resp = await self._get(address, sid, headers, timeout_s, stats, into)
         if into is not None and resp.body is not into:
             raise ShardError(f"wrong length ({len(resp.body)} bytes, expected {len(into)})", sid, address,
@@ -123,8 +126,8 @@ class NodeClient:
             raise ShardError("checksum mismatch", sid, address, 200, "ChecksumMismatch")
         return resp.body
 
-    async def get_shard_range(self, address: str, sid: str, start: int, end: int, *, timeout_s: float,
-                              into: memoryview, request_id: str | None = None,
+    async def get_shard_range(self, address: str, sid: str, start: int, end: int, *, node_id: str,
+                              timeout_s: float, into: memoryview, request_id: str | None = None,
                               stats: ReadStats | None = None) -> memoryview:
         """Bytes [start, end) of one shard, received into `into` (end - start bytes).
 
@@ -133,7 +136,7 @@ class NodeClient:
         """
         if len(into) != end - start or start < 0 or end <= start:
             raise ValueError(f"range [{start}, {end}) does not fit a buffer of {len(into)} bytes")
-        headers = self._headers("GET", f"/shards/{sid}", EMPTY_HASH, request_id)
+        headers = self._headers(node_id, "GET", f"/shards/{sid}", EMPTY_HASH, request_id)
         headers["Range"] = f"bytes={start}-{end - 1}"
         resp = await self._get(address, sid, headers, timeout_s, stats, into, status=206)
         content_range = resp.headers.get("content-range", "")
@@ -157,10 +160,10 @@ class NodeClient:
             raise ShardError(f"{reason} ({resp.status} {code})", sid, address, resp.status, code)
         return resp
 
-    async def delete_shard(self, address: str, sid: str, *, timeout_s: float,
+    async def delete_shard(self, address: str, sid: str, *, node_id: str, timeout_s: float,
                            request_id: str | None = None) -> bool:
         """Delete one shard; True if it existed, False if the node did not have it."""
-        headers = self._headers("DELETE", f"/shards/{sid}", EMPTY_HASH, request_id)
+        headers = self._headers(node_id, "DELETE", f"/shards/{sid}", EMPTY_HASH, request_id)
         resp = await self._exchange(address, sid, "DELETE", headers, None, timeout_s, MAX_REPLY_BODY)
         if resp.status == 204:
             return True

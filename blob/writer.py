@@ -341,7 +341,8 @@ class StreamWriter:
         loop = asyncio.get_running_loop()
         pending = {loop.create_task(ctx.nodes.put_shard(
             by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
-            timeout_s=ctx.shard_timeout_s, request_id=self._request_id)): i for i in indexes}
+            node_id=by_index[i].node_id, timeout_s=ctx.shard_timeout_s,
+            request_id=self._request_id)): i for i in indexes}
         acks = 0
         grace_until: float | None = None
         try:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import TypeAdapter
 
-from config.cluster_auth import body_hash, sign_headers
+from config.cluster_auth import COORDINATOR, body_hash, sign_headers
 from config.internal_http import InternalHttp, ProtocolError
 from coordinator.api import PREFIX, AdminAPI, Call, CoordinatorAPI, ProductAPI, calls
 from coordinator.records import CoordinatorError, NodeInfo
@@ -63,7 +63,9 @@ class CoordinatorClient(CoordinatorAPI, AdminAPI, ProductAPI):
         await self.close()
 
     def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        headers = sign_headers(self._secret, method, self._base_path + path, body_hash(body))
+        headers = sign_headers(
+            self._secret, method, self._base_path + path, body_hash(body), target=COORDINATOR
+        )
         headers["Content-Type"] = "application/json"
         rid = request_id.get()
         if rid:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from config.cluster_auth import ClusterAuthError, body_hash, verify_headers
+from config.cluster_auth import COORDINATOR, ClusterAuthError, body_hash, verify_headers
 from coordinator import events
 from coordinator.api import PREFIX, Call, calls
 from coordinator.records import CoordinatorError
@@ -191,7 +191,9 @@ def _unstorable(value: Any, where: str = "body") -> str | None:
 
 async def _guarded(request: web.Request, handler: Handler, secret: str) -> web.StreamResponse:
     try:
-        claimed = verify_headers(secret, request.method, request.raw_path, request.headers)
+        claimed = verify_headers(
+            secret, request.method, request.raw_path, request.headers, target=COORDINATOR
+        )
     except ClusterAuthError as exc:
         return _error("AccessDenied" if exc.status == 403 else "Unauthorized", exc.message, exc.status)
     try:

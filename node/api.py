@@ -17,6 +17,7 @@ import xxhash
 from aiohttp import web
 
 from config.cluster_auth import EMPTY_HASH, ClusterAuthError, body_hash, verify_headers
+from config.values import BadValue, parse_uint
 from node.compaction import Compactor
 from node.records import valid_shard_id
 from node.scrub import Scrubber
@@ -73,7 +74,8 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        claimed = verify_headers(request.app[SECRET], request.method, request.raw_path, request.headers)
+        claimed = verify_headers(request.app[SECRET], request.method, request.raw_path, request.headers,
+                                 target=request.app[STORE].cfg.id)
     except ClusterAuthError as exc:
         code = "MissingCredential" if exc.status == 401 else "AccessDenied"
         return error(exc.status, code, exc.message)
@@ -238,10 +240,13 @@ async def list_shards(request: web.Request) -> web.Response:
     after = request.query.get("after") or None
     if after is not None and not valid_shard_id(after):
         raise _Refused(400, "InvalidRequest", "after must be a shard id")
-    raw_limit = request.query.get("limit", "1000")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
+    try:
+        limit = parse_uint(request.query.get("limit", "1000"), MAX_LIST)
+    except BadValue:
+        limit = 0
+    if limit < 1:
         raise _Refused(400, "InvalidRequest", f"limit must be an integer 1..{MAX_LIST}")
-    rows, nxt = await store.run_io(store.list_shards, after, int(raw_limit))
+    rows, nxt = await store.run_io(store.list_shards, after, limit)
     return web.json_response({"shards": [{"id": r.shard_id, "length": r.length, "checksum": r.checksum}
                                          for r in rows], "next": nxt})
 

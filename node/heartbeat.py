@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from config.cluster_auth import body_hash, sign_headers
+from config.cluster_auth import COORDINATOR, body_hash, sign_headers
 
 log = logging.getLogger("node.heartbeat")
 
@@ -31,7 +31,7 @@ async def heartbeat_loop(coordinator: str, secret: str, address: str, interval_s
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while True:
             body = json.dumps({**document(), "address": address}).encode()
-            headers = sign_headers(secret, "POST", path, body_hash(body))
+            headers = sign_headers(secret, "POST", path, body_hash(body), target=COORDINATOR)
             headers["Content-Type"] = "application/json"
             try:
                 async with session.post(url, data=body, headers=headers) as resp:

@@ -114,7 +114,7 @@ def _shard(coord: PlacementCoordinator, ref: ChunkRef, index: int) -> tuple[str,
         try:
             p = next(s for s in ref.shards if s.index == index)
             return bytes(await store.nodes.get_shard(p.address, shard_id(ref.chunk_key, index), p.checksum,
-                                                     timeout_s=5))
+                                                     node_id=p.node_id, timeout_s=5))
         finally:
             await store.close()
 
@@ -129,7 +129,7 @@ def _replace_shard(coord: PlacementCoordinator, ref: ChunkRef, index: int, data:
         try:
             p = next(s for s in ref.shards if s.index == index)
             await store.nodes.put_shard(p.address, shard_id(ref.chunk_key, index), data, shard_checksum(data),
-                                        timeout_s=5)
+                                        node_id=p.node_id, timeout_s=5)
         finally:
             await store.close()
 

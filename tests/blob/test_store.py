@@ -237,7 +237,7 @@ def test_range_reads_touch_only_the_chunks_they_need(healthy: NodeCluster):
             for ref in (result.chunks[0], result.chunks[3]):
                 for p in ref.shards:
                     assert await store.nodes.delete_shard(p.address, shard_id(ref.chunk_key, p.index),
-                                                          timeout_s=5)
+                                                          node_id=p.node_id, timeout_s=5)
             ranges = [(CHUNK, 2 * CHUNK - 1), (CHUNK, CHUNK), (2 * CHUNK - 1, 2 * CHUNK),
                       (CHUNK + 17, 3 * CHUNK - 1), (3 * CHUNK - 1, 3 * CHUNK - 1), (CHUNK + 5, CHUNK + 99)]
             got = [await read_all(store, obj, a, b) for a, b in ranges]
@@ -324,7 +324,7 @@ def test_corrupt_shard_on_disk_is_detected_and_read_is_exact(healthy: NodeCluste
             ref = result.chunks[0]
             p = next(s for s in ref.shards if s.index == 2)
             sid = shard_id(ref.chunk_key, 2)
-            shard = await store.nodes.get_shard(p.address, sid, p.checksum, timeout_s=5)
+            shard = await store.nodes.get_shard(p.address, sid, p.checksum, node_id=p.node_id, timeout_s=5)
             healthy.corrupt(int(p.node_id[1:]), shard)
             back = await read_all(store, as_object(len(data), result))
             await asyncio.sleep(0.05)   # failure reports are fire and forget
@@ -548,9 +548,10 @@ def test_nodes_refuse_a_wrong_cluster_secret(healthy: NodeCluster):
         try:
             with pytest.raises(ShardError) as put_err:
                 await client.put_shard(healthy.nodes[0].address, "x.0", b"data", shard_checksum(b"data"),
-                                       timeout_s=5)
+                                       node_id=healthy.nodes[0].node_id, timeout_s=5)
             with pytest.raises(ShardError) as get_err:
-                await client.get_shard(healthy.nodes[0].address, "x.0", None, timeout_s=5)
+                await client.get_shard(healthy.nodes[0].address, "x.0", None,
+                                       node_id=healthy.nodes[0].node_id, timeout_s=5)
             return put_err.value, get_err.value
         finally:
             await client.close()

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from config.cluster_auth import body_hash, sign_headers
+from config.cluster_auth import COORDINATOR, body_hash, sign_headers
 from coordinator import client as client_mod
 from coordinator.client import CoordinatorClient
 from coordinator.db import Database
@@ -51,30 +51,38 @@ async def raw_post(url: str, path: str, body: bytes, headers: dict[str, str]) ->
         return r.status, await r.json(content_type=None)
 
 
+def signed(path: str, body: bytes, secret: str = SECRET) -> dict[str, str]:
+    """The cluster credential of a POST of `body` to the coordinator."""
+    return sign_headers(secret, "POST", path, body_hash(body), target=COORDINATOR)
+
+
 async def test_cluster_credential_and_bad_input(coordinator):
     url, path = coordinator.url, "/internal/v1/list_nodes"
     status, doc = await raw_post(url, path, b"{}", {})
     assert status == 401 and doc["error"]["code"] == "Unauthorized"
     status, doc = await raw_post(
-        url, path, b"{}", sign_headers("wrong-secret-wrong-secret", "POST", path, body_hash(b"{}"))
+        url, path, b"{}", signed(path, b"{}", "wrong-secret-wrong-secret")
     )
     assert status == 403
-    status, doc = await raw_post(url, path, b"{}", sign_headers(SECRET, "POST", path, body_hash(b"{ }")))
+    node_signed = sign_headers(SECRET, "POST", path, body_hash(b"{}"), target="node-01")
+    status, doc = await raw_post(url, path, b"{}", node_signed)
+    assert status == 403 and doc["error"]["code"] == "AccessDenied"
+    status, doc = await raw_post(url, path, b"{}", signed(path, b"{ }"))
     assert status == 400 and doc["error"]["code"] == "BadDigest"
     for body in (b"not json", b"[1, 2]"):
-        status, doc = await raw_post(url, path, body, sign_headers(SECRET, "POST", path, body_hash(body)))
+        status, doc = await raw_post(url, path, body, signed(path, body))
         assert status == 400 and doc["error"]["code"] == "InvalidRequest", doc
     bad = json.dumps({"tenant_id": 5, "name": "x"}).encode()
     p = "/internal/v1/get_bucket"
-    status, doc = await raw_post(url, p, bad, sign_headers(SECRET, "POST", p, body_hash(bad)))
+    status, doc = await raw_post(url, p, bad, signed(p, bad))
     assert (
         status == 400 and doc["error"]["code"] == "InvalidRequest" and "tenant_id" in doc["error"]["message"]
     )
     extra = json.dumps({"tenant_id": "t", "name": "x", "surprise": 1}).encode()
-    status, doc = await raw_post(url, p, extra, sign_headers(SECRET, "POST", p, body_hash(extra)))
+    status, doc = await raw_post(url, p, extra, signed(p, extra))
     assert status == 400 and "surprise" in doc["error"]["message"]
     p = "/internal/v1/no_such_call"
-    status, doc = await raw_post(url, p, b"{}", sign_headers(SECRET, "POST", p, body_hash(b"{}")))
+    status, doc = await raw_post(url, p, b"{}", signed(p, b"{}"))
     assert status == 404 and "error" in doc
     async with CoordinatorClient(coordinator.url, "wrong-secret-wrong-secret") as bad_client:
         await expect("AccessDenied", 403, bad_client.list_nodes())
@@ -128,7 +136,7 @@ async def test_heartbeat_list_nodes_health_and_request_id(coordinator):
                     coordinator.url + path,
                     data=b"{}",
                     headers={
-                        **sign_headers(SECRET, "POST", path, body_hash(b"{}")),
+                        **signed(path, b"{}"),
                         "X-Request-Id": "req-123",
                     },
                 ) as r,

@@ -16,23 +16,24 @@ def cluster_secret(data_dir: Path) -> str:
     return json.loads((data_dir / "config" / "cluster.json").read_text())["secret"]
 
 
-def node_request(secret: str, address: str, method: str, path: str, body: bytes = b"",
+def node_request(secret: str, node: dict, method: str, path: str, body: bytes = b"",
                  timeout: float = 30) -> urllib3.BaseHTTPResponse:
-    headers = sign_headers(secret, method, path, body_hash(body))
-    return _pool.request(method, address + path, body=body or None, headers=headers, timeout=timeout)
+    """A signed request to `node` (an entry of up.json's "nodes": its id and address)."""
+    headers = sign_headers(secret, method, path, body_hash(body), target=node["id"])
+    return _pool.request(method, node["address"] + path, body=body or None, headers=headers, timeout=timeout)
 
 
-def node_json(secret: str, address: str, method: str, path: str, body: bytes = b"") -> dict:
-    r = node_request(secret, address, method, path, body)
+def node_json(secret: str, node: dict, method: str, path: str, body: bytes = b"") -> dict:
+    r = node_request(secret, node, method, path, body)
     assert r.status == 200, (r.status, r.data[:300])
     return json.loads(r.data)
 
 
-def all_shards(secret: str, address: str) -> list[dict]:
+def all_shards(secret: str, node: dict) -> list[dict]:
     out, after = [], None
     while True:
         path = "/shards?limit=10000" + (f"&after={after}" if after else "")
-        page = node_json(secret, address, "GET", path)
+        page = node_json(secret, node, "GET", path)
         out += page["shards"]
         after = page.get("next")
         if not after:

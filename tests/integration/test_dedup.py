@@ -14,7 +14,7 @@ MiB = 1 << 20
 def total_shards(cluster) -> int:
     secret = cluster_secret(cluster.data_dir)
     nodes = cluster.info["nodes"]
-    return sum(node_json(secret, n["address"], "GET", "/health")["shard_count"] for n in nodes)
+    return sum(node_json(secret, n, "GET", "/health")["shard_count"] for n in nodes)
 
 
 def test_fifty_concurrent_puts_of_one_body_store_one_copy(cluster, s3, bucket):

@@ -20,10 +20,10 @@ def test_flipped_shard_is_detected_and_never_served(cluster, s3, bucket):
     s3.put_object(Bucket=bucket, Key="victim", Body=body)
     secret = cluster_secret(cluster.data_dir)
     node = cluster.info["nodes"][0]
-    shards = all_shards(secret, node["address"])
+    shards = all_shards(secret, node)
     assert shards, "node-01 holds no shard of a 14-wide stripe"
     target = shards[0]
-    raw = node_request(secret, node["address"], "GET", f"/shards/{target['id']}")
+    raw = node_request(secret, node, "GET", f"/shards/{target['id']}")
     assert raw.status == 200
     shard_bytes = raw.data
     volumes = sorted(p for p in (cluster.data_dir / "nodes" / node["id"]).rglob("*") if p.is_file()
@@ -41,11 +41,11 @@ def test_flipped_shard_is_detected_and_never_served(cluster, s3, bucket):
     else:
         pytest.fail("shard bytes not found in any volume file")
 
-    bad = node_request(secret, node["address"], "GET", f"/shards/{target['id']}")
+    bad = node_request(secret, node, "GET", f"/shards/{target['id']}")
     assert bad.status >= 400 and b"ShardCorrupt" in bad.data and shard_bytes[:64] not in bad.data
     # every object still reads back exactly (parity covers the corrupt shard)
     assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == body
-    report = node_json(secret, node["address"], "POST", "/scrub")
+    report = node_json(secret, node, "POST", "/scrub")
     assert target["id"] in report["corrupt"]
 
 

@@ -18,6 +18,7 @@ from tests.util import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "test-cluster-secret-0123456789"
+NODE_ID = "n1"     # the id test nodes run with (requests are signed for it)
 
 
 def xxh(data: bytes) -> str:
@@ -48,6 +49,7 @@ class NodeClient:
     port: int
     secret: str = SECRET
     timeout: float = 30.0
+    node_id: str = NODE_ID
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
                 sign: bool = True, content_hash: str | None = None) -> Reply:
@@ -55,7 +57,8 @@ class NodeClient:
         if sign:
             hdrs.update(sign_headers(self.secret, method, path,
                                      content_hash if content_hash is not None else (xxh(body) if body
-                                                                                    else EMPTY_HASH)))
+                                                                                    else EMPTY_HASH),
+                                     target=self.node_id))
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
             conn.request(method, path, body=body if body or method in ("PUT", "POST") else None, headers=hdrs)
@@ -118,10 +121,10 @@ class NodeProcess:
         self.config_path = self.root / "node.toml"
         self.log_path = self.root / "node.log"
         self.write_config()
-        self.client = NodeClient(self.port)
+        self.client = NodeClient(self.port, node_id=self.options.get("id", NODE_ID))
 
     def write_config(self) -> None:
-        opts = {"id": "n1", "listen": f"127.0.0.1:{self.port}", "data_dir": str(self.data_dir),
+        opts = {"id": NODE_ID, "listen": f"127.0.0.1:{self.port}", "data_dir": str(self.data_dir),
                 "reserve_bytes": 0, "scrub_interval_s": 0, "group_commit_ms": 1.0, **self.options}
         lines = ["log_level = \"info\"", "", "[cluster]", f'secret = "{SECRET}"', "", "[node]"]
         for key, value in opts.items():

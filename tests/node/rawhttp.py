@@ -6,7 +6,7 @@ import socket
 import time
 
 from config.cluster_auth import sign_headers
-from tests.node.nodeproc import SECRET
+from tests.node.nodeproc import NODE_ID, SECRET
 
 
 def _complete(raw: bytes) -> bool:
@@ -28,7 +28,7 @@ def raw_put(port: int, path: str, body: bytes, content_hash: str, *, content_len
     With `piece`, the body goes out `piece` bytes per send with `pause_s` between sends, so
     the server receives it in many separate reads.
     """
-    headers = sign_headers(SECRET, "PUT", path, content_hash)
+    headers = sign_headers(SECRET, "PUT", path, content_hash, target=NODE_ID)
     lines = [f"PUT {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     if content_length is not None:

@@ -100,11 +100,15 @@ def test_credentials_are_required(node):
                          ("DELETE", "/shards/a.1")]:
         assert node.client.request(method, path, sign=False).status == 401, path
         assert wrong.request(method, path).status == 403, path
-    # signature over another path does not carry over
-    from config.cluster_auth import sign_headers
-    from tests.node.nodeproc import SECRET
-    hdrs = sign_headers(SECRET, "GET", "/shards/other.1")
+    # a signature over another path, or for another node, does not carry over
+    from config.cluster_auth import COORDINATOR, sign_headers
+    from tests.node.nodeproc import NODE_ID, SECRET
+    hdrs = sign_headers(SECRET, "GET", "/shards/other.1", target=NODE_ID)
     assert node.client.request("GET", "/shards/a.1", headers=hdrs, sign=False).status == 403
+    for other in ("n2", COORDINATOR):
+        hdrs = sign_headers(SECRET, "GET", "/shards/a.1", target=other)
+        r = node.client.request("GET", "/shards/a.1", headers=hdrs, sign=False)
+        assert r.status == 403 and r.code == "AccessDenied"
     assert node.client.health()["shard_count"] == 0
 
 

@@ -14,7 +14,7 @@ import os
 
 from config.cluster_auth import EMPTY_HASH, sign_headers
 from node.volumes import IOV_BATCH, Volume
-from tests.node.nodeproc import SECRET, xxh
+from tests.node.nodeproc import NODE_ID, SECRET, xxh
 from tests.node.rawhttp import raw_put
 
 
@@ -42,7 +42,7 @@ def test_body_arriving_in_many_small_pieces_is_stored_exactly(node):
 
 
 def _signed(method: str, path: str, body: bytes = b"") -> dict[str, str]:
-    return sign_headers(SECRET, method, path, xxh(body) if body else EMPTY_HASH)
+    return sign_headers(SECRET, method, path, xxh(body) if body else EMPTY_HASH, target=NODE_ID)
 
 
 def test_large_and_small_gets_keep_connection_framing(node):

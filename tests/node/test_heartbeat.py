@@ -7,7 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from config.cluster_auth import body_hash, verify_headers
+from config.cluster_auth import COORDINATOR, body_hash, verify_headers
 from tests.node.nodeproc import SECRET
 from tests.util import free_port
 
@@ -17,7 +17,7 @@ class _Coordinator(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        claimed = verify_headers(SECRET, "POST", self.path, self.headers)
+        claimed = verify_headers(SECRET, "POST", self.path, self.headers, target=COORDINATOR)
         assert claimed == body_hash(body)
         self.received.append({"path": self.path, "doc": json.loads(body), "at": time.monotonic()})
         self.send_response(204)

@@ -212,7 +212,7 @@ class CoordinatorAPI(Protocol):
         retried: bool = False,
     ) -> ObjectInfo:
         """finalize_put without a session, in one transaction (small objects: one inline chunk).
-        NoSuchBucket / AccessDenied; QuotaExceeded unless used + reserved + size - size of the
+        NoSuchBucket (another tenant's too); QuotaExceeded unless used + reserved + size - size of the
         replaced version <= quota (then nothing changes); conditions as finalize_put."""
         ...
 

@@ -27,6 +27,11 @@ LATEST_LIVE = fast_read(_LATEST.where(_ov.status != "deleted"))
 LATEST_LOCKED = {"sqlite": _LATEST, "postgresql": _LATEST.with_for_update()}
 
 
+def no_such_bucket(name: str) -> Exception:
+    """The one answer for a bucket that does not exist or belongs to another tenant."""
+    return error("NoSuchBucket", f"the bucket {name!r} does not exist")
+
+
 class QueryBase:
     """Holds the database handle and coordinator settings the queries need."""
 
@@ -58,12 +63,14 @@ class QueryBase:
         return chunk_key(self.scope(tenant_id), sha256)
 
     async def bucket_row(self, conn: AsyncConnection, tenant_id: str, name: str) -> Any:
-        """The bucket if it exists and belongs to tenant_id; NoSuchBucket / AccessDenied otherwise."""
+        """The bucket if it exists and belongs to tenant_id; NoSuchBucket otherwise.
+
+        Another tenant's bucket answers exactly as a missing one (same error, same query),
+        so bucket names cannot be enumerated across tenants; only CreateBucket tells that
+        a (global) name is taken."""
         row = (await conn.execute(BUCKET_ROW, {"bucket": name})).first()
-        if row is None:
-            raise error("NoSuchBucket", f"the bucket {name!r} does not exist")
-        if row.tenant_id != tenant_id:
-            raise error("AccessDenied", f"the bucket {name!r} belongs to another tenant")
+        if row is None or row.tenant_id != tenant_id:
+            raise no_such_bucket(name)
         return row
 
     async def latest_row(self, conn: AsyncConnection, bucket: str, key: str, *, lock: bool = False) -> Any:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator import chunkrefs, quota
+from coordinator.base import no_such_bucket
 from coordinator.db import fast_read
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
@@ -188,10 +189,8 @@ class ObjectQueries(VersionQueries):
         async def q(conn: AsyncConnection) -> ObjectInfo:
             if version_id is None:
                 row = (await conn.execute(_BUCKET_AND_LATEST, {"bucket": bucket, "key": key})).first()
-                if row is None:
-                    raise error("NoSuchBucket", f"the bucket {bucket!r} does not exist")
-                if row.bucket_tenant != tenant_id:
-                    raise error("AccessDenied", f"the bucket {bucket!r} belongs to another tenant")
+                if row is None or row.bucket_tenant != tenant_id:
+                    raise no_such_bucket(bucket)
                 if row.version_id is None or (row.delete_marker and not delete_markers):
                     raise error("NoSuchKey", f"the key {key!r} does not exist")
                 versioning = row.bucket_versioning

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import Enum
 
+from config import values
 from gateway.s3.errors import S3Error
 
-# Byte offsets passed to the coordinator are capped at this (far past any object, and exact in
-# JSON and in a 64-bit column); a capped start still lies past the end, so still 416.
+# Byte offsets are capped at this (far past any object, and exact in JSON and in a 64-bit
+# column), however many digits a client sends: a capped start still lies past the end (416),
+# a capped end still means "to the last byte".
 MAX_RANGE_OFFSET = 1 << 53
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE | re.ASCII)
+
+
+def _offset(digits: str) -> int:
+    return values.parse_uint(digits, MAX_RANGE_OFFSET, saturate=True)
+
+
+def _before(a: str, b: str) -> bool:
+    """a < b for the digit strings of a range, however long (compared before capping)."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
 
 
 @dataclass(frozen=True)
@@ -58,14 +69,14 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if first == "" and last == "":
         return None
     if first == "":                       # suffix: the last n bytes
-        n = int(last)
+        n = _offset(last)
         if n == 0 or size == 0:
             raise _with_range(unsatisfiable(size), header)
         return ByteRange(max(0, size - n), size - 1, size)
-    start = int(first)
-    end = int(last) if last != "" else size - 1
-    if last != "" and end < start:
+    if last != "" and _before(last, first):
         return None
+    start = _offset(first)
+    end = _offset(last) if last != "" else size - 1
     if start >= size:
         raise _with_range(unsatisfiable(size), header)
     return ByteRange(start, min(end, size - 1), size)
@@ -80,11 +91,12 @@ def explicit_range(header: str | None) -> tuple[int, int | None] | None:
     m = _RANGE_RE.match(header)
     if m is None or m.group(1) == "":
         return None
-    start = int(m.group(1))
+    start = _offset(m.group(1))
     if m.group(2) == "":
         return start, None
-    end = int(m.group(2))
-    return (start, end) if end >= start else None
+    if _before(m.group(2), m.group(1)):
+        return None
+    return start, _offset(m.group(2))
 
 
 def suffix_length(header: str | None) -> int | None:
@@ -94,7 +106,7 @@ def suffix_length(header: str | None) -> int | None:
     m = _RANGE_RE.match(header)
     if m is None or m.group(1) != "" or m.group(2) == "":
         return None
-    return int(m.group(2))
+    return _offset(m.group(2))
 
 
 def manifest_narrowing(range_header: str | None, part: int | None) -> dict[str, int]:
@@ -111,12 +123,12 @@ def manifest_narrowing(range_header: str | None, part: int | None) -> dict[str, 
     bounds = explicit_range(range_header)
     if bounds is not None:
         start, end = bounds
-        narrowed = {"range_start": min(start, MAX_RANGE_OFFSET)}
+        narrowed = {"range_start": start}
         if end is not None:
-            narrowed["range_end"] = min(end, MAX_RANGE_OFFSET)
+            narrowed["range_end"] = end
         return narrowed
     suffix = suffix_length(range_header)
-    return {} if suffix is None else {"range_suffix": min(suffix, MAX_RANGE_OFFSET)}
+    return {} if suffix is None else {"range_suffix": suffix}
 
 
 def _with_range(err: S3Error, header: str) -> S3Error:
@@ -132,8 +144,8 @@ def parse_copy_source_range(header: str, size: int) -> ByteRange:
                       "bytes=first-last where first and last are the zero-based offsets of the first "
                       "and last bytes to copy", ArgumentName="x-amz-copy-source-range",
                       ArgumentValue=header)
-    start, end = int(m.group(1)), int(m.group(2))
-    if end < start:
+    start, end = _offset(m.group(1)), _offset(m.group(2))
+    if _before(m.group(2), m.group(1)):
         raise S3Error("InvalidArgument", "The x-amz-copy-source-range value is invalid: last < first",
                       ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
     if end >= size:
@@ -147,14 +159,9 @@ def parse_http_date(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        dt = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return values.parse_http_date(value)
+    except values.BadValue:
         return None
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        return None
-    return dt.timestamp()
 
 
 def _etag_matches(header: str, etag: str) -> bool:

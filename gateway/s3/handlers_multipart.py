@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from config.values import BadValue, parse_uint
 from coordinator.records import UploadInfo
 from gateway.s3 import acl, objmeta, retries, tagging, upload_body
 from gateway.s3.conditions import manifest_narrowing, parse_copy_source_range
@@ -15,23 +16,9 @@ from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.copy_source import load_source
 from gateway.s3.errors import S3Error
 from gateway.s3.handlers_listing import encoding_of, url_encode
-from gateway.s3.responses import int_param, owner, xml_response
+from gateway.s3.responses import INT32_MAX, int_param, owner, parse_part_number, xml_response
 from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, iso8601, parse_xml
-
-MAX_PARTS = 10000
-
-
-def _part_number(ctx: S3Context) -> int:
-    raw = ctx.query.get("partNumber", "")
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= MAX_PARTS:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
-    return n
 
 
 def _upload_id(ctx: S3Context) -> str:
@@ -58,7 +45,7 @@ async def create_upload(ctx: S3Context) -> web.StreamResponse:
 
 async def upload_part(ctx: S3Context) -> web.StreamResponse:
     """PUT /bucket/key?partNumber=N&uploadId=U (body = the part)."""
-    part_number = _part_number(ctx)
+    part_number = parse_part_number(ctx.query.get("partNumber", ""))
     upload_id = _upload_id(ctx)
     stream, requested = await upload_body.prepare(ctx)
     upload = await ctx.state.coordinator.get_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id)
@@ -79,7 +66,7 @@ def _echo(checksums: dict[str, str], requested: dict[str, str | None]) -> dict[s
 
 async def upload_part_copy(ctx: S3Context) -> web.StreamResponse:
     """PUT ?partNumber&uploadId with x-amz-copy-source[-range]: the part is read from a stored object."""
-    part_number = _part_number(ctx)
+    part_number = parse_part_number(ctx.query.get("partNumber", ""))
     upload_id = _upload_id(ctx)
     upload = await ctx.state.coordinator.get_upload(ctx.tenant_id, ctx.bucket, ctx.key, upload_id)
     range_header = ctx.headers.get("x-amz-copy-source-range")
@@ -125,9 +112,9 @@ async def complete_upload(ctx: S3Context) -> web.StreamResponse:
         if number is None or etag is None:
             raise S3Error("MalformedXML")
         try:
-            parts.append((int(number.strip()), etag.strip()))
-        except ValueError:
-            raise S3Error("MalformedXML") from None
+            parts.append((parse_uint(number.strip(), INT32_MAX), etag.strip()))
+        except BadValue:
+            raise S3Error("MalformedXML", "PartNumber must be a positive integer") from None
     if not parts:
         raise S3Error("MalformedXML", "You must specify at least one part")
     condition = await write_condition(ctx, early=False)

@@ -22,7 +22,7 @@ from gateway.s3.conditions import ByteRange, Conditions, Outcome, manifest_narro
 from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
-from gateway.s3.responses import int_param, xml_response
+from gateway.s3.responses import int_param, parse_part_number, xml_response
 from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, http_date, iso8601, parse_xml
 
@@ -108,14 +108,7 @@ def _requested_part(ctx: S3Context) -> int | None:
         return None
     if "Range" in ctx.headers:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= 10000:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
-    return n
+    return parse_part_number(raw)
 
 
 def _part_range(n: int, obj: ObjectInfo, headers: dict[str, str]) -> ByteRange | None:

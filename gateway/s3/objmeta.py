@@ -22,6 +22,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 from blob import checksum_b64
+from config.values import header_safe
 from coordinator.records import ObjectInfo
 from gateway.s3.errors import S3Error
 from gateway.s3.xmlio import http_date
@@ -180,10 +181,22 @@ def response_headers(obj: ObjectInfo, query: Mapping[str, str] | None = None,
         out["x-amz-tagging-count"] = str(len(obj.tags))
     out.update(version_headers(obj))
     if query:
-        for param, header in RESPONSE_OVERRIDES.items():
-            value = query.get(param)
-            if value is not None:
-                out[header] = value
+        out.update(response_overrides(query))
+    return out
+
+
+def response_overrides(query: Mapping[str, str]) -> dict[str, str]:
+    """The headers `response-*` query parameters ask for; InvalidArgument for a value that
+    cannot be a header (control characters would split or break the response)."""
+    out = {}
+    for param, header in RESPONSE_OVERRIDES.items():
+        value = query.get(param)
+        if value is None:
+            continue
+        if not header_safe(value):
+            raise S3Error("InvalidArgument", f"{param} must not contain control characters",
+                          ArgumentName=param, ArgumentValue=value)
+        out[header] = value
     return out
 
 

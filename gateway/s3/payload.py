@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from config.values import BadValue, parse_uint, secrets_equal
 from gateway.s3.errors import S3Error
 from gateway.s3.sigv4 import EMPTY_SHA256, AuthContext
 
@@ -218,7 +219,7 @@ class PayloadStream:
         for ext in extensions.split(b";") if extensions else []:
             name, _, value = ext.strip().partition(b"=")
             if name == b"chunk-signature":
-                signature = value.decode("ascii", "replace").strip().lower()
+                signature = value.decode("latin-1").strip().lower()
         return int(size_field, 16), signature
 
     def _count(self, n: int) -> None:
@@ -244,7 +245,7 @@ class PayloadStream:
                 self._count(size)
                 pieces, data_sha256 = await self._frame(size)
                 expected = _sign(self._auth, _chunk_string_to_sign(self._auth, previous, data_sha256))
-                if not hmac.compare_digest(expected, signature):
+                if not secrets_equal(expected, signature):
                     raise S3Error("SignatureDoesNotMatch", "The chunk signature we calculated does not "
                                                            "match the signature you provided.")
                 previous = signature
@@ -324,15 +325,19 @@ class PayloadStream:
         for order in (sorted(trailers), trailers):
             canonical = "".join(f"{n}:{v}\n" for n, v in order).encode("utf-8")
             expected = _sign(self._auth, _trailer_string_to_sign(self._auth, previous, canonical))
-            if hmac.compare_digest(expected, signature.lower()):
+            if secrets_equal(expected, signature.lower()):
                 return
         raise S3Error("SignatureDoesNotMatch", "The trailer signature we calculated does not match the "
                                                "signature you provided.")
 
 
+MAX_DECODED_LENGTH = 1 << 62       # far past any object; EntityTooLarge comes later
+
+
 def _parse_length(value: str) -> int:
     value = value.strip()
-    if not value.isdigit():
+    try:
+        return parse_uint(value, MAX_DECODED_LENGTH)
+    except BadValue:
         raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a non-negative integer.",
-                      ArgumentName="x-amz-decoded-content-length", ArgumentValue=value)
-    return int(value)
+                      ArgumentName="x-amz-decoded-content-length", ArgumentValue=value) from None

@@ -10,10 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from config.values import BadValue, parse_uint
 from gateway.s3.errors import XML_CONTENT_TYPE, S3Error
 from gateway.s3.xmlio import to_xml
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+INT32_MAX = 2147483647
 
 
 def xml_response(root: str, children: Any, status: int = 200,
@@ -32,17 +34,35 @@ def int_param(query: Mapping[str, str], name: str, default: int, *, low: int = 0
     raw = query.get(name)
     if raw is None or raw == "":
         return default
+    negative = raw.startswith("-")
     try:
-        value = int(raw)
-    except ValueError:
+        value = parse_uint(raw[1:] if negative else raw, INT32_MAX)
+    except BadValue:
         raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
                       ArgumentName=name, ArgumentValue=raw) from None
+    if negative:
+        value = -value
     if value < low or (high is not None and value > high):
         raise S3Error("InvalidArgument", f"Argument {name} must be an integer between {low} and "
-                      f"{high if high is not None else 2147483647}", ArgumentName=name, ArgumentValue=raw)
+                      f"{high if high is not None else INT32_MAX}", ArgumentName=name, ArgumentValue=raw)
     if cap is not None:
         value = min(value, cap)
     return value
+
+
+MAX_PARTS = 10000
+
+
+def parse_part_number(raw: str) -> int:
+    """A `partNumber` query parameter: 1..10000, else InvalidArgument."""
+    try:
+        n = parse_uint(raw, MAX_PARTS)
+    except BadValue:
+        n = 0
+    if n < 1:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=raw)
+    return n
 
 
 def encode_token(marker: str) -> str:

@@ -18,18 +18,17 @@ Signature Version 2 (header and presigned) is accepted too, because boto3's
 from __future__ import annotations
 
 import base64
-import calendar
 import hashlib
 import hmac
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_tz
 from urllib.parse import quote, unquote, unquote_plus
 
 from aiohttp import web
 
+from config.values import BadValue, parse_amz_date, parse_http_date, parse_uint, secrets_equal
 from coordinator.records import CoordinatorError, KeyInfo
 from gateway.s3 import sigv2
 from gateway.s3.errors import S3Error
@@ -49,7 +48,9 @@ STREAMING_MODES = {
 }
 _SIGV4A = ("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
+# Access keys are printable ASCII words; anything else cannot exist, so it is not looked up.
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9+/=._-]{1,128}", re.ASCII)
+MAX_UNIX_TIME = 253402300799          # 9999-12-31T23:59:59Z, the last time a date can name
 
 _PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                    "X-Amz-SignedHeaders", "X-Amz-Expires")
@@ -255,28 +256,20 @@ def parse_authorization(header: str) -> tuple[str, str, str]:
     return fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 
 
-def _parse_amz_date(value: str) -> float:
-    if not _AMZ_DATE.match(value):
-        raise ValueError(value)
-    return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
+def _bad_date() -> S3Error:
+    return S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
 
 
 def _request_date(request: web.Request) -> tuple[str, float]:
     """The signing time from x-amz-date (preferred) or Date, as (YYYYMMDDTHHMMSSZ, unix time)."""
-    bad = S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
     amz = request.headers.get("x-amz-date")
-    if amz is not None:
-        try:
-            return amz.strip(), _parse_amz_date(amz.strip())
-        except ValueError:
-            raise bad from None
-    date = request.headers.get("Date")
-    if date:
-        parsed = parsedate_tz(date)
-        if parsed is not None:
-            ts = float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
-            return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts)), ts
-    raise bad
+    try:
+        if amz is not None:
+            return amz.strip(), parse_amz_date(amz.strip())
+        ts = parse_http_date(request.headers.get("Date") or "")
+    except BadValue:
+        raise _bad_date() from None
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts)), ts
 
 
 def _query_params(raw_query: str) -> dict[str, str]:
@@ -305,19 +298,22 @@ def _query_claim(request: web.Request, params: dict[str, str]) -> _Claim:
         raise S3Error("AuthorizationQueryParametersError",
                       "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
     cred = _parse_credential(params["X-Amz-Credential"], presigned=True)
+    raw_expires = params["X-Amz-Expires"]
+    negative = raw_expires.startswith("-")
     try:
-        expires = int(params["X-Amz-Expires"])
-    except ValueError:
+        expires = parse_uint(raw_expires[1:] if negative else raw_expires, MAX_PRESIGN_EXPIRES + 1,
+                             saturate=True)
+    except BadValue:
         raise S3Error("AuthorizationQueryParametersError",
                       "X-Amz-Expires should be a number") from None
-    if expires < 0:
+    if negative and expires:
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
     if expires > MAX_PRESIGN_EXPIRES:
         raise S3Error("AuthorizationQueryParametersError",
                       "X-Amz-Expires must be less than a week (in seconds) that is 604800")
     try:
-        ts = _parse_amz_date(params["X-Amz-Date"])
-    except ValueError:
+        ts = parse_amz_date(params["X-Amz-Date"])
+    except BadValue:
         raise S3Error("AuthorizationQueryParametersError",
                       "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"") from None
     # A presigned URL signs UNSIGNED-PAYLOAD unless the client also sent (and signed) a hash.
@@ -398,6 +394,8 @@ def _origin_form(target: str) -> str:
 
 
 async def _lookup(lookup_key: Callable[[str], Awaitable[KeyInfo]], access_key: str) -> KeyInfo:
+    if not _ACCESS_KEY.fullmatch(access_key):
+        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
     try:
         return await lookup_key(access_key)
     except CoordinatorError as exc:
@@ -461,7 +459,7 @@ async def authenticate(request: web.Request, lookup_key: Callable[[str], Awaitab
             creq = canonical_request(request.method, uri, query, headers, claim.signed_headers,
                                      claim.content_sha256)
             sts = string_to_sign(claim.amz_date, scope, creq)
-            if hmac.compare_digest(sign_hex(key_bytes, sts), claim.signature):
+            if secrets_equal(sign_hex(key_bytes, sts), claim.signature):
                 return AuthContext(
                     access_key=claim.credential.access_key, key=key, payload_mode=payload_mode,
                     payload_sha256=payload_sha256, signing_key=key_bytes, scope=scope,
@@ -475,16 +473,15 @@ async def authenticate(request: web.Request, lookup_key: Callable[[str], Awaitab
 
 
 def _v2_date(request: web.Request) -> tuple[str, float]:
-    """(the Date header as signed, its unix time); x-amz-date, when present, gives the time."""
-    bad = S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+    """(the Date header as signed, its unix time); x-amz-date, when present, gives the time
+    (either as an HTTP date or in the ISO 8601 basic form)."""
     date_header = (request.headers.get("Date") or "").strip()
     source = (request.headers.get("x-amz-date") or date_header).strip()
-    if _AMZ_DATE.match(source):
-        return date_header, _parse_amz_date(source)
-    parsed = parsedate_tz(source) if source else None
-    if parsed is None:
-        raise bad
-    return date_header, float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
+    try:
+        ts = parse_amz_date(source) if source[8:9] == "T" else parse_http_date(source)
+    except BadValue:
+        raise _bad_date() from None
+    return date_header, ts
 
 
 async def _authenticate_v2(request: web.Request, lookup_key: Callable[[str], Awaitable[KeyInfo]],
@@ -503,20 +500,22 @@ async def _authenticate_v2(request: web.Request, lookup_key: Callable[[str], Awa
     else:
         access_key = params["AWSAccessKeyId"]
         date_value = params.get("Expires", "")
-        if not date_value.isdigit():
+        try:
+            expires_at = parse_uint(date_value, MAX_UNIX_TIME, saturate=True)
+        except BadValue:
             raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires "
-                                          "and AWSAccessKeyId parameters")
+                                          "and AWSAccessKeyId parameters") from None
         key = await _lookup(lookup_key, access_key)
         signature = sigv2.decode_signature(params["Signature"])
-        if now > int(date_value):
-            raise S3Error("AccessDenied", "Request has expired", Expires=_server_time(int(date_value)),
+        if now > expires_at:
+            raise S3Error("AccessDenied", "Request has expired", Expires=_server_time(expires_at),
                           ServerTime=_server_time(now))
         presigned = True
     query = {k: v for k, v in params.items() if k not in ("Signature", "AWSAccessKeyId", "Expires")}
     candidates = sigv2.string_to_sign_candidates(request, raw_path, raw_query, query, date_value,
                                                  vhost_bucket)
     for sts in candidates:
-        if hmac.compare_digest(sigv2.sign(key.secret_key, sts), signature):
+        if secrets_equal(sigv2.sign(key.secret_key, sts), signature):
             return AuthContext(access_key=access_key, key=key, payload_mode="unsigned", payload_sha256=None,
                                signing_key=b"", scope="", amz_date="", seed_signature="",
                                presigned=presigned, region=region, version="v2")

@@ -99,8 +99,8 @@ async def test_put_object_bucket_errors_and_bad_refs(database_url):
         alice = await setup_tenant(meta, "alice", "acme", bucket="alices")
         bob = await setup_tenant(meta, "bob", "other", bucket=None)
         await expect("NoSuchBucket", put_inline(meta, alice, "nope", "k", b"x"))
-        err = await expect("AccessDenied", put_inline(meta, bob, "alices", "k", b"x"))
-        assert err.status == 403
+        err = await expect("NoSuchBucket", put_inline(meta, bob, "alices", "k", b"x"))
+        assert err.status == 404
         ref = inline_ref(alice.tenant_id, b"xyz")
 
         async def put(r: ChunkRef, size: int = 3):

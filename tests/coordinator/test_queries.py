@@ -301,7 +301,7 @@ async def test_buckets(database_url):
         await meta.create_bucket(alice.tenant_id, alice.user_id, "a.b-c", "us-east-1")
         assert [x.name for x in await meta.list_buckets(alice.tenant_id)] == ["a.b-c", "photos"]
         assert await meta.list_buckets(bob.tenant_id) == []
-        await expect("AccessDenied", meta.get_bucket(bob.tenant_id, "photos"))
+        await expect("NoSuchBucket", meta.get_bucket(bob.tenant_id, "photos"))
         await expect("NoSuchBucket", meta.get_bucket(bob.tenant_id, "nothing-here"))
         await put_object(meta, alice, "photos", "cat.jpg", [b"meow"])
         await expect("BucketNotEmpty", meta.delete_bucket(alice.tenant_id, "photos"))

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from coordinator.objects import read_span
 from coordinator.records import ObjectInfo, PartInfo
 from gateway.s3.conditions import (
+    MAX_RANGE_OFFSET,
     ByteRange,
     Conditions,
     Outcome,
@@ -49,6 +50,7 @@ def test_ignored_ranges_mean_whole_object(header: str | None) -> None:
 
 @pytest.mark.parametrize(("header", "size"), [
     ("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=-5", 0),
+    ("bytes=" + "9" * 4301 + "-", 100),
 ])
 def test_unsatisfiable_ranges_are_416_with_content_range(header: str, size: int) -> None:
     with pytest.raises(S3Error) as info:
@@ -63,6 +65,7 @@ def test_unsatisfiable_ranges_are_416_with_content_range(header: str, size: int)
 @pytest.mark.parametrize(("header", "bounds"), [
     ("bytes=0-99", (0, 99)), ("bytes= 5 - ", (5, None)), ("BYTES=7-7", (7, 7)),
     (f"bytes={(1 << 60) + 5}-{1 << 60}", None), ("bytes=9-3", None), ("bytes=-10", None),
+    ("bytes=0-" + "9" * 4301, (0, MAX_RANGE_OFFSET)), ("bytes=" + "9" * 4301 + "-" + "8" * 4301, None),
     ("bytes=0-1,4-5", None), ("items=0-9", None), (None, None),
 ])
 def test_explicit_range_bounds_agree_with_parse_range(header: str | None, bounds) -> None:
@@ -182,6 +185,11 @@ def test_dates_compare_at_whole_seconds() -> None:
 
 def test_unparseable_dates_are_ignored() -> None:
     assert _eval(**{"If-Modified-Since": "yesterday"}) is Outcome.PROCEED
+    for absurd in ("Tue, 14 Nov 99999999999 22:13:20 GMT", "Tue, 14 Nov 10000 22:13:20 GMT",
+                   "Tue, 31 Feb 2023 22:13:20 GMT", "Tue, 14 Nov 2023 99:13:20 GMT", "1" * 5000,
+                   "Tue, 14 Nov 2023 22:13:20 +99999999999"):
+        assert _eval(**{"If-Modified-Since": absurd}) is Outcome.PROCEED
+        assert _eval(**{"If-Unmodified-Since": absurd}) is Outcome.PROCEED
     assert _eval(**{"If-Unmodified-Since": "garbage"}) is Outcome.PROCEED
 
 

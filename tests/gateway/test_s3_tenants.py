@@ -46,17 +46,66 @@ def test_virtual_host_style(cluster, s3, bucket: str) -> None:
     assert status == 200 and b"<Key>v/key</Key>" in resp
 
 
-def test_tenant_isolation(cluster, s3, bucket: str) -> None:
+def _answer(call) -> tuple[int, str, str]:
+    """(status, error code, message) of a boto3 call that must fail."""
+    with pytest.raises(ClientError) as info:
+        call()
+    err, meta = info.value.response.get("Error", {}), info.value.response["ResponseMetadata"]
+    return meta["HTTPStatusCode"], err.get("Code", ""), err.get("Message", "")
+
+
+# Every bucket-addressed operation, as (name, call(client, bucket)).
+_BUCKET_OPS = [
+    ("HeadBucket", lambda c, b: c.head_bucket(Bucket=b)),
+    ("GetBucketLocation", lambda c, b: c.get_bucket_location(Bucket=b)),
+    ("GetBucketVersioning", lambda c, b: c.get_bucket_versioning(Bucket=b)),
+    ("GetBucketAcl", lambda c, b: c.get_bucket_acl(Bucket=b)),
+    ("GetBucketPolicy", lambda c, b: c.get_bucket_policy(Bucket=b)),
+    ("ListObjectsV2", lambda c, b: c.list_objects_v2(Bucket=b)),
+    ("ListObjectsV2 max-keys=0", lambda c, b: c.list_objects_v2(Bucket=b, MaxKeys=0)),
+    ("ListObjects", lambda c, b: c.list_objects(Bucket=b)),
+    ("ListMultipartUploads", lambda c, b: c.list_multipart_uploads(Bucket=b)),
+    ("GetObject", lambda c, b: c.get_object(Bucket=b, Key="secret")),
+    ("GetObject missing key", lambda c, b: c.get_object(Bucket=b, Key="nothing-here")),
+    ("GetObject versionId", lambda c, b: c.get_object(Bucket=b, Key="secret", VersionId="v1")),
+    ("GetObject range", lambda c, b: c.get_object(Bucket=b, Key="secret", Range="bytes=0-1")),
+    ("HeadObject", lambda c, b: c.head_object(Bucket=b, Key="secret")),
+    ("GetObjectAcl", lambda c, b: c.get_object_acl(Bucket=b, Key="secret")),
+    ("PutObject", lambda c, b: c.put_object(Bucket=b, Key="new", Body=b"x")),
+    ("PutObject big", lambda c, b: c.put_object(Bucket=b, Key="new", Body=b"x" * (2 << 20))),
+    ("CopyObject into", lambda c, b: c.copy_object(Bucket=b, Key="c", CopySource="nosuch-src-bucket/k")),
+    ("CopyObject from", lambda c, b: c.copy_object(Bucket="nosuch-dst-bucket", Key="c",
+                                                   CopySource=f"{b}/secret")),
+    ("DeleteObject", lambda c, b: c.delete_object(Bucket=b, Key="secret")),
+    ("DeleteObjects", lambda c, b: c.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "secret"}]})),
+    ("CreateMultipartUpload", lambda c, b: c.create_multipart_upload(Bucket=b, Key="mp")),
+    ("ListParts", lambda c, b: c.list_parts(Bucket=b, Key="mp", UploadId="nope")),
+    ("DeleteBucket", lambda c, b: c.delete_bucket(Bucket=b)),
+]
+
+
+def test_another_tenants_bucket_answers_as_a_missing_one(cluster, s3, bucket: str) -> None:
+    """No bucket-name oracle: every operation on another tenant's bucket gets exactly the
+    answer it gets on a name nobody has (404 NoSuchBucket); only CreateBucket says 409."""
     suffix = uuid.uuid4().hex[:8]
     other = cluster.boto3_client(cluster.new_user(f"iso{suffix}", f"iso{suffix}"))
     s3.put_object(Bucket=bucket, Key="secret", Body=b"mine")
+    missing = f"nobody-has-{suffix}"
     assert bucket not in [b["Name"] for b in other.list_buckets()["Buckets"]]
-    with pytest.raises(ClientError) as info:
-        other.get_object(Bucket=bucket, Key="secret")
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (403, 404)
+    for name, call in _BUCKET_OPS:
+        theirs = _answer(lambda call=call: call(other, bucket))
+        nobodys = _answer(lambda call=call: call(other, missing))
+        assert theirs[:2] == nobodys[:2], name
+        assert theirs[2].replace(bucket, "B") == nobodys[2].replace(missing, "B"), name
+        if name.startswith("HeadBucket") or name.startswith("HeadObject"):
+            assert theirs[0] == 404, name
+        elif name not in ("CopyObject into", "ListParts"):
+            assert theirs[:2] == (404, "NoSuchBucket"), name
+    assert s3.get_object(Bucket=bucket, Key="secret")["Body"].read() == b"mine"
     with pytest.raises(ClientError) as info:
         other.create_bucket(Bucket=bucket)
     assert info.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
 
 def test_quota_and_released_reservations(cluster) -> None:

@@ -36,3 +36,39 @@ def request(port: int, s3, method: str, url: str, headers: dict[str, str] | None
         while chunk := sock.recv(65536):
             data += chunk
     return int(data.split(b" ", 2)[1]), data
+
+
+class NoAnswer(AssertionError):
+    """The server closed the connection without a status line."""
+
+
+def exchange(port: int, data: bytes, timeout: float = 15.0) -> tuple[int, bytes]:
+    """Send `data` (one request, `Connection: close`) as is; (status, whole raw response).
+
+    Raises NoAnswer when the connection ends without an HTTP status line: a dropped connection.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass             # answered (and closed) before taking the whole body: read the answer
+        raw = b""
+        try:
+            while chunk := sock.recv(65536):
+                raw += chunk
+        except ConnectionResetError:
+            pass
+    if not raw.startswith(b"HTTP/1."):
+        raise NoAnswer(f"no HTTP answer, got {raw[:100]!r}")
+    return int(raw.split(b" ", 2)[1]), raw
+
+
+def build(method: str, target: bytes | str, headers: list[tuple[bytes | str, bytes | str]],
+          body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request, byte for byte (header values may hold any bytes)."""
+    def b(v: bytes | str) -> bytes:
+        return v if isinstance(v, bytes) else v.encode("utf-8")
+    lines = [b(method) + b" " + b(target) + b" HTTP/1.1"]
+    lines += [b(k) + b": " + b(v) for k, v in headers]
+    lines += [f"Content-Length: {len(body)}".encode(), b"Connection: close"]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

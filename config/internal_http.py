@@ -14,12 +14,15 @@ request at a time per connection, `Content-Length` framing, keep-alive unless th
 says `Connection: close`. Anything else (chunked responses, a head over 16 KiB, a body
 over the caller's limit) is refused as a protocol error and the connection closed.
 Idempotent requests that fail on a reused connection before any answer are retried once
-on a fresh one (the server may have closed it as we reused it); POSTs never are.
+on a fresh one (the server may have closed it as we reused it); POSTs never are, so an
+idle connection is reused only for half the server's announced keep-alive time
+(`Keep-Alive: timeout=N`, which config/serving adds to every answer), at most IDLE_TTL_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -30,7 +33,8 @@ Buffer = bytes | bytearray | memoryview
 BodyAllocator = Callable[[int], tuple[memoryview, Callable[[], Buffer]]]
 
 HEAD_MAX = 16 << 10
-IDLE_TTL_S = 30.0  # well under aiohttp's server keep-alive (75 s): never reuse a closing socket
+IDLE_TTL_S = 30.0  # at most; less when the server announces a short keep-alive
+_KEEPALIVE_TIMEOUT = re.compile(r"timeout=(\d{1,6})", re.ASCII)
 
 
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE"))
@@ -72,6 +76,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._into: memoryview | None = None
         self._waiter: asyncio.Future[Response] | None = None
         self.reusable = False
+        self.idle_ttl = IDLE_TTL_S
 
     # ---- asyncio protocol -------------------------------------------------------------
 
@@ -156,6 +161,9 @@ class _Connection(asyncio.BufferedProtocol):
         if not 0 <= length <= self._max_body:
             raise ProtocolError(f"response body of {length} bytes, expected at most {self._max_body}")
         self.reusable = headers.get("connection", "").lower() != "close"
+        announced = _KEEPALIVE_TIMEOUT.search(headers.get("keep-alive", ""))
+        if announced is not None:
+            self.idle_ttl = min(IDLE_TTL_S, int(announced.group(1)) / 2)
         return length
 
     def _finish(self) -> None:
@@ -281,7 +289,7 @@ class InternalHttp:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_TTL_S:
+            if not conn.closed and now - conn.idle_since < conn.idle_ttl:
                 return conn, True
             conn.abort()
         async with asyncio.timeout(self._connect_timeout_s):

@@ -83,6 +83,28 @@ class ClusterSection(_Section):
         return base64.b64decode(self.master_key)
 
 
+class ServerTimeouts(_Section):
+    """How long a server waits on a client before it closes the connection
+    (`[node.timeouts]`, `[coordinator.timeouts]`, `[gateway.timeouts]`).
+
+    Each bounds what one slow or silent client can hold: a connection, a request slot, the
+    buffers of an upload. They apply to a client's pauses, never to the server's own work:
+    a body whose reading the server has paused (its buffers are full while shards are
+    written) does not count as idle, nor does a client waiting for `100 Continue`.
+    """
+
+    header_s: float = Field(default=15.0, gt=0.0,
+                            description="from a connection's start or a request's first byte to its "
+                                        "complete head; then 408 and close")
+    body_idle_s: float = Field(default=30.0, gt=0.0,
+                               description="longest pause of a request body the server is reading; "
+                                           "then 400 RequestTimeout (408 internally) and close")
+    keepalive_s: float = Field(default=60.0, ge=1.0,
+                               description="idle time between requests on a keep-alive connection")
+    send_idle_s: float = Field(default=60.0, gt=0.0,
+                               description="longest time a client may leave an answer unread; then close")
+
+
 class NodeSection(_Section):
     """One storage node: one data directory, usually one disk."""
 
@@ -105,6 +127,7 @@ class NodeSection(_Section):
     coordinator: str | None = Field(default=None, description="coordinator base URL for heartbeats")
     _v_coordinator = field_validator("coordinator")(classmethod(lambda cls, v: _check_service_url(v)))
     heartbeat_s: float = Field(default=5.0, gt=0.0)
+    timeouts: ServerTimeouts = ServerTimeouts()
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
 
@@ -136,6 +159,7 @@ class CoordinatorSection(_Section):
     login_attempts_per_address: int = Field(default=100, ge=1)
     link_password_attempts: int = Field(default=20, ge=1,
                                         description="share-link password tries per link and address")
+    timeouts: ServerTimeouts = ServerTimeouts()
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
 
@@ -187,6 +211,7 @@ class GatewaySection(_Section):
                                       "a CDN revalidates every request)")
     max_chunk_puts: int = Field(default=8, ge=1, le=256,
                                 description="chunk uploads buffered at once (a chunk each)")
+    timeouts: ServerTimeouts = ServerTimeouts()
 
     _v_listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
     _v_public_url = field_validator("public_url")(classmethod(lambda cls, v: _check_public_url(v)))

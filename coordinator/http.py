@@ -31,6 +31,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config.cluster_auth import COORDINATOR, ClusterAuthError, body_hash, verify_headers
+from config.serving import BodyTimeout
 from coordinator import events
 from coordinator.api import PREFIX, Call, calls
 from coordinator.records import CoordinatorError
@@ -200,6 +201,8 @@ async def _guarded(request: web.Request, handler: Handler, secret: str) -> web.S
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error("InvalidRequest", f"request body over {MAX_BODY} bytes", 413)
+    except BodyTimeout as exc:
+        return _error("RequestTimeout", str(exc), 408)
     if body_hash(body) != claimed:
         return _error("BadDigest", "the request body does not match X-Shardbox-Content-Hash", 400)
     if request.method == "POST":

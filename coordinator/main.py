@@ -9,7 +9,7 @@ import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
-from config.serving import split_listen, stop_event
+from config.serving import app_runner, split_listen, stop_event
 from config.settings import Config, ConfigError
 from coordinator import clock
 from coordinator.db import Database
@@ -36,7 +36,7 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     try:
         await db.create_schema()
         meta = Metadata.from_settings(db, settings)
-        runner = web.AppRunner(build_app(meta, cfg.cluster.secret), access_log=None)
+        runner = app_runner(build_app(meta, cfg.cluster.secret), settings.timeouts, access_log=None)
         await runner.setup()
         host, port = split_listen(settings.listen)
         site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -9,7 +9,7 @@ import uvloop
 from aiohttp import web
 
 from config.logs import setup_logging
-from config.serving import split_listen, stop_event
+from config.serving import app_runner, split_listen, stop_event
 from config.settings import Config, ConfigError
 from gateway.app import build_app
 
@@ -40,8 +40,8 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
                        write_format=settings.storage_format,
                        max_chunks_in_flight=settings.max_chunks_in_flight)
     try:
-        runner = web.AppRunner(build_app(cfg, coordinator, store), access_log=None,
-                               shutdown_timeout=SHUTDOWN_GRACE_S)
+        runner = app_runner(build_app(cfg, coordinator, store), settings.timeouts, access_log=None,
+                            shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         host, port = split_listen(settings.listen)
         site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)

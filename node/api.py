@@ -17,6 +17,7 @@ import xxhash
 from aiohttp import web
 
 from config.cluster_auth import EMPTY_HASH, ClusterAuthError, body_hash, verify_headers
+from config.serving import BodyTimeout
 from config.values import BadValue, parse_uint
 from node.compaction import Compactor
 from node.records import valid_shard_id
@@ -52,6 +53,8 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response = await handler(request)
     except web.HTTPException as exc:
         response = error(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+    except BodyTimeout as exc:
+        response = error(408, "RequestTimeout", str(exc))
     except StoreError as exc:
         response = error(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
     except Exception:
@@ -113,13 +116,24 @@ async def put_shard(request: web.Request) -> web.Response:
         raise _Refused(400, "InvalidDigest", "X-Shardbox-Content-Hash must be 32 lowercase hex digits")
     content = request.content
 
+    timed_out: list[BodyTimeout] = []
+
     async def next_piece() -> bytes:
         # readchunk hands over the parser's buffers one at a time, never joining them
         # (readexactly/read(n) would join them into a new bytes object: a full copy)
-        piece, _ = await content.readchunk()
+        try:
+            piece, _ = await content.readchunk()
+        except BodyTimeout as exc:
+            timed_out.append(exc)
+            raise
         return piece
 
-    result = await store.put(shard_id, length, claimed, next_piece)
+    try:
+        result = await store.put(shard_id, length, claimed, next_piece)
+    except StoreError:
+        if timed_out:        # the store reports a body that stopped; say why it stopped
+            raise timed_out[0] from None
+        raise
     return web.json_response({"id": result.shard_id, "length": result.length, "checksum": result.checksum},
                              status=201)
 

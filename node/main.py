@@ -18,7 +18,7 @@ from aiohttp import web
 
 from config.logs import setup_logging
 from config.malloc import tune_malloc
-from config.serving import split_listen, stop_event
+from config.serving import app_runner, split_listen, stop_event
 from config.settings import Config, ConfigError, NodeSection
 from node import rebuild
 from node.api import COMPACTOR, SCRUBBER, build_app
@@ -63,8 +63,8 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
         raise
     store.start()
     app = build_app(store, cfg.cluster.secret)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-                           read_bufsize=READ_BUFSIZE)
+    runner = app_runner(app, section.timeouts, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                        read_bufsize=READ_BUFSIZE)
     await runner.setup()
     host, port = split_listen(section.listen)
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)

@@ -56,6 +56,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
     "QuotaExceeded": (403, "The tenant's storage quota would be exceeded by this upload."),
+    "RequestTimeout": (400, "Your socket connection to the server was not read from or written to within "
+                           "the timeout period. Idle connections will be closed."),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is "
                                   "too large."),
     "ServiceUnavailable": (503, "Please reduce your request rate."),

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from config.serving import BodyTimeout
 from config.values import BadValue, parse_uint, secrets_equal
 from gateway.s3.errors import S3Error
 from gateway.s3.sigv4 import EMPTY_SHA256, AuthContext
@@ -132,6 +133,8 @@ class PayloadStream:
     async def _read(self, n: int) -> bytes:
         try:
             return await self._content.read(n)
+        except BodyTimeout as exc:
+            raise S3Error("RequestTimeout") from exc
         except _BODY_ERRORS as exc:
             raise S3Error("IncompleteBody") from exc
 
@@ -148,6 +151,8 @@ class PayloadStream:
                 # shared empty body, which answers it forever once read: check for the end.
                 if data or not end_of_http_chunk or self._content.at_eof():
                     return data
+        except BodyTimeout as exc:
+            raise S3Error("RequestTimeout") from exc
         except _BODY_ERRORS as exc:
             raise S3Error("IncompleteBody") from exc
 

@@ -52,7 +52,8 @@ class MiniCluster:
     def __init__(self, root: Path, *, chunk_size: int = 1 << 20, nodes: int = NODES,
                  database_url: str | None = None, domain: str | None = None,
                  coordinator_settings: dict[str, object] | None = None,
-                 gateway_settings: dict[str, object] | None = None) -> None:
+                 gateway_settings: dict[str, object] | None = None,
+                 timeouts: dict[str, float] | None = None) -> None:
         self.root = Path(root)
         self.chunk_size = chunk_size
         self.node_count = nodes
@@ -62,6 +63,7 @@ class MiniCluster:
         self.domain = domain
         self.coordinator_settings = coordinator_settings or {}
         self.gateway_settings = gateway_settings or {}
+        self.timeouts = timeouts or {}
         self.coordinator_port = free_port()
         self.gateway_port = free_port()
         self.node_ports = [free_port() for _ in range(nodes)]
@@ -86,6 +88,9 @@ class MiniCluster:
 
     def _write(self, name: str, text: str) -> Path:
         path = self.root / f"{name}.toml"
+        role = next(r for r in ("coordinator", "node", "gateway") if f"\n[{r}]\n" in text)
+        if self.timeouts:
+            text += f"\n[{role}.timeouts]\n" + "".join(f"{k} = {v}\n" for k, v in self.timeouts.items())
         path.write_text(text)
         return path
 

@@ -10,10 +10,8 @@ fuzzes around them (bounded example counts, so the suite stays fast).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
-import typing
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.cluster_auth import COORDINATOR, body_hash, sign_headers
-from coordinator.http import API_METHODS
-from coordinator.service import Metadata
+from coordinator.api import CoordinatorAPI, calls
 from tests.gateway import rawhttp
 from tests.gateway.cluster import MiniCluster
 
@@ -465,7 +462,7 @@ def _json_values() -> st.SearchStrategy:
 
 
 # Calls whose fuzzed arguments can only be refused or touch nothing another test relies on.
-_SAFE_CALLS = [name for name in API_METHODS if name not in (
+_SAFE_CALLS = [call for call in calls().values() if call.name in vars(CoordinatorAPI) and call.name not in (
     "create_bucket", "delete_bucket", "delete_objects", "delete_object", "abort_upload", "copy_object")]
 
 
@@ -474,17 +471,15 @@ _SAFE_CALLS = [name for name in API_METHODS if name not in (
 def test_fuzz_coordinator_requests(cluster: MiniCluster, data: st.DataObject) -> None:
     """API calls with arguments of every JSON type and value, and mangled credentials."""
     port = cluster.coordinator_port
-    name = data.draw(st.sampled_from([*_SAFE_CALLS, "no_such_call"]))
-    fn = getattr(Metadata, name, None)
-    if fn is not None and data.draw(st.booleans()):
-        params = [p for p in inspect.signature(fn).parameters if p != "self"]
-        hints = typing.get_type_hints(fn)
-        doc = {p: data.draw(_json_values()) for p in params if p in hints and data.draw(st.integers(0, 4))}
+    call = data.draw(st.sampled_from([*_SAFE_CALLS, None]))
+    if call is not None and data.draw(st.booleans()):
+        names = [p for p in call.signature.parameters if data.draw(st.integers(0, 4))]
+        doc = {p: data.draw(_json_values()) for p in names}
         body = json.dumps(doc).encode()
     else:
         body = data.draw(st.one_of(st.binary(max_size=200),
                                    _json_values().map(lambda v: json.dumps(v).encode())))
-    path = f"/internal/v1/{name}"
+    path = call.path if call is not None else "/internal/v1/no_such_call"
     method = data.draw(st.sampled_from(["POST", "POST", "POST", "GET", "PUT"]))
     headers = _credential(cluster, method, path, body, COORDINATOR)
     for field, value in data.draw(st.lists(st.tuples(st.sampled_from(_INTERNAL_HEADERS), _HEADER_VALUE),

@@ -1,10 +1,13 @@
-"""`shardbox up`: the embedded deployment — one coordinator, 14 nodes and one gateway here.
+"""`shardbox up`: the embedded deployment — one coordinator, 14 nodes, one gateway and one worker here.
 
 Secrets and ports are created on the first run and kept in DATA/config/cluster.json, so
 a second `shardbox up` on the same directory finds the same data and credentials. Role
 configs are written anew on every start from that state, which keeps them in step with
 the code's defaults. Each role runs as its own process (the same binaries a cluster
-uses); this module only supervises them.
+uses); this module only supervises them: a role that dies after the start is restarted
+(after 0.5 s, doubling up to 30 s while it keeps dying, back to 0.5 s once it stayed up a
+minute), said on the console, and `up.json` is rewritten with its new pid. A role that
+fails while everything starts stops the start, as a misconfiguration would.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from erasure.kernels import slow_kernel_notice
 NODE_COUNT = 14
 DEFAULT_PORT = 9000
 STATE_FILE = "cluster.json"
+RESTART_FIRST_S = 0.5
+RESTART_MAX_S = 30.0
+STABLE_S = 60.0          # a role up this long has recovered: the next crash restarts it quickly
+STOP_GRACE_S = 15.0
 
 
 @dataclass
@@ -48,9 +55,10 @@ class Child:
     log: Path
     address: str
     proc: asyncio.subprocess.Process | None = None
-    expected_exit: bool = False
     node_id: str | None = None
     extra: dict = field(default_factory=dict)
+    started_at: float = 0.0
+    backoff_s: float = RESTART_FIRST_S
 
 
 def _die_with_parent() -> None:
@@ -157,41 +165,77 @@ async def _wait_port(child: Child, timeout: float) -> None:
                        f"see {child.log}")
 
 
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
 class Supervisor:
     def __init__(self, opts: UpOptions) -> None:
         self.opts = opts
         self.children: list[Child] = []
         self.stopping = asyncio.Event()
         self.failed: str | None = None
-        self.info: dict = {}
+        self.info: dict | None = None       # what up.json holds, once everything is up
+        self._watchers: list[asyncio.Task] = []
 
     async def _spawn(self, child: Child) -> None:
         log = open(child.log, "ab")  # noqa: SIM115 - handed to the child, closed on exit
-        child.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shardbox", child.role, "--config", str(child.config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            preexec_fn=_die_with_parent)
-        log.close()
-        asyncio.get_running_loop().create_task(self._watch(child))
+        try:
+            child.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "shardbox", child.role, "--config", str(child.config),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        child.started_at = time.monotonic()
+
+    def _supervise(self, child: Child) -> None:
+        self._watchers.append(asyncio.get_running_loop().create_task(self._watch(child)))
 
     async def _watch(self, child: Child) -> None:
-        assert child.proc is not None
-        code = await child.proc.wait()
-        if self.stopping.is_set() or child.expected_exit:
-            return
-        _say(f"shardbox: {child.name} (pid {child.proc.pid}) exited with code {code}; see {child.log}")
-        if child.role == "worker":  # its unfinished work went back to the queue: start another
-            await asyncio.sleep(1.0)
-            if not self.stopping.is_set():
-                await self._spawn(child)
-                _say(f"shardbox: {child.name} restarted (pid {child.proc.pid})")
-                if self.info:
-                    self.info["worker"]["pid"] = child.proc.pid
-                    self._save_info()
-            return
-        if child.role != "node":
-            self.failed = f"{child.name} exited unexpectedly"
-            self.stopping.set()
+        """Restart `child` whenever it exits, until shardbox stops."""
+        while True:
+            assert child.proc is not None
+            code = await child.proc.wait()
+            if self.stopping.is_set():
+                return
+            if self.info is None:        # still starting: a role that cannot run stops the start
+                _say(f"shardbox: {child.name} (pid {child.proc.pid}) exited with {_exit_text(code)}; "
+                     f"see {child.log}")
+                self.failed = f"{child.name} exited while starting"
+                self.stopping.set()
+                return
+            if time.monotonic() - child.started_at >= STABLE_S:
+                child.backoff_s = RESTART_FIRST_S
+            delay, child.backoff_s = child.backoff_s, min(child.backoff_s * 2, RESTART_MAX_S)
+            _say(f"shardbox: {child.name} (pid {child.proc.pid}) exited with {_exit_text(code)}; "
+                 f"restarting it in {delay:g} s (log: {child.log})")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+            await self._spawn(child)
+            if self.stopping.is_set():      # stop() may have signalled the old process already
+                await _terminate(child)
+                return
+            try:
+                if child.address:            # the worker serves nothing: it is back once running
+                    await _wait_port(child, 60)
+            except RuntimeError as exc:
+                if self.stopping.is_set():
+                    return
+                _say(f"shardbox: {exc}")
+                if child.proc.returncode is None:    # alive but not listening: start it over
+                    child.proc.kill()
+                continue
+            _say(f"shardbox: {child.name} is back (pid {child.proc.pid})")
+            self._write_info()
 
     async def _wait_nodes_registered(self, client, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -216,41 +260,54 @@ class Supervisor:
                                "choose another base with --port)")
         coord, nodes, gateway, worker = self._by_role()
         await self._spawn(coord)
+        self._supervise(coord)
         await _wait_port(coord, 60)
         await asyncio.gather(*(self._spawn(n) for n in nodes))
+        for n in nodes:
+            self._supervise(n)
         await asyncio.gather(*(_wait_port(n, 60) for n in nodes))
         client = CoordinatorClient(coord.address, state["secret"])
         try:
             await self._wait_nodes_registered(client)
             await self._spawn(gateway)
+            self._supervise(gateway)
             await _wait_port(gateway, 60)
             await self._spawn(worker)
+            self._supervise(worker)
             key = await client.ensure_admin()
         finally:
             await client.close()
-        info = {
+        self.info = {
             "endpoint": gateway.address,
             "region": "us-east-1",
             "access_key": key.access_key,
             "secret_key": key.secret_key,
             "user": key.user_name,
-            "coordinator": {"address": coord.address, "pid": coord.proc.pid},
-            "gateway": {"address": gateway.address, "pid": gateway.proc.pid},
-            "worker": {"pid": worker.proc.pid, "log": str(worker.log)},
-            "nodes": [{"id": n.node_id, "pid": n.proc.pid, "address": n.address,
+            "coordinator": {"address": coord.address},
+            "gateway": {"address": gateway.address},
+            "worker": {"log": str(worker.log)},
+            "nodes": [{"id": n.node_id, "address": n.address,
                        "data_dir": str((self.opts.data_dir / "nodes" / n.node_id).resolve())} for n in nodes],
             "data_dir": str(self.opts.data_dir.resolve()),
             "started_at": time.time(),
         }
-        self.info = info
-        self._save_info()
-        return info
+        self._write_info()
+        return self.info
 
-    def _save_info(self) -> None:
-        """DATA/up.json, for scripts (written again when a restarted worker has a new pid)."""
+    def _write_info(self) -> None:
+        """up.json with every role's current pid (rewritten whenever a role was restarted)."""
+        info = self.info
+        if info is None:
+            return
+        coord, nodes, gateway, worker = self._by_role()
+        info["coordinator"]["pid"] = coord.proc.pid
+        info["gateway"]["pid"] = gateway.proc.pid
+        info["worker"]["pid"] = worker.proc.pid
+        for entry, node in zip(info["nodes"], nodes, strict=True):
+            entry["pid"] = node.proc.pid
         up_json = self.opts.data_dir / "up.json"
         tmp = up_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.info, indent=2))
+        tmp.write_text(json.dumps(info, indent=2))
         os.chmod(tmp, 0o600)
         tmp.replace(up_json)
 
@@ -263,21 +320,26 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
-        if not self.children:
-            return
-        # Gateway and worker first so no new work starts (a worker's unfinished events go back
-        # to the queue), coordinator last so nodes can still report.
-        coord, nodes, gateway, worker = self._by_role()
-        for group in ([gateway, worker], nodes, [coord]):
-            live = [c for c in group if c.proc is not None and c.proc.returncode is None]
-            for c in live:
-                c.proc.send_signal(signal.SIGTERM)
-            for c in live:
-                try:
-                    await asyncio.wait_for(c.proc.wait(), 15)
-                except TimeoutError:
-                    c.proc.kill()
-                    await c.proc.wait()
+        if self.children:
+            # Gateway and worker first so no new work starts (a worker's unfinished events go
+            # back to the queue), coordinator last so nodes can still report.
+            coord, nodes, gateway, worker = self._by_role()
+            for group in ([gateway, worker], nodes, [coord]):
+                await asyncio.gather(*(_terminate(c) for c in group))
+        # A restart that was under way terminates what it started itself.
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+async def _terminate(child: Child) -> None:
+    proc = child.proc
+    if proc is None or proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 def _banner(info: dict, data_dir: Path) -> str:

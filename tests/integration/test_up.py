@@ -129,3 +129,70 @@ def test_sigterm_on_up_while_starting_leaves_no_children(tmp_path):
         time.sleep(0.1)
     assert not any(_alive(c.pid) for c in children)
     os.sync()
+
+
+def _wait_restarted(data, role: str, old_pid: int, timeout: float = 60.0) -> tuple[int, float]:
+    """The new pid up.json names for `role` once it is alive and accepting connections,
+    and how long that took."""
+    import socket
+    from urllib.parse import urlsplit
+
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        info = json.loads((data / "up.json").read_text())
+        entry = info[role] if role in ("gateway", "coordinator") else next(
+            n for n in info["nodes"] if n["id"] == role)
+        if entry["pid"] != old_pid and _alive(entry["pid"]):
+            url = urlsplit(entry["address"])
+            try:
+                with socket.create_connection((url.hostname, url.port), timeout=1):
+                    return entry["pid"], time.monotonic() - started
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"{role} was not restarted within {timeout:.0f} s")
+
+
+def test_up_restarts_a_killed_node_and_gateway_and_stops_cleanly(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    c = start_cluster(data)
+    console = data.parent / "data-up.log"
+    restarted: list[int] = []
+    try:
+        s3 = c.s3()
+        s3.create_bucket(Bucket="survive")
+        body = os.urandom(3 << 20)
+        s3.put_object(Bucket="survive", Key="k", Body=body)
+
+        node = c.info["nodes"][3]
+        os.kill(node["pid"], signal.SIGKILL)
+        new_pid, took = _wait_restarted(data, node["id"], node["pid"])
+        restarted.append(new_pid)
+        assert took < 30, took
+        assert s3.get_object(Bucket="survive", Key="k")["Body"].read() == body
+
+        gateway_pid = c.info["gateway"]["pid"]
+        os.kill(gateway_pid, signal.SIGKILL)
+        new_pid, took = _wait_restarted(data, "gateway", gateway_pid)
+        restarted.append(new_pid)
+        assert took < 30, took
+        assert s3.get_object(Bucket="survive", Key="k")["Body"].read() == body
+        s3.put_object(Bucket="survive", Key="after", Body=b"written after the restarts")
+        assert s3.get_object(Bucket="survive", Key="after")["Body"].read() == b"written after the restarts"
+
+        text = console.read_text()
+        assert f"{node['id']} (pid {node['pid']}) exited with signal SIGKILL; restarting it in" in text
+        assert f"gateway (pid {gateway_pid}) exited with signal SIGKILL; restarting it in" in text
+        assert f"gateway is back (pid {restarted[1]})" in text
+    finally:
+        info = json.loads((data / "up.json").read_text())
+        pids = [n["pid"] for n in info["nodes"]] + [info["gateway"]["pid"], info["coordinator"]["pid"]]
+        assert c.stop() == 0
+    assert set(restarted) <= set(pids)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "children outlived shardbox up"
+    assert "restarting" not in console.read_text().split("shardbox: stopping")[-1]

@@ -39,9 +39,9 @@ Exact public API (everything else in this package is internal)::
         #                                          # a SHA-256 pass when the client did not sign the
         #                                          # payload and did not ask for a sha256 checksum)
         #             chunks: list[ChunkRef])      # in order, offset filled; a 0-byte stream has none
-        # Raises WriteFailed (a chunk got < min_acks shard acks -> 503), CoordinatorError from
-        # place_chunks, or whatever the source raised. Nothing is finalized here: the caller
-        # passes result.chunks to finalize_put / put_part. Alias: store.write_stream.
+        # Raises WriteFailed (a chunk got < min_acks shard acks, or fewer nodes are up -> 503),
+        # CoordinatorError from place_chunks, or whatever the source raised. Nothing is finalized
+        # here: the caller passes result.chunks to finalize_put / put_part. Alias: store.write_stream.
 
     async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None,
                                   stats: ReadStats | None = None):
@@ -54,6 +54,11 @@ Exact public API (everything else in this package is internal)::
         # stopping early so prefetches are cancelled. Alias: store.read_range.
         # stats: counters of node traffic (node_bytes_in, shard_gets, ranged_chunks, fallbacks)
         # the read adds to, for the request log.
+
+    await store.check_available(obj: ObjectInfo, start: int, end: int)
+        # DataUnavailable unless every chunk holding those bytes has 10 shards on nodes believed
+        # up (the coordinator's registry, minus nodes this gateway found unresponsive); a GET
+        # calls it before its status line, so a read known to fail is a 503, not a cut body.
 
     await store.close()
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from blob import formats
+from blob.availability import NodeView, check_readable
 from blob.context import DatapathContext
 from blob.crypto import ChunkCipher
 from blob.node_client import NodeClient
@@ -59,6 +60,7 @@ class ChunkStore:
             max_chunks_in_flight=max(1, max_chunks_in_flight),
             write_format=write_format,
         )
+        self._node_view = NodeView(self._ctx)
 
     @property
     def chunk_size(self) -> int:
@@ -80,6 +82,11 @@ class ChunkStore:
              stats: ReadStats | None = None) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) of an object whose `chunks` are filled in."""
         return read_range(self._ctx, obj, start, end, request_id, stats)
+
+    async def check_available(self, obj: ObjectInfo, start: int, end: int) -> None:
+        """DataUnavailable unless every chunk holding bytes start..end has 10 shards on nodes
+        believed up (see blob/availability.py): call it before committing to a status line."""
+        await check_readable(self._ctx, self._node_view, obj, start, end)
 
     # Names used by docs/internals.md.
     write_stream = write

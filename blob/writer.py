@@ -9,13 +9,13 @@ Per chunk of `chunk_size` bytes (the last one shorter):
    hasher's first step read off before the second chunk goes in, so a stream of one
    chunk (an 8 MiB multipart part, a small PUT) is hashed with SHA-256 once, not twice;
 3. `place_chunks` on the coordinator: an existing chunk is reused as is (dedup), a new
-   one gets 14 placements;
+   one gets 14 placements (one per up node when fewer are up: the unplaced ones are missing);
 4. on a worker thread: convergent AES-256-GCM in 64 KiB segments (storage format 2,
    blob/formats.py) into a reusable buffer the size of the ten data shards, RS(10,4)
    encode (the data shards are views of that buffer: only parity is computed and written),
    xxh3-128 of each shard;
 5. 14 shard PUTs in parallel; durable at `min_acks` acknowledgements, the others are
-   recorded in `ChunkRef.missing` for repair; fewer -> `WriteFailed`.
+   recorded in `ChunkRef.missing` for repair; fewer (or fewer placements) -> `WriteFailed`.
 
 An object of at most `inline_max` bytes (one short chunk) skips steps 4-5: its ciphertext
 travels to the coordinator inside the ChunkRef (`inline`) and is kept in the metadata
@@ -330,6 +330,9 @@ class StreamWriter:
         """
         ctx = self._ctx
         by_index = {p.index: p for p in plan.shards if 0 <= p.index < erasure.TOTAL}
+        if len(by_index) < ctx.min_acks:     # fewer nodes up than a durable chunk needs
+            raise WriteFailed(f"only {len(by_index)} storage nodes are up; {ctx.min_acks} are needed to "
+                              "store new data", chunk_key=plan.chunk_key, needed=ctx.min_acks)
         indexes = sorted(by_index)
         failed: dict[int, str] = {}
         healthy = [i for i in indexes if not ctx.is_suspect(by_index[i].node_id)]

@@ -94,7 +94,8 @@ class CoordinatorAPI(Protocol):
 
     async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
         """For each (sha256 hex, plaintext size), in order: the chunk exists already (dedup, in
-        the tenant's scope) or where its 14 shards go."""
+        the tenant's scope) or where its shards go: 14 placements on 14 up nodes, or one per up
+        node when fewer are up (the last indexes unplaced; the writer decides if that is enough)."""
         ...
 
     async def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str) -> None:

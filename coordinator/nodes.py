@@ -145,7 +145,8 @@ class NodeQueries(QueryBase):
         return counts
 
     async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
-        """For each (sha256, size): the recorded placement if stored, else 14 fresh placements."""
+        """For each (sha256, size): the recorded placement if stored, else fresh placements on
+        up to 14 up nodes (fewer when fewer are up: the unplaced indexes are the last ones)."""
         if len(chunks) > MAX_PLACE_BATCH:
             raise error("InvalidArgument", f"at most {MAX_PLACE_BATCH} chunks per call")
         for sha, size in chunks:
@@ -180,14 +181,7 @@ class NodeQueries(QueryBase):
                 plans.append(ChunkPlan(sha256=sha, chunk_key=key, exists=True, shards=shards,
                                        format=stored[key][0].format))
                 continue
-            try:
-                chosen = placement.place(key, candidates)
-            except placement.NotEnoughNodes:
-                raise error(
-                    "ServiceUnavailable",
-                    f"only {len(candidates)} storage nodes are up; "
-                    f"{placement.SHARDS} are needed to store new data",
-                ) from None
+            chosen = placement.place(key, candidates)
             plans.append(
                 ChunkPlan(
                     sha256=sha,

@@ -9,6 +9,12 @@ proportional to its weight (free space).
 
 From the ranked list we pick greedily, preferring a node whose host holds no shard yet, then
 one whose rack holds the fewest; with fewer hosts than shards, hosts are reused evenly.
+
+With fewer nodes up than shards, every node gets one and the last indexes (parity first)
+stay unplaced: the writer stores what it can, a chunk is durable at 12 acknowledged shards
+and the unplaced ones are repair work (design: "missing ones go to the repair queue").
+Whether that is enough to write at all is the writer's call (its `min_acks`): a chunk kept
+inline in the metadata needs no node.
 """
 
 from __future__ import annotations
@@ -19,10 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 SHARDS = 14
-
-
-class NotEnoughNodes(Exception):
-    """Fewer eligible nodes than shards to place."""
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,10 @@ def rank(chunk_key: str, nodes: Sequence[Candidate]) -> list[Candidate]:
 
 
 def place(chunk_key: str, nodes: Sequence[Candidate], count: int = SHARDS) -> list[Candidate]:
-    """Choose `count` distinct nodes for chunk_key; index i of the result holds shard i."""
+    """Choose up to `count` distinct nodes for chunk_key (all of them when fewer); index i of
+    the result holds shard i."""
     unique = {n.node_id: n for n in nodes}
-    if len(unique) < count:
-        raise NotEnoughNodes(f"{len(unique)} nodes available, {count} needed")
+    count = min(count, len(unique))
     ranked = rank(chunk_key, list(unique.values()))
     host_load: dict[str, int] = {}
     rack_load: dict[str | None, int] = {}

@@ -168,6 +168,9 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     if length == 0:
         ctx.state.touch(obj.version_id)
         return web.Response(status=status, headers=headers, body=b"")
+    # Every chunk it will send must be readable as far as anyone knows: else 503 now, not a
+    # 200 whose body is cut short later.
+    await ctx.state.store.check_available(obj, start, end)
     pieces = ctx.state.store.read(obj, start, end, request_id=ctx.request_id, stats=ctx.read_stats)
     try:
         first = await anext(pieces)       # DataUnavailable here still becomes a clean 503

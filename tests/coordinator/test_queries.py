@@ -73,11 +73,12 @@ async def test_place_chunks_new_then_existing(database_url):
         assert all(s.checksum for s in plan3.shards)
 
 
-async def test_place_chunks_needs_14_up_nodes(database_url):
+async def test_place_chunks_on_fewer_up_nodes_leaves_the_last_indexes_unplaced(database_url):
     async with open_meta(database_url) as meta:
         await register_nodes(meta, 13)
-        err = await expect("ServiceUnavailable", meta.place_chunks("t", [(sha(b"a"), 1)]))
-        assert err.status == 503
+        (plan,) = await meta.place_chunks("t", [(sha(b"a"), 1)])
+        assert not plan.exists and [s.index for s in plan.shards] == list(range(13))
+        assert len({s.node_id for s in plan.shards}) == 13
         await expect("InvalidArgument", meta.place_chunks("t", [("nothex", 1)]))
 
 

@@ -108,8 +108,8 @@ class MiniCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         coord_cfg = self._write("coordinator", self._cluster_section() + (
             f"\n[coordinator]\nlisten = \"127.0.0.1:{self.coordinator_port}\"\n"
-            f"database_url = {_toml_str(self.database_url)}\nnode_down_after_s = 30.0\n"
-            + _toml_lines(self.coordinator_settings)))
+            f"database_url = {_toml_str(self.database_url)}\n"
+            + _toml_lines({"node_down_after_s": 30.0, **self.coordinator_settings})))
         proc = self._start("coordinator", "coordinator", coord_cfg)
         wait_for_port(self.coordinator_port, timeout, proc)
         for i, port in enumerate(self.node_ports):
@@ -178,6 +178,27 @@ class MiniCluster:
         proc = self.procs[f"node{index:02d}"]
         proc.kill()
         proc.wait()
+
+    def restart_node(self, index: int, timeout: float = 60.0) -> None:
+        """Start a killed node again on its data and port."""
+        name = f"node{index:02d}"
+        proc = self._start(name, "node", self.root / f"{name}.toml")
+        wait_for_port(self.node_ports[index], timeout, proc)
+
+    def node_states(self) -> dict[str, str]:
+        """node id -> "up" / "down", as the coordinator sees them."""
+        return {n.node_id: n.state for n in self.admin_call(lambda c: c.list_nodes())}
+
+    def wait_node_states(self, want: dict[str, str], timeout: float = 60.0) -> None:
+        """Until the coordinator sees each named node in the given state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.node_states()
+            if all(states.get(n) == s for n, s in want.items()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node states {states} never became {want}")
+            time.sleep(0.2)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.root / f"{name}.log"

@@ -76,7 +76,7 @@ async def node_bytes_sent(info: dict, secret: str) -> int:
     total = 0
     async with aiohttp.ClientSession() as session:
         for node in info["nodes"]:
-            headers = sign_headers(secret, "GET", "/metrics")
+            headers = sign_headers(secret, "GET", "/metrics", target=node["id"])
             async with session.get(node["address"] + "/metrics", headers=headers) as resp:
                 resp.raise_for_status()
                 for line in (await resp.text()).splitlines():

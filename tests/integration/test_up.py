@@ -188,7 +188,8 @@ def test_up_restarts_a_killed_node_and_gateway_and_stops_cleanly(tmp_path):
         assert f"gateway is back (pid {restarted[1]})" in text
     finally:
         info = json.loads((data / "up.json").read_text())
-        pids = [n["pid"] for n in info["nodes"]] + [info["gateway"]["pid"], info["coordinator"]["pid"]]
+        pids = [n["pid"] for n in info["nodes"]]
+        pids += [info[role]["pid"] for role in ("gateway", "coordinator", "worker")]
         assert c.stop() == 0
     assert set(restarted) <= set(pids)
     deadline = time.monotonic() + 10

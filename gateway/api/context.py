@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from blob import DataUnavailable, WriteFailed
+from config.values import secrets_equal
 from coordinator import client as coordinator_client
 from coordinator.product_records import Principal
 from coordinator.records import CoordinatorError
@@ -134,7 +135,7 @@ def _check_origin(ctx: ApiContext) -> None:
     the browser says where the request comes from, the same origin."""
     request = ctx.request
     expected = csrf_token(ctx.state.csrf_key, ctx.session_token or "")
-    if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), expected):
+    if not secrets_equal(expected, request.headers.get(CSRF_HEADER, "")):
         raise ApiError("CsrfFailed", f"cookie-authenticated writes need the {CSRF_HEADER} header "
                        f"(the value of the {CSRF_COOKIE} cookie)", 403)
     origin = request.headers.get("Origin")

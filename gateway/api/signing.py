@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from config.settings import GatewaySection
+from config.values import secrets_equal
 
 DERIVED_KEY_ID = "c0"
 _RESERVED = frozenset({"e", "k", "s"})
@@ -99,7 +100,7 @@ class UrlSigner:
             raise SignatureError("the URL is not signed")
         if kid not in self._mac:
             raise SignatureError("the URL was signed with a key that is no longer valid")
-        if not hmac.compare_digest(self._signature(kid, method, path, params), sig):
+        if not secrets_equal(self._signature(kid, method, path, params), sig):
             raise SignatureError("the URL's signature does not match")
         try:
             expires = int(exp)

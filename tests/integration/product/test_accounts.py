@@ -52,6 +52,8 @@ def test_login_gives_a_bearer_token_and_a_strict_httponly_cookie(product: Produc
     assert (forged.status, forged.code) == (403, "CsrfFailed")
     wrong = browser.post("/api/v1/tokens", {"name": "x"}, headers={"X-CSRF-Token": "A" * 32})
     assert (wrong.status, wrong.code) == (403, "CsrfFailed")
+    not_ascii = browser.post("/api/v1/tokens", {"name": "x"}, headers={"X-CSRF-Token": "\u00e9" * 32})
+    assert (not_ascii.status, not_ascii.code) == (403, "CsrfFailed")     # compared as bytes, no crash
     other_site = browser.post("/api/v1/tokens", {"name": "x"},
                               headers={"X-CSRF-Token": csrf.value, "Origin": "https://evil.example"})
     assert (other_site.status, other_site.code) == (403, "CsrfFailed")

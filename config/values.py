@@ -25,6 +25,7 @@ MAX_YEAR = 9999
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _HEADER_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
+_ISO_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z", re.ASCII)
 
 
 class BadValue(ValueError):
@@ -89,6 +90,16 @@ def parse_amz_date(text: str) -> float:
     m = _AMZ_DATE.fullmatch(text)
     if m is None:
         raise BadValue("not a YYYYMMDDTHHMMSSZ date")
+    fields = tuple(int(g) for g in m.groups())
+    _check_fields(*fields)
+    return float(calendar.timegm((*fields, 0, 0, 0)))
+
+
+def parse_iso_utc(text: str) -> float:
+    """`YYYY-MM-DDTHH:MM:SS[.fff]Z` (ISO 8601 extended, UTC, as a POST policy's expiration) -> unix time."""
+    m = _ISO_UTC.fullmatch(text)
+    if m is None:
+        raise BadValue("not a YYYY-MM-DDTHH:MM:SSZ time")
     fields = tuple(int(g) for g in m.groups())
     _check_fields(*fields)
     return float(calendar.timegm((*fields, 0, 0, 0)))

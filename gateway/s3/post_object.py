@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
-import hmac
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
+from config.values import BadValue, header_safe, parse_iso_utc, secrets_equal
 from gateway.s3 import acl, objmeta, sigv2, tagging, upload_body
 from gateway.s3.context import S3_MAX_PUT, S3Context
 from gateway.s3.errors import S3Error
@@ -38,7 +37,6 @@ MAX_FIELDS_BYTES = 64 << 10       # every field but the file, together
 _PIECE = 256 << 10
 # Fields no condition needs to name (the signature's own, the file, the policy).
 _EXEMPT = {"x-amz-signature", "signature", "awsaccesskeyid", "file", "policy"}
-_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?Z$")
 
 
 def _policy_failed(what: str) -> S3Error:
@@ -91,7 +89,7 @@ async def _authenticate(ctx: S3Context, fields: dict[str, str]) -> tuple[AuthCon
                           f"expecting '{ctx.state.cfg.region}'", Region=ctx.state.cfg.region)
         key = await ctx.state.keys.lookup(access_key)
         expected = sign_hex(signing_key(key.secret_key, date, region), policy)
-        signed = hmac.compare_digest(expected, fields["x-amz-signature"].strip().lower())
+        signed = secrets_equal(expected, fields["x-amz-signature"].strip().lower())
     elif "signature" in fields and "awsaccesskeyid" in fields:
         access_key = fields["awsaccesskeyid"]
         key = await ctx.state.keys.lookup(access_key)
@@ -99,7 +97,7 @@ async def _authenticate(ctx: S3Context, fields: dict[str, str]) -> tuple[AuthCon
             given = base64.b64decode(fields["signature"], validate=True)
         except (binascii.Error, ValueError):
             given = b""
-        signed = hmac.compare_digest(sigv2.sign(key.secret_key, policy), given)
+        signed = secrets_equal(sigv2.sign(key.secret_key, policy), given)
     else:
         raise S3Error("InvalidArgument", "Bucket POST must contain x-amz-signature (or signature and "
                       "AWSAccessKeyId) along with policy")
@@ -118,15 +116,19 @@ async def _authenticate(ctx: S3Context, fields: dict[str, str]) -> tuple[AuthCon
 def _conditions(document: bytes, now: float) -> list[Any]:
     try:
         policy = json.loads(document)
-        expiration = _ISO.match(policy["expiration"])
+        expiration = policy["expiration"]
         conditions = policy.get("conditions", [])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise S3Error("InvalidPolicyDocument", "Invalid Policy: the policy is not a JSON object with an "
                       "expiration and conditions", status=400) from None
-    if expiration is None or not isinstance(conditions, list):
+    try:
+        expires_at = parse_iso_utc(expiration) if isinstance(expiration, str) else None
+    except BadValue:
+        expires_at = None
+    if expires_at is None or not isinstance(conditions, list):
         raise S3Error("InvalidPolicyDocument", "Invalid Policy: Invalid 'expiration' value or conditions",
                       status=400)
-    if calendar.timegm(time.strptime(expiration.group(1), "%Y-%m-%dT%H:%M:%S")) < now:
+    if expires_at < now:
         raise _policy_failed("Policy expired.")
     return conditions
 
@@ -143,7 +145,7 @@ def check_policy(conditions: list[Any], fields: dict[str, str], bucket: str) -> 
         elif isinstance(cond, list) and len(cond) == 3 and str(cond[0]).lower() == "content-length-range":
             try:
                 low, high = int(cond[1]), int(cond[2])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise S3Error("InvalidPolicyDocument", "Invalid Policy: content-length-range",
                               status=400) from None
             continue
@@ -164,10 +166,30 @@ def check_policy(conditions: list[Any], fields: dict[str, str], bucket: str) -> 
     return low, high
 
 
+def _malformed() -> S3Error:
+    return S3Error("MalformedPOSTRequest", "The body of your POST request is not well-formed "
+                   "multipart/form-data.", status=400)
+
+
+# What aiohttp's multipart reader raises on a body that is not well-formed multipart/form-data.
+_MULTIPART_ERRORS = (ValueError, RuntimeError, AssertionError, TypeError, HttpProcessingError)
+
+
+async def _read_chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(_PIECE)
+    except S3Error:
+        raise
+    except _MULTIPART_ERRORS:
+        raise _malformed() from None
+    except ConnectionError:
+        raise S3Error("IncompleteBody") from None
+
+
 async def _file_pieces(part: BodyPartReader, low: int, high: int) -> AsyncIterator[bytes]:
     """The file's bytes as they arrive, refused the moment they pass the policy's maximum."""
     size = 0
-    while piece := await part.read_chunk(_PIECE):
+    while piece := await _read_chunk(part):
         size += len(piece)
         if size > high:
             raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
@@ -181,8 +203,13 @@ async def _file_pieces(part: BodyPartReader, low: int, high: int) -> AsyncIterat
 async def post_object(ctx: S3Context) -> web.StreamResponse:
     """POST /bucket (multipart/form-data)."""
     await ctx.send_continue()
-    reader = await ctx.request.multipart()
-    fields, file_part = await _fields(reader)
+    try:
+        reader = await ctx.request.multipart()
+        fields, file_part = await _fields(reader)
+    except _MULTIPART_ERRORS:
+        raise _malformed() from None
+    except ConnectionError:
+        raise S3Error("IncompleteBody") from None
     ctx.auth, document = await _authenticate(ctx, fields)
     key_template = fields.get("key")
     if not key_template:
@@ -191,8 +218,12 @@ async def post_object(ctx: S3Context) -> web.StreamResponse:
     conditions = _conditions(document, time.time())
     low, high = check_policy(conditions, fields, ctx.bucket or "")
     ctx.key = key_template.replace("${filename}", file_part.filename or "")
-    if len(ctx.key.encode("utf-8")) > 1024:
+    if len(ctx.key.encode("utf-8", "surrogateescape")) > 1024:
         raise S3Error("KeyTooLongError", MaxSizeAllowed="1024")
+    redirect = fields.get("success_action_redirect") or fields.get("redirect")
+    if redirect and not header_safe(redirect):   # it becomes the Location header
+        raise S3Error("InvalidArgument", "success_action_redirect must not contain control characters",
+                      ArgumentName="success_action_redirect", ArgumentValue=redirect)
     headers = CIMultiDict((name, value) for name, value in fields.items())
     meta = objmeta.from_request(headers)
     tags = tagging.from_xml(fields["tagging"].encode()) if fields.get("tagging") else None
@@ -208,9 +239,9 @@ async def post_object(ctx: S3Context) -> web.StreamResponse:
     except BaseException:
         await abort_quietly(ctx, upload.upload_id)
         raise
-    location = f"{ctx.request.scheme}://{ctx.headers.get('Host', 'localhost')}/{ctx.bucket}/{ctx.key}"
+    location = (f"{ctx.request.scheme}://{ctx.headers.get('Host', 'localhost')}/{ctx.bucket}/"
+                f"{quote(ctx.key, safe='/', errors='surrogateescape')}")
     answer = {"ETag": obj.etag, "Location": location, **objmeta.version_headers(obj)}
-    redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect:
         query = urlencode({"bucket": ctx.bucket, "key": ctx.key, "etag": obj.etag})
         answer["Location"] = f"{redirect}{'&' if '?' in redirect else '?'}{query}"

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from blob import DataUnavailable, UnsupportedChecksum, WriteFailed
+from config.serving import BodyTimeout
 from coordinator import client as coordinator_client
 from coordinator.records import CoordinatorError, is_drive_bucket
 from gateway.s3 import cors, public
@@ -253,6 +254,8 @@ def _as_s3_error(exc: BaseException) -> S3Error | None:
         return S3Error("ServiceUnavailable", "too many shards unavailable to read the object")
     if isinstance(exc, UnsupportedChecksum):
         return S3Error("InvalidRequest", str(exc))
+    if isinstance(exc, BodyTimeout):      # the client stopped sending the body (any reader of it)
+        return S3Error("RequestTimeout")
     return None
 
 

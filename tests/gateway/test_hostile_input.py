@@ -506,3 +506,99 @@ def test_hostile_inputs_left_every_object_intact(gw: Target) -> None:
     assert gw.s3.get_object(Bucket=gw.bucket, Key="small")["Body"].read() == b"small object body"
     big = gw.s3.get_object(Bucket=gw.bucket, Key="big")["Body"].read()
     assert hashlib.sha256(big).digest() == hashlib.sha256(bytes(range(256)) * 10000).digest()
+
+
+# ------------------------------------------------------------------ browser form uploads (POST)
+
+
+def _post_form(gw: Target, fields: list[tuple[str, str | bytes]], content_type: str | None = None,
+               body: bytes | None = None) -> tuple[int, bytes]:
+    boundary = "sbxHostileBoundary"
+    if body is None:
+        parts = []
+        for name, value in [*fields, ("file", b"form file body")]:
+            data = value if isinstance(value, bytes) else value.encode("utf-8")
+            extra = '; filename="f.txt"' if name == "file" else ""
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{extra}\r\n\r\n'
+            parts.append(head.encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = [("Host", f"127.0.0.1:{gw.port}"),
+               ("Content-Type", content_type or f"multipart/form-data; boundary={boundary}")]
+    status, raw = rawhttp.exchange(gw.port, rawhttp.build("POST", f"/{gw.bucket}", headers, body))
+    _no_5xx(status, raw)
+    return status, raw
+
+
+def _signed_policy(gw: Target, expiration: str = "2099-01-01T00:00:00Z", conditions: list | None = None,
+                   date: str = "20260101") -> list[tuple[str, str]]:
+    """A POST policy and its SigV4 fields, signed the way AWS documents it (not by the gateway's
+    code); it allows any key and a success_action_redirect."""
+    import base64
+    import hmac as hmac_mod
+
+    creds = gw.s3._request_signer._credentials
+    credential = f"{creds.access_key}/{date}/us-east-1/s3/aws4_request"
+    signed = [("x-amz-algorithm", "AWS4-HMAC-SHA256"), ("x-amz-credential", credential),
+              ("x-amz-date", f"{date}T000000Z")]
+    policy = {"expiration": expiration, "conditions": [
+        {"bucket": gw.bucket}, ["starts-with", "$key", ""], ["starts-with", "$success_action_redirect", ""],
+        *({name: value} for name, value in signed), *(conditions or [])]}
+    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+
+    def mac(key: bytes, msg: str) -> bytes:
+        return hmac_mod.new(key, msg.encode(), hashlib.sha256).digest()
+
+    key = mac(mac(mac(mac(f"AWS4{creds.secret_key}".encode(), date), "us-east-1"), "s3"), "aws4_request")
+    return [("policy", encoded), *signed,
+            ("x-amz-signature", hmac_mod.new(key, encoded.encode(), hashlib.sha256).hexdigest())]
+
+
+def test_form_upload_values_that_would_crash(gw: Target) -> None:
+    fields = [("key", "form-ok"), *_signed_policy(gw)]
+    status, raw = _post_form(gw, fields)
+    assert status == 204, raw[:300]
+    # a signature that is not ASCII: compared as bytes, it does not match
+    tampered = [(k, "\u00e9" * 64 if k == "x-amz-signature" else v) for k, v in fields]
+    status, raw = _post_form(gw, tampered)
+    assert (status, _code(raw)) == (403, "SignatureDoesNotMatch"), raw[:300]
+    # an expiration that is no date, correctly signed
+    for expiration in ("2030-13-45T99:99:99Z", "10000-01-01T00:00:00Z", "2030-02-30T00:00:00Z"):
+        status, raw = _post_form(gw, [("key", "form-x"), *_signed_policy(gw, expiration)])
+        assert (status, _code(raw)) == (400, "InvalidPolicyDocument"), (expiration, raw[:300])
+    status, raw = _post_form(gw, [("key", "form-x"),
+                                  *_signed_policy(gw, conditions=[["content-length-range", 0, 1e400]])])
+    assert (status, _code(raw)) == (400, "InvalidPolicyDocument"), raw[:300]
+    # a redirect the policy allows but that would split the answer's headers
+    status, raw = _post_form(gw, [("key", "form-x"), ("success_action_redirect", "http://x/\r\nX-Evil: 1"),
+                                  *_signed_policy(gw)])
+    assert (status, _code(raw)) == (400, "InvalidArgument"), raw[:300]
+    # a key with CR LF is stored, and named URL-encoded in the Location header
+    status, raw = _post_form(gw, [("key", "line\r\nbreak"), *_signed_policy(gw)])
+    assert status == 204 and b"\r\nX-Evil" not in raw and b"line%0D%0Abreak" in raw, raw[:400]
+    # bodies that are not multipart/form-data
+    for content_type, body in (("multipart/form-data; boundary=abc", b"garbage"),
+                               ("multipart/form-data; boundary=" + "x" * 100, b"--x\r\n"),
+                               ("multipart/form-data; boundary=abc", b"--abc\r\nno headers end")):
+        status, raw = _post_form(gw, [], content_type, body)
+        assert (status, _code(raw)) == (400, "MalformedPOSTRequest"), (content_type, raw[:300])
+
+
+_FORM_FIELDS = ["key", "policy", "x-amz-signature", "x-amz-credential", "x-amz-algorithm", "x-amz-date",
+                "signature", "awsaccesskeyid", "success_action_status", "success_action_redirect", "acl",
+                "tagging", "Content-Type", "x-amz-meta-fuzz", "expires"]
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_gateway_form_uploads(gw: Target, data: st.DataObject) -> None:
+    """Browser form uploads (POST with a policy) whose fields, policy and framing are mangled."""
+    fields = data.draw(st.lists(st.tuples(st.sampled_from(_FORM_FIELDS), _TEXT), max_size=5))
+    if data.draw(st.booleans()):      # a correctly signed policy, so the fuzzed fields get judged
+        expiration = data.draw(st.sampled_from(["2099-01-01T00:00:00Z", *_NASTY[:30]]))
+        fields = [("key", "fuzz-form"), *_signed_policy(gw, expiration), *fields]
+    if data.draw(st.booleans()):
+        _post_form(gw, fields)
+    else:
+        _post_form(gw, [], data.draw(st.sampled_from(["multipart/form-data; boundary=b",
+                                                      "multipart/form-data", "multipart/mixed; boundary=b"])),
+                   data.draw(st.binary(max_size=300)))

@@ -67,7 +67,7 @@ _BUCKET_OPS = [
     ("ListMultipartUploads", lambda c, b: c.list_multipart_uploads(Bucket=b)),
     ("GetObject", lambda c, b: c.get_object(Bucket=b, Key="secret")),
     ("GetObject missing key", lambda c, b: c.get_object(Bucket=b, Key="nothing-here")),
-    ("GetObject versionId", lambda c, b: c.get_object(Bucket=b, Key="secret", VersionId="v1")),
+    ("GetObject versionId", lambda c, b: c.get_object(Bucket=b, Key="secret", VersionId="null")),
     ("GetObject range", lambda c, b: c.get_object(Bucket=b, Key="secret", Range="bytes=0-1")),
     ("HeadObject", lambda c, b: c.head_object(Bucket=b, Key="secret")),
     ("GetObjectAcl", lambda c, b: c.get_object_acl(Bucket=b, Key="secret")),

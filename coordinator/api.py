@@ -48,10 +48,12 @@ from coordinator.product_records import (
     VersionEntry,
 )
 from coordinator.records import (
+    AuditEntry,
     BucketInfo,
     ChunkPlan,
     ChunkRef,
     DeleteResult,
+    Download,
     KeyInfo,
     ListResult,
     NodeInfo,
@@ -60,6 +62,9 @@ from coordinator.records import (
     OutboxEvent,
     PartInfo,
     PartList,
+    PipelineStatus,
+    RescanBatch,
+    RescanInfo,
     UploadInfo,
     UploadList,
     VersionList,
@@ -446,6 +451,30 @@ class CoordinatorAPI(Protocol):
         """Free the lease, saving the job's state; nobody takes it again for run_again_in_s."""
         ...
 
+    # ---- malware scans (coordinator/scans.py) -----------------------------------------------
+    async def record_scan(
+        self, version_id: str, status: str, result: str, scanner: str, expect_status: list[str]
+    ) -> bool:
+        """A scan's outcome: status ready|quarantined, result text ("clean", "infected: NAME",
+        "unscanned: too large (...)"), only if the version's status is one of expect_status
+        (False otherwise: deleted, or decided already). Quarantine: audit naming the earlier
+        downloaders, share links revoked, event object.quarantined. InvalidArgument."""
+        ...
+
+    async def record_downloads(self, downloads: list[Download]) -> None:
+        """Reads of objects' bytes, for the audit (gateways send them in batches)."""
+        ...
+
+    async def next_rescan_items(self, limit: int = 100) -> RescanBatch | None:
+        """The oldest unfinished rescan and its next `ready` versions after its cursor."""
+        ...
+
+    async def advance_rescan(
+        self, rescan_id: int, cursor: str, scanned: int, found: int, finished: bool = False
+    ) -> None:
+        """Move a rescan's cursor, add to its counts, mark it finished."""
+        ...
+
 
 class AdminAPI(Protocol):
     """The calls of `shardbox admin` and `shardbox up`, served under {PREFIX}/admin/."""
@@ -497,6 +526,31 @@ class AdminAPI(Protocol):
 
     async def list_leases(self) -> list[WorkerLease]:
         """Every named worker lease (periodic jobs) with its holder and state."""
+        ...
+
+    async def request_rescan(self, since: float | None = None, actor: str = "admin") -> RescanInfo:
+        """Scan again every ready version created since `since` (unix seconds; None: all), in
+        the background at the workers' rescan rate; late positives are quarantined."""
+        ...
+
+    async def list_rescans(self, limit: int = 20) -> list[RescanInfo]:
+        """The latest rescan requests, newest first, with their progress."""
+        ...
+
+    async def set_bucket_scan_gate(self, bucket: str, gate: bool, actor: str = "admin") -> BucketInfo:
+        """Whether authenticated S3 reads of the bucket's objects still being scanned answer 425
+        (by default they are served: read-after-write). NoSuchBucket (404)."""
+        ...
+
+    async def object_audit(
+        self, bucket: str, key: str, version_id: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """Audit rows of the object's versions (or one version), oldest first: downloads (who,
+        when, from where), scans, quarantines. NoSuchBucket (404)."""
+        ...
+
+    async def pipeline_status(self) -> PipelineStatus:
+        """Backlogs of the background pipeline: outbox lag, parked events, scans, GC, expiry."""
         ...
 
 

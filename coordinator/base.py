@@ -56,6 +56,11 @@ class QueryBase:
 
     now = staticmethod(clock.now)
 
+    def initial_status(self) -> str:
+        """The status a new version starts in: `scanning` until a worker's scan decides, when
+        new objects are scanned; else `ready` (coordinator/scans.py has the whole rule)."""
+        return "scanning" if self.scan_new_objects else "ready"
+
     def scope(self, tenant_id: str) -> str:
         return "global" if self.dedup_scope == "global" else tenant_id
 

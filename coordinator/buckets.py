@@ -28,6 +28,7 @@ def _info(row: Any) -> BucketInfo:
         versioning=row.versioning,
         acl=row.acl,
         cors=row.cors,
+        scan_gate=bool(row.scan_gate),
     )
 
 

@@ -23,6 +23,7 @@ async def record_audit(
     target: str,
     detail: dict[str, Any] | None = None,
     at: float | None = None,
+    version_id: str | None = None,
 ) -> None:
     await conn.execute(
         _AUDIT,
@@ -33,6 +34,7 @@ async def record_audit(
             "target": target[:1200],
             "detail": detail or {},
             "client_addr": client_addr.get(),
+            "version_id": version_id,
         },
     )
 

@@ -121,6 +121,7 @@ def object_info(
         owner_id=row.owner_id,
         tags=dict(row.tags or {}),
         acl=row.acl,
+        scan_result=getattr(row, "scan_result", None),
     )
 
 
@@ -503,7 +504,10 @@ class ObjectQueries(VersionQueries):
                 "metadata": dict(metadata) if replace_metadata else dict(src.metadata or {}),
                 "headers": dict(headers) if replace_metadata else dict(src.headers or {}),
                 "storage_class": src.storage_class,
-                "status": src.status,
+                "status": src.status,  # same bytes: the source's scan holds for the copy
+                "scan_result": src.scan_result,
+                "scanned_at": src.scanned_at,
+                "scanner": src.scanner,
                 "checksums": dict(src.checksums or {}),
                 "part_count": src.part_count,
                 "created_at": now,

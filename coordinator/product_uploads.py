@@ -33,7 +33,6 @@ from coordinator.names import check_sha256, new_id
 from coordinator.product_records import ChunkTarget, FileEntry, UploadStatus, UploadTarget
 from coordinator.records import ChunkRef
 from coordinator.schema import chunks, files, product_uploads, upload_chunk_refs, upload_sessions
-from coordinator.uploads import INITIAL_STATUS
 
 KIND = "product"
 MAX_CHUNKS = 200_000              # 1.5 TiB at 8 MiB
@@ -289,7 +288,7 @@ class ProductUploadQueries(DriveQueries):
                             or "application/octet-stream")
             await self.install_file_version(
                 conn, target, user_id, row.size, etag_for(row.content_hash, len(digests)), content_type,
-                INITIAL_STATUS, manifest, deltas, "file.upload", {"upload_id": upload_id},
+                self.initial_status(), manifest, deltas, "file.upload", {"upload_id": upload_id},
                 reserved=row.reserved_bytes, if_match=if_match)
             await conn.execute(sa.delete(upload_sessions).where(_us.upload_id == upload_id))
             return await self.entry_of(conn, await self.access(conn, user_id, target.file_id))

@@ -68,6 +68,7 @@ class BucketInfo:
     versioning: str | None = None    # None (never enabled), "Enabled" or "Suspended"
     acl: str | None = None           # canned ACL ("public-read", ...); None is private
     cors: list[dict[str, Any]] | None = None  # CORS rules as gateway/s3/cors.py stores them
+    scan_gate: bool = False      # authenticated S3 reads of `scanning` objects answer 425 too
 
 
 @dataclass
@@ -164,6 +165,9 @@ class ObjectInfo:
     owner_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     acl: str | None = None           # canned ACL; None is private
+    # The malware scan's answer: "clean", "infected: NAME", "unscanned: too large (...)";
+    # None while scanning or when no scanner ran.
+    scan_result: str | None = None
 
     @property
     def s3_version_id(self) -> str:
@@ -285,3 +289,80 @@ class WorkerLease:
     holder: str
     lease_until: float
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Download:
+    """One read of an object's bytes, for the audit: a quarantine names who downloaded the
+    version before (gateways report S3 reads in batches: record_downloads)."""
+
+    version_id: str
+    bucket: str
+    key: str
+    actor: str                       # user id, "anonymous", or "link:ID" for a share link
+    client_addr: str | None = None
+    at: float = 0.0
+    via: str = "s3"                  # s3 | share | api
+
+
+@dataclass
+class AuditEntry:
+    """One audit row (downloads, scans, quarantines, ... of an object version)."""
+
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    client_addr: str | None = None
+    version_id: str | None = None
+
+
+@dataclass
+class RescanInfo:
+    """A `shardbox admin scan --rescan` request and how far it got."""
+
+    id: int
+    since: float
+    requested_at: float
+    requested_by: str
+    cursor: str = ""
+    scanned: int = 0
+    found: int = 0
+    finished_at: float | None = None
+
+
+@dataclass
+class RescanItem:
+    """A version a rescan goes over next."""
+
+    version_id: str
+    tenant_id: str
+    bucket: str
+    key: str
+    size: int
+
+
+@dataclass
+class RescanBatch:
+    """The oldest unfinished rescan and the next versions it goes over (none: it is done)."""
+
+    rescan: RescanInfo
+    items: list[RescanItem] = field(default_factory=list)
+
+
+@dataclass
+class PipelineStatus:
+    """Backlogs of the background pipeline, for `shardbox admin health` and monitoring."""
+
+    outbox_pending: int = 0
+    outbox_oldest_s: float = 0.0        # age of the oldest due event: the outbox lag
+    outbox_claimed: int = 0             # events a worker is handling now (lease running)
+    parked_events: int = 0
+    scanning: int = 0                   # versions waiting for their scan
+    scanning_oldest_s: float = 0.0
+    gc_chunks: int = 0                  # chunks at refcount 0 (any age)
+    gc_due_chunks: int = 0              # ... of which past the grace period
+    gc_orphans: int = 0                 # shards on nodes no metadata references (candidates)
+    expired_uploads: int = 0            # upload sessions past their expiry, not yet aborted
+    rescans_active: int = 0

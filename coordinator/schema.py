@@ -80,6 +80,9 @@ buckets = sa.Table(
     sa.Column("versioning", sa.String(16)),
     sa.Column("acl", sa.String(32)),  # canned ACL; NULL is private
     sa.Column("cors", sa.JSON),  # the CORS rules (gateway/s3/cors.py), NULL when none
+    # Authenticated S3 reads of objects still being scanned answer 425 too (they are allowed
+    # by default: backup tools read what they just wrote).
+    sa.Column("scan_gate", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 object_versions = sa.Table(
@@ -119,6 +122,11 @@ object_versions = sa.Table(
     # that answer again instead of an error or a second version (coordinator/versions.py):
     # "upload:<id>" (the multipart upload it completes) or "sdk:<invocation id>".
     sa.Column("write_id", sa.String(80)),
+    # The malware scan's answer ("clean", "infected: NAME", "unscanned: too large (...)"),
+    # when, and by which scanner (coordinator/scans.py).
+    sa.Column("scan_result", sa.Text),
+    sa.Column("scanned_at", _TIME),
+    sa.Column("scanner", sa.Text),
     # For the foreign key check when a bucket is deleted.
     sa.Index("ix_object_bucket", "bucket"),
     # A key's versions newest first (ListObjectVersions, the next latest after a delete).
@@ -142,6 +150,13 @@ object_versions = sa.Table(
         unique=True,
         sqlite_where=sa.text("is_latest = 1"),
         postgresql_where=sa.text("is_latest"),
+    ),
+    # The scan backlog: only versions waiting for their scan are in it.
+    sa.Index(
+        "ix_object_scanning",
+        "created_at",
+        sqlite_where=sa.text("status = 'scanning'"),
+        postgresql_where=sa.text("status = 'scanning'"),
     ),
 )
 
@@ -268,6 +283,25 @@ audit = sa.Table(
     sa.Column("target", sa.Text, nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("client_addr", sa.Text),
+    # The object version a row is about (downloads, scans): a quarantine lists who
+    # downloaded the version before through this index.
+    sa.Column("version_id", _ID, index=True),
+)
+
+# `shardbox admin scan --rescan`: versions created since `since` are scanned again, in
+# version id order from `cursor`, by one worker at a time at a bounded rate.
+rescans = sa.Table(
+    "rescans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("since", _TIME, nullable=False),
+    sa.Column("requested_at", _TIME, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("cursor", _ID, nullable=False, server_default=""),
+    sa.Column("scanned", _BIG, nullable=False, server_default=sa.text("0")),
+    sa.Column("found", _BIG, nullable=False, server_default=sa.text("0")),
+    sa.Column("finished_at", _TIME),
+    sqlite_autoincrement=True,
 )
 
 # Pending background work. A worker claims a row with a lease (claimed_by, lease_until),
@@ -289,6 +323,9 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("parked_at", _TIME),  # set after too many attempts; an operator replays it
     sa.Index("ix_outbox_pending", "event_type", "done_at", "id"),
+    # Ids are never reused (handled events are deleted): a late answer about an old event
+    # must not touch a new one, and operators name parked events by id.
+    sqlite_autoincrement=True,
 )
 
 # Named cluster-wide leases: a periodic job (GC sweep, reconciliation, a rescan) runs on one

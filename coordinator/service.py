@@ -19,6 +19,7 @@ from coordinator.db import Database
 from coordinator.identity import IdentityQueries
 from coordinator.nodes import NodeQueries
 from coordinator.product_rules import ProductRules
+from coordinator.scans import ScanQueries
 from coordinator.sharing import SharingQueries
 from coordinator.uploads import UploadQueries
 from coordinator.workqueue import WorkQueueQueries
@@ -26,7 +27,7 @@ from coordinator.workqueue import WorkQueueQueries
 
 class Metadata(
     IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, SharingQueries,
-    WorkQueueQueries,
+    WorkQueueQueries, ScanQueries,
 ):
     """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
 

@@ -48,8 +48,6 @@ _DROP_SESSION = sa.delete(upload_sessions).where(_us.upload_id == sa.bindparam("
 _BEGUN_BY = sa.select(upload_sessions).where(
     _us.bucket == sa.bindparam("bucket"), _us.key == sa.bindparam("key"), _us.write_id == sa.bindparam("w")
 )
-# Status of a new version. The scan worker issue turns this into "scanning" until scanned.
-INITIAL_STATUS = "ready"
 
 
 def _upload_info(row: Any) -> UploadInfo:
@@ -232,7 +230,7 @@ class UploadQueries(ObjectQueries):
             "metadata": dict(session.metadata or {}),
             "headers": dict(session.headers or {}),
             "storage_class": session.storage_class,
-            "status": INITIAL_STATUS,
+            "status": self.initial_status(),
             "checksums": dict(checksums),
             "part_count": part_count,
             "created_at": now,

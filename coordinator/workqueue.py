@@ -107,17 +107,30 @@ class WorkQueueQueries(QueryBase):
         if not types:
             return []
 
+        def due(now: float) -> list[sa.ColumnElement[bool]]:
+            return [
+                _o.event_type.in_(types),
+                _o.parked_at.is_(None),
+                sa.or_(_o.available_at.is_(None), _o.available_at <= now),
+            ]
+
+        # Idle workers poll: find out with a read whether anything is there to claim, and
+        # only then write (on SQLite a write waits for the group commit).
+        async def any_due(conn: AsyncConnection) -> bool:
+            now = self.now()
+            free = sa.or_(_o.lease_until.is_(None), _o.lease_until < now)
+            return (await conn.execute(sa.select(_o.id).where(*due(now), free).limit(1))).first() is not None
+
+        if not await self.db.read(any_due):
+            return []
+
         async def tx(conn: AsyncConnection) -> list[OutboxEvent]:
             now = self.now()
             rows = await claim_rows(
                 self.db,
                 conn,
                 outbox,
-                where=[
-                    _o.event_type.in_(types),
-                    _o.parked_at.is_(None),
-                    sa.or_(_o.available_at.is_(None), _o.available_at <= now),
-                ],
+                where=due(now),
                 order_by=[_o.id],
                 limit=limit,
                 worker_id=worker_id,

@@ -9,6 +9,7 @@ from config.settings import Config
 from coordinator.api import CoordinatorAPI
 from gateway import webpage
 from gateway.api.routes import add_routes as add_product_routes
+from gateway.downloads import DownloadLog
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
 from gateway.ttlcache import TtlCache, bucket_cache, key_cache
@@ -30,7 +31,8 @@ def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> we
     state = GatewayState(cfg=cfg.gateway, coordinator=coordinator, store=store,
                          keys=key_cache(coordinator, cfg.gateway.key_cache_s),
                          buckets=bucket_cache(coordinator, BUCKET_CACHE_S),
-                         public_buckets=TtlCache(coordinator.find_bucket, BUCKET_CACHE_S))
+                         public_buckets=TtlCache(coordinator.find_bucket, BUCKET_CACHE_S),
+                         downloads=DownloadLog(coordinator))
     app[STATE_KEY] = state
     add_product_routes(app, cfg, coordinator, store)  # /api/v1/..., /share/...: before the S3 catch-all
     webpage.add_routes(app, handle, cfg.gateway.domain)

@@ -3,7 +3,8 @@
 #   system packages: libisal2 (fast erasure kernel); with --test also PostgreSQL 15,
 #   rclone and s3cmd (real servers and clients the tests use), Chromium (the browser tests
 #   drive it through Playwright's Python API; no browser is downloaded) and vpx-tools
-#   (vpxenc makes the small video the browser tests play);
+#   (vpxenc makes the small video the browser tests play), ClamAV's clamd (the scan tests
+#   start their own, with a signature database they build: nothing is downloaded);
 #   Python packages: a virtualenv in .venv with shardbox and its dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(libisal2)
-[ $want_test = 1 ] && pkgs+=(postgresql-15 rclone s3cmd chromium vpx-tools)
+[ $want_test = 1 ] && pkgs+=(postgresql-15 rclone s3cmd chromium vpx-tools clamav clamav-daemon)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
 
+# What the tests need (PostgreSQL, ClamAV, ...): installed by the project's own setup,
+# idempotently (a few seconds when everything is there already).
+bash scripts/setup.sh --test
+
 .venv/bin/ruff check .
 
 echo "== tests on SQLite (embedded default)"

@@ -84,9 +84,9 @@ async def _admin(args: argparse.Namespace) -> int:
         elif args.admin_command == "key" and args.action == "add":
             key = await client.create_key(args.user)
             print(f"access key: {key.access_key}\nsecret key: {key.secret_key}")
-        elif args.admin_command == "events":
-            from shardbox.admin_pipeline import events_command
-            return await events_command(client, args)
+        elif args.admin_command in ("events", "scan", "audit", "gc"):
+            from shardbox.admin_pipeline import run_command
+            return await run_command(client, args)
         return 0
     except CoordinatorError as exc:
         print(f"shardbox admin: {exc.code}: {exc.message}", file=sys.stderr)

@@ -48,7 +48,7 @@ def _run_role(args: argparse.Namespace) -> int:
 def _run_up(args: argparse.Namespace) -> int:
     from shardbox.up import UpOptions, run_up
     return run_up(UpOptions(data_dir=Path(args.data), port=args.port, database_url=args.database_url,
-                            host=args.host))
+                            host=args.host, scanner=args.scanner, clamd=args.clamd))
 
 
 def _run_admin(args: argparse.Namespace) -> int:
@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--database-url", default=None,
                     help="metadata database (default SQLite in DATA; e.g. postgresql+asyncpg://u@h/db)")
+    up.add_argument("--scanner", choices=["auto", "clamd", "builtin", "none"], default=None,
+                    help="malware scanner (default auto: clamd when one answers, else builtin; remembered)")
+    up.add_argument("--clamd", default=None, metavar="SOCKET|HOST:PORT",
+                    help="the clamd to use (default: Debian's socket if it answers; remembered)")
     up.set_defaults(func=_run_up)
 
     admin = sub.add_parser("admin", help="manage users and access keys of a running cluster")
@@ -104,14 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     key = admin_sub.add_parser("key", help="access keys").add_subparsers(dest="action", required=True)
     key_add = key.add_parser("add", help="create another access key for a user")
     key_add.add_argument("user")
-    events = admin_sub.add_parser("events", help="background work events").add_subparsers(
-        dest="action", required=True)
-    parked = events.add_parser("parked", help="list events parked after too many failed attempts")
-    parked.add_argument("--json", action="store_true", help="one JSON document")
-    replay = events.add_parser("replay", help="put parked events back in the queue")
-    replay.add_argument("ids", nargs="*", type=int, help="event ids (see `events parked`)")
-    replay.add_argument("--all", action="store_true", help="every parked event")
-    replay.add_argument("--json", action="store_true", help="one JSON document")
+    from shardbox.admin_pipeline import add_commands as add_pipeline_commands
+    add_pipeline_commands(admin_sub)
     admin.set_defaults(func=_run_admin)
     return parser
 

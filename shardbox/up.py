@@ -29,6 +29,7 @@ import tomli_w
 from config.serving import split_listen
 from config.settings import ConfigError, parse_config
 from erasure.kernels import slow_kernel_notice
+from shardbox.up_scan import ScanChoice, choose_scanner
 
 NODE_COUNT = 14
 DEFAULT_PORT = 9000
@@ -45,6 +46,8 @@ class UpOptions:
     port: int | None = None
     database_url: str | None = None
     host: str = "127.0.0.1"
+    scanner: str | None = None       # auto | clamd | builtin | none (remembered)
+    clamd: str | None = None         # clamd socket or HOST:PORT (remembered)
 
 
 @dataclass
@@ -91,6 +94,10 @@ def load_or_create_state(opts: UpOptions) -> dict:
         state["port"] = opts.port
     if opts.database_url is not None:
         state["database_url"] = opts.database_url
+    if opts.scanner is not None:
+        state["scanner"] = opts.scanner
+    if opts.clamd is not None:
+        state["clamd"] = opts.clamd
     state["host"] = opts.host
     cfg_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -100,8 +107,10 @@ def load_or_create_state(opts: UpOptions) -> dict:
     return state
 
 
-def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
-    """Write one TOML per process and return the children to start, in start order."""
+def write_role_configs(data_dir: Path, state: dict, scan: dict | None = None) -> list[Child]:
+    """Write one TOML per process and return the children to start, in start order; `scan`
+    is the worker's [worker.scan] section (shardbox/up_scan.py)."""
+    scan = scan or {"backend": "none"}
     data_dir = data_dir.resolve()
     cfg_dir, log_dir = data_dir / "config", data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +125,8 @@ def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
     coord = Child("coordinator", "coordinator", cfg_dir / "coordinator.toml", log_dir / "coordinator.log",
                   coord_url)
     docs.append((coord, {"cluster": cluster, "coordinator": {"listen": f"{host}:{coord_port}",
-                                                             "database_url": db_url}}))
+                                                             "database_url": db_url,
+                                                             "scan_new_objects": scan["backend"] != "none"}}))
     for i in range(NODE_COUNT):
         node_id = f"node-{i + 1:02d}"
         node_port = port + 2 + i
@@ -129,7 +139,8 @@ def write_role_configs(data_dir: Path, state: dict) -> list[Child]:
     gw = Child("gateway", "gateway", cfg_dir / "gateway.toml", log_dir / "gateway.log", f"http://{host}:{port}")
     docs.append((gw, {"cluster": cluster, "gateway": {"listen": f"{host}:{port}", "coordinator": coord_url}}))
     worker = Child("worker", "worker", cfg_dir / "worker.toml", log_dir / "worker.log", "")
-    docs.append((worker, {"cluster": cluster, "worker": {"coordinator": coord_url, "id": "worker-1"}}))
+    docs.append((worker, {"cluster": cluster, "worker": {"coordinator": coord_url, "id": "worker-1",
+                                                         "scan": scan}}))
 
     for child, doc in docs:
         parse_config(doc, child.config, child.role)  # refuse to start anything on a bad config
@@ -182,6 +193,7 @@ class Supervisor:
         self.failed: str | None = None
         self.info: dict | None = None       # what up.json holds, once everything is up
         self._watchers: list[asyncio.Task] = []
+        self.scan: ScanChoice | None = None
 
     async def _spawn(self, child: Child) -> None:
         log = open(child.log, "ab")  # noqa: SIM115 - handed to the child, closed on exit
@@ -253,7 +265,9 @@ class Supervisor:
         from coordinator.client import CoordinatorClient
 
         state = load_or_create_state(self.opts)
-        self.children = write_role_configs(self.opts.data_dir, state)
+        self.scan = await choose_scanner(state.get("scanner") or "auto", state.get("clamd"),
+                                         self.opts.data_dir / "config")
+        self.children = write_role_configs(self.opts.data_dir, state, self.scan.worker)
         busy = [c.address for c in self.children if c.address and _port_in_use(c.address)]
         if busy:
             raise RuntimeError(f"ports already in use: {', '.join(busy)} (another shardbox up? "
@@ -285,10 +299,11 @@ class Supervisor:
             "user": key.user_name,
             "coordinator": {"address": coord.address},
             "gateway": {"address": gateway.address},
-            "worker": {"log": str(worker.log)},
+            "worker": {"log": str(worker.log), "scanner": self.scan.backend},
             "nodes": [{"id": n.node_id, "address": n.address,
                        "data_dir": str((self.opts.data_dir / "nodes" / n.node_id).resolve())} for n in nodes],
             "data_dir": str(self.opts.data_dir.resolve()),
+            "scanner": self.scan.description,
             "started_at": time.time(),
         }
         self._write_info()
@@ -352,6 +367,7 @@ def _banner(info: dict, data_dir: Path) -> str:
         f"  secret key  : {sk}",
         f"  data        : {data_dir}  (scripts: {data_dir / 'up.json'}, logs: {data_dir / 'logs'})",
         f"  nodes       : {len(info['nodes'])} (pids {', '.join(str(n['pid']) for n in info['nodes'])})",
+        f"  scanner     : {info['scanner']}",
         "",
         f"  AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} aws --endpoint-url {ep} s3 ls",
         "",

@@ -16,9 +16,13 @@ import uvloop
 
 from config.logs import setup_logging
 from config.serving import stop_event
-from config.settings import Config, ConfigError
+from config.settings import Config, ConfigError, ScanSection
+from workers.builtin_scan import BuiltinScanner
+from workers.clamd import Clamd
 from workers.notices import Notices
 from workers.runner import EventHandler, PeriodicJob, Runner, RunnerSettings
+from workers.scan import RescanJob, ScanHandler
+from workers.verdict import Scanner
 
 log = logging.getLogger("workers")
 
@@ -33,6 +37,15 @@ def run(cfg: Config) -> None:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def build_scanner(scan: ScanSection) -> Scanner | None:
+    """The scanner the config asks for (None: this worker scans nothing)."""
+    if scan.backend == "clamd":
+        return Clamd(scan.clamd_socket, scan.clamd_address, timeout_s=scan.clamd_timeout_s)
+    if scan.backend == "builtin":
+        return BuiltinScanner(scan.blocklist)
+    return None
 
 
 async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
@@ -52,10 +65,30 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
         max_chunks_in_flight=2,
         tune_malloc=False,
     )
-    worker_id = settings.id or default_worker_id()
-    handlers: list[EventHandler] = [Notices()]
+    # Unique per process, also when a restarted worker keeps its configured name: claims of the
+    # dead one must not look like this one's.
+    worker_id = f"{settings.id}:{os.getpid()}" if settings.id else default_worker_id()
+    scanner = build_scanner(settings.scan)
+    scan = ScanHandler(
+        coordinator,
+        store,
+        scanner,
+        too_large=settings.scan.too_large,
+        max_scan_bytes=settings.scan.max_scan_bytes,
+        concurrency=settings.scan.concurrency,
+    )
+    handlers: list[EventHandler] = [Notices(), scan]
     jobs: list[PeriodicJob] = []
     loops: list[Callable[[asyncio.Event], Awaitable[None]]] = []  # workers with their own claim loop
+    if scanner is not None:
+        jobs.append(
+            RescanJob(
+                coordinator,
+                scan,
+                objects_per_s=settings.scan.rescan_objects_per_s,
+                mb_per_s=settings.scan.rescan_mb_per_s,
+            )
+        )
     runner = Runner(
         coordinator,
         RunnerSettings(
@@ -80,6 +113,7 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
                 "coordinator": settings.coordinator,
                 "events": sorted(t for h in handlers for t in h.event_types),
                 "jobs": [j.name for j in jobs],
+                "scanner": settings.scan.backend if scanner is None else scanner.name,
             }
         },
     )

@@ -19,7 +19,8 @@ from multidict import CIMultiDictProxy, MultiDictProxy
 from blob import ChunkStore, ReadStats
 from config.settings import GatewaySection
 from coordinator.api import CoordinatorAPI
-from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorError, KeyInfo
+from coordinator.records import MAX_TOUCH_BATCH, BucketInfo, CoordinatorError, KeyInfo, ObjectInfo
+from gateway.downloads import DownloadLog
 from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
 from gateway.s3.sigv4 import AuthContext
@@ -41,6 +42,7 @@ class GatewayState:
     store: ChunkStore
     keys: TtlCache[str, KeyInfo]
     buckets: TtlCache[tuple[str, str], BucketInfo]
+    downloads: DownloadLog
     # Buckets by name alone, for requests that carry no credentials (public-read ACLs, CORS).
     public_buckets: TtlCache[str, BucketInfo] | None = None
     touched: dict[str, float] = field(default_factory=dict)
@@ -73,6 +75,12 @@ class GatewayState:
         if self.touch_flusher is None or self.touch_flusher.done():
             self.touch_flusher = asyncio.get_running_loop().create_task(self._flush_touches())
 
+    def served(self, ctx: S3Context, obj: ObjectInfo) -> None:
+        """The object's bytes went out: record the read (last access; downloads audit)."""
+        self.touch(obj.version_id)
+        assert ctx.auth is not None
+        self.downloads.note(obj, ctx.auth.key.user_id, ctx.request.remote)
+
     async def _flush_touches(self) -> None:
         while self.touch_pending:
             await asyncio.sleep(TOUCH_FLUSH_S)
@@ -87,6 +95,7 @@ class GatewayState:
 
     async def drain(self) -> None:
         """Report the reads still pending (at shutdown), without waiting for the next period."""
+        await self.downloads.drain()
         if self.touch_flusher is not None and not self.touch_flusher.done():
             self.touch_flusher.cancel()
             await asyncio.gather(self.touch_flusher, return_exceptions=True)

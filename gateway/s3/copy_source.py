@@ -10,6 +10,7 @@ from coordinator.records import CoordinatorError, ObjectInfo
 from gateway.s3.conditions import Conditions, Outcome
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
+from gateway.scan_gate import RETRY_AFTER_S, Reader, refusal
 
 MAX_KEY_BYTES = 1024
 
@@ -43,10 +44,27 @@ def parse_copy_source(value: str) -> CopySource:
     return CopySource(bucket, key, version_id)
 
 
-def check_readable(obj: ObjectInfo) -> None:
-    """Objects the malware scan quarantined are never served over S3."""
-    if obj.status == "quarantined":
-        raise S3Error("AccessDenied", "The object is quarantined: the malware scan flagged it.")
+async def check_readable(ctx: S3Context, obj: ObjectInfo) -> None:
+    """The scan's rule on reading the bytes (gateway/scan_gate.py): a quarantined object only
+    for admins (AccessDenied otherwise), one still being scanned 425 where the rule says so."""
+    if obj.status == "ready":
+        return
+    assert ctx.auth is not None
+    if ctx.anonymous_bucket is not None:  # unsigned, on a public-read object (gateway/s3/public.py)
+        reader = Reader.PUBLIC
+    else:
+        reader = Reader.ADMIN if ctx.auth.key.is_admin else Reader.USER
+    gate = False
+    if obj.status == "scanning" and reader is Reader.USER:
+        gate = (await ctx.state.buckets.lookup((ctx.tenant_id, obj.bucket))).scan_gate
+    refused = refusal(obj.status, reader, bucket_gate=gate)
+    if refused is None:
+        return
+    if refused.reason == "quarantined":
+        raise S3Error("AccessDenied", f"{refused.message} ({obj.scan_result})")
+    err = S3Error("ObjectScanning", refused.message, status=refused.status)
+    err.headers["Retry-After"] = str(RETRY_AFTER_S)
+    raise err
 
 
 async def load_source(ctx: S3Context, with_chunks: bool,
@@ -65,7 +83,7 @@ async def load_source(ctx: S3Context, with_chunks: bool,
             raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to "
                           "a delete marker by version id.") from None
         raise
-    check_readable(obj)
+    await check_readable(ctx, obj)
     outcome = Conditions.from_headers(ctx.headers, "x-amz-copy-source-").evaluate(obj.etag, obj.last_modified)
     if outcome is not Outcome.PROCEED:
         raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")

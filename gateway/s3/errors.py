@@ -86,6 +86,7 @@ class S3Error(Exception):
         self.status = status if status is not None else known_status
         self.resource = resource
         self.extra = {k: str(v) for k, v in extra.items()}
+        self.headers: dict[str, str] = {}   # extra response headers (e.g. Retry-After)
         super().__init__(f"{code}: {self.message}")
 
 
@@ -106,7 +107,7 @@ def error_xml(err: S3Error, request_id: str) -> bytes:
 
 def error_response(err: S3Error, request_id: str, method: str = "GET") -> web.Response:
     """An aiohttp response for `err`: XML body, except for HEAD requests and 304 (headers only)."""
-    headers = {"x-amz-request-id": request_id}
+    headers = {"x-amz-request-id": request_id, **err.headers}
     if method.upper() == "HEAD" or err.status == 304:
         if err.status != 304:
             # HEAD errors carry no body, but clients still want to know the content type.

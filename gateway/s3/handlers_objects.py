@@ -140,7 +140,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     if obj.delete_marker:
         raise _marker_error(ctx, obj)
     public.check_object_readable(ctx, obj)
-    check_readable(obj)
+    await check_readable(ctx, obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
     if outcome is Outcome.PRECONDITION_FAILED:
         raise S3Error("PreconditionFailed", Condition="If-Match / If-Unmodified-Since")
@@ -148,6 +148,9 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
         return web.Response(status=304, headers={"ETag": obj.etag,
                                                  "Last-Modified": http_date(obj.last_modified)})
     headers = objmeta.response_headers(obj, ctx.query)
+    headers["x-shardbox-status"] = obj.status  # scanning | ready (see README "Malware scanning")
+    if obj.scan_result:
+        headers["x-shardbox-scan-result"] = obj.scan_result
     if part is not None:
         rng = _part_range(part, obj, headers)
     else:
@@ -166,7 +169,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
     if head:
         return web.Response(status=status, headers=headers)
     if length == 0:
-        ctx.state.touch(obj.version_id)
+        ctx.state.served(ctx, obj)
         return web.Response(status=status, headers=headers, body=b"")
     # Every chunk it will send must be readable as far as anyone knows: else 503 now, not a
     # 200 whose body is cut short later.
@@ -183,7 +186,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
         await pieces.aclose()
         del headers["Content-Length"]
         ctx.log_fields["bytes_out"] = length
-        ctx.state.touch(obj.version_id)
+        ctx.state.served(ctx, obj)
         return web.Response(status=status, headers=headers, body=first)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
@@ -214,7 +217,7 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
                 "error": repr(exc)}})
             return resp
     ctx.log_fields["bytes_out"] = sent
-    ctx.state.touch(obj.version_id)
+    ctx.state.served(ctx, obj)
     return resp
 
 
@@ -240,7 +243,7 @@ async def get_object_attributes(ctx: S3Context) -> web.StreamResponse:
                                                  delete_markers=True)
     if obj.delete_marker:
         raise _marker_error(ctx, obj)
-    check_readable(obj)
+    await check_readable(ctx, obj)
     children: list[tuple[str, object]] = []
     if "ETag" in wanted:
         children.append(("ETag", obj.etag.strip('"')))

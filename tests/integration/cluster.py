@@ -70,6 +70,20 @@ class Cluster:
         return subprocess.run([aws_bin, "--endpoint-url", self.endpoint, *args], env=self.aws_env(),
                               capture_output=True, text=True, check=check, timeout=timeout)
 
+    def coordinator(self) -> object:
+        """A CoordinatorClient of this cluster (admin calls; use it inside a running loop)."""
+        from coordinator.client import CoordinatorClient
+        secret = json.loads((self.data_dir / "config" / "cluster.json").read_text())["secret"]
+        return CoordinatorClient(self.info["coordinator"]["address"], secret)
+
+    def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`shardbox admin --data DIR ARGS...`."""
+        cmd = [sys.executable, "-m", "shardbox", "admin", "--data", str(self.data_dir), *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"shardbox admin {' '.join(args)} failed: {done.stderr}")
+        return done
+
     def node_pids(self) -> list[int]:
         return [n["pid"] for n in self.info["nodes"]]
 
@@ -88,7 +102,9 @@ class Cluster:
 
 
 def start_cluster(data_dir: Path, port: int | None = None, database_url: str | None = None,
-                  timeout: float = 120) -> Cluster:
+                  timeout: float = 120, args: tuple[str, ...] = (),
+                  env: dict[str, str] | None = None) -> Cluster:
+    """`shardbox up` with extra `args`, in `env` (e.g. a ControlledClock's) if given."""
     port = port or free_port_block()
     up_json = data_dir / "up.json"
     if up_json.exists():
@@ -96,8 +112,9 @@ def start_cluster(data_dir: Path, port: int | None = None, database_url: str | N
     cmd = [sys.executable, "-m", "shardbox", "up", "--data", str(data_dir), "--port", str(port)]
     if database_url:
         cmd += ["--database-url", database_url]
+    cmd += list(args)
     log = open(data_dir.parent / f"{data_dir.name}-up.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -54,6 +54,8 @@ from coordinator.records import (
     ChunkRef,
     DeleteResult,
     Download,
+    GcChunk,
+    GcOrphan,
     KeyInfo,
     ListResult,
     NodeInfo,
@@ -449,6 +451,40 @@ class CoordinatorAPI(Protocol):
         self, name: str, worker_id: str, state: dict[str, Any] | None = None, run_again_in_s: float = 0.0
     ) -> bool:
         """Free the lease, saving the job's state; nobody takes it again for run_again_in_s."""
+        ...
+
+    # ---- garbage collection and expiry (coordinator/gc.py) ----------------------------------
+    async def gc_claim_chunks(self, worker_id: str, limit: int = 200, lease_s: float = 60.0) -> list[GcChunk]:
+        """Up to `limit` chunks at refcount 0 for longer than the grace period, oldest first,
+        claimed for lease_s (from now on no write may reference them), with their shards."""
+        ...
+
+    async def gc_finish_chunks(self, worker_id: str, chunk_keys: list[str]) -> int:
+        """The claimed chunks' shards are deleted: remove their rows. How many went."""
+        ...
+
+    async def gc_note_shards(self, node_id: str, shard_ids: list[str], pass_id: str) -> int:
+        """One page of a node's shard listing (reconciliation pass pass_id): the shards no
+        metadata places there become orphan candidates. How many are."""
+        ...
+
+    async def gc_forget_orphans(self, node_id: str, pass_id: str) -> int:
+        """After a whole pass over the node: forget candidates that pass did not see."""
+        ...
+
+    async def gc_claim_orphans(
+        self, worker_id: str, limit: int = 1000, lease_s: float = 60.0
+    ) -> list[GcOrphan]:
+        """Up to `limit` orphan candidates unreferenced for the grace period, claimed."""
+        ...
+
+    async def gc_finish_orphans(self, worker_id: str, orphan_ids: list[int]) -> int:
+        """The claimed orphans are deleted on their nodes: forget them."""
+        ...
+
+    async def expire_uploads(self, limit: int = 100) -> int:
+        """Abort up to `limit` upload sessions past their expiry (references and reservations
+        released, audited as upload.expire). How many."""
         ...
 
     # ---- malware scans (coordinator/scans.py) -----------------------------------------------

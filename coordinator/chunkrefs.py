@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coordinator.db import Database, fast_read
-from coordinator.errors import error
+from coordinator.errors import being_collected, error
 from coordinator.names import check_sha256
 from coordinator.records import CHUNK_FORMATS, ChunkRef, ShardPlacement
 from coordinator.schema import chunk_shards, chunks, nodes, object_chunks, repair_queue
@@ -64,10 +64,14 @@ _DROP_SHARDS = sa.delete(chunk_shards).where(_cs.chunk_key == sa.bindparam("k"))
 
 
 def _upsert_chunk(insert: Any) -> Any:
+    # A chunk GC has claimed (a tombstone: its shards are being deleted) takes no reference:
+    # the statement then returns no row and the commit fails (coordinator/gc.py says why).
     return (
         insert(chunks)
         .on_conflict_do_update(
-            index_elements=[_c.chunk_key], set_={"refcount": _c.refcount + _DELTA, "zero_since": None}
+            index_elements=[_c.chunk_key],
+            set_={"refcount": _c.refcount + _DELTA, "zero_since": None},
+            where=_c.gc_lease_until.is_(None),
         )
         .returning(_c.refcount, _c.created_at)
     )
@@ -149,7 +153,9 @@ async def _increment(
         "format": ref.format,
         "delta": delta,
     }
-    row = (await conn.execute(UPSERT_CHUNK[db.dialect], params)).one()
+    row = (await conn.execute(UPSERT_CHUNK[db.dialect], params)).first()
+    if row is None:
+        raise being_collected(key)
     if row.refcount != delta:
         return  # already stored and referenced: its recorded placement (or inline data) stays
     if row.created_at != now:

@@ -44,5 +44,11 @@ def error(code: str, message: str) -> CoordinatorError:
     return CoordinatorError(code, message, STATUS.get(code, 400))
 
 
+def being_collected(chunk_key: str) -> CoordinatorError:
+    """A write touched a chunk garbage collection is deleting (coordinator/gc.py): the client
+    retries, and then writes the chunk anew."""
+    return error("ServiceUnavailable", f"chunk {chunk_key} is being garbage-collected right now; retry")
+
+
 class RetryTransaction(Exception):
     """Raised inside a write function when it lost a race and should simply run again."""

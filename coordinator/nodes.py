@@ -166,6 +166,8 @@ class NodeQueries(QueryBase):
 
         address, candidates = await self._placement_view()
         stored = await self.db.read(q) if keys else {}
+        # What the caller is about to write must not be collected before it commits.
+        await self.pin_for_write([k for k in keys if k not in stored])  # type: ignore[attr-defined]
         plans = []
         for (sha, _size), key in zip(chunks, keys, strict=True):
             if key in stored:

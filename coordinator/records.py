@@ -366,3 +366,23 @@ class PipelineStatus:
     gc_orphans: int = 0                 # shards on nodes no metadata references (candidates)
     expired_uploads: int = 0            # upload sessions past their expiry, not yet aborted
     rescans_active: int = 0
+
+
+@dataclass
+class GcChunk:
+    """A chunk GC claimed: past its grace at refcount 0; its shards are to be deleted."""
+
+    chunk_key: str
+    size: int
+    shards: list[ShardPlacement] = field(default_factory=list)   # none for an inline chunk
+
+
+@dataclass
+class GcOrphan:
+    """A shard on a node that no metadata has referenced for the grace period, claimed for
+    deletion."""
+
+    id: int
+    node_id: str
+    address: str
+    shard_id: str

@@ -34,7 +34,16 @@ from coordinator.records import (
     RescanInfo,
     RescanItem,
 )
-from coordinator.schema import audit, buckets, chunks, object_versions, outbox, rescans, upload_sessions
+from coordinator.schema import (
+    audit,
+    buckets,
+    chunks,
+    gc_orphans,
+    object_versions,
+    outbox,
+    rescans,
+    upload_sessions,
+)
 
 _ov = object_versions.c
 _a = audit.c
@@ -357,6 +366,7 @@ class ScanQueries(QueryBase):
             expired = (
                 await conn.execute(sa.select(sa.func.count()).where(_us.expires_at < now))
             ).scalar_one()
+            orphans = (await conn.execute(sa.select(sa.func.count()).select_from(gc_orphans))).scalar_one()
             active = (
                 await conn.execute(sa.select(sa.func.count()).where(_r.finished_at.is_(None)))
             ).scalar_one()
@@ -369,6 +379,7 @@ class ScanQueries(QueryBase):
                 scanning_oldest_s=max(0.0, now - scan_oldest) if scan_oldest is not None else 0.0,
                 gc_chunks=zero,
                 gc_due_chunks=due,
+                gc_orphans=orphans,
                 expired_uploads=expired,
                 rescans_active=active,
             )

@@ -200,6 +200,10 @@ chunks = sa.Table(
     sa.Column("refcount", _BIG, nullable=False),
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("zero_since", _TIME, index=True),  # set when refcount reaches 0 (GC candidates)
+    # Set while GC deletes the chunk's shards (coordinator/gc.py): from then on nothing may
+    # reference the chunk again; the row goes once the shards are gone.
+    sa.Column("gc_worker", sa.Text),
+    sa.Column("gc_lease_until", _TIME),
     # The ciphertext of a small chunk kept in the database instead of as 14 shards; such a
     # chunk has no chunk_shards rows.
     sa.Column("inline_data", sa.LargeBinary),
@@ -339,6 +343,26 @@ worker_leases = sa.Table(
     sa.Column("not_before", _TIME),
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),
+)
+
+# Shards found on nodes that no metadata references (a killed upload's, a moved shard's old
+# copy): noted by reconciliation, deleted once they have stayed unreferenced for the GC grace
+# period (coordinator/gc.py). `pass_id` is the reconciliation pass that saw it last.
+gc_orphans = sa.Table(
+    "gc_orphans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("node_id", sa.String(64), nullable=False),
+    sa.Column("shard_id", sa.String(200), nullable=False),
+    sa.Column("chunk_key", _ckey(64), nullable=False, index=True),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("first_seen", _TIME, nullable=False),
+    sa.Column("pass_id", sa.String(64), nullable=False),
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("lease_until", _TIME),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("node_id", "shard_id", name="uq_gc_orphans_node_shard"),
+    sqlite_autoincrement=True,
 )
 
 nodes = sa.Table(

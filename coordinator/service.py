@@ -16,6 +16,7 @@ from config.settings import CoordinatorSection
 from coordinator.accounts import AccountQueries
 from coordinator.buckets import BucketQueries
 from coordinator.db import Database
+from coordinator.gc import GcQueries
 from coordinator.identity import IdentityQueries
 from coordinator.nodes import NodeQueries
 from coordinator.product_rules import ProductRules
@@ -27,7 +28,7 @@ from coordinator.workqueue import WorkQueueQueries
 
 class Metadata(
     IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, SharingQueries,
-    WorkQueueQueries, ScanQueries,
+    WorkQueueQueries, ScanQueries, GcQueries,
 ):
     """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
 

@@ -333,6 +333,12 @@ class UploadQueries(ObjectQueries):
 
     async def abort_upload(self, tenant_id: str, bucket: str, upload_id: str) -> None:
         """Drop a session: its parts' chunk references and its reservation are released."""
+        await self.end_session(tenant_id, bucket, upload_id)
+
+    async def end_session(
+        self, tenant_id: str, bucket: str, upload_id: str, *, expired: bool = False
+    ) -> None:
+        """abort_upload, also for the expiry job (audited as upload.expire by "expiry")."""
 
         async def tx(conn: AsyncConnection) -> None:
             await self.bucket_row(conn, tenant_id, bucket)
@@ -353,10 +359,11 @@ class UploadQueries(ObjectQueries):
             await quota.adjust(conn, tenant_id, reserved_delta=-session.reserved_bytes)
             await record_audit(
                 conn,
-                session.owner_id,
-                "upload.abort",
+                "expiry" if expired else session.owner_id,
+                "upload.expire" if expired else "upload.abort",
                 f"{bucket}/{session.key}",
-                {"upload_id": upload_id, "kind": session.kind},
+                {"upload_id": upload_id, "kind": session.kind, "owner_id": session.owner_id,
+                 "reserved_bytes": session.reserved_bytes},
                 at=now,
             )
 

@@ -61,22 +61,23 @@ async def claim_rows(
     worker_id: str,
     lease_s: float,
     now: float,
+    holder: str = "claimed_by",
+    lease: str = "lease_until",
+    attempts: str | None = "attempts",
 ) -> list[Any]:
     """Claim up to `limit` rows of `table` matching `where` that nobody holds (no lease, or
-    an expired one), in `order_by` order: set claimed_by, lease_until and attempts + 1.
-    The table needs a single-column primary key and those three columns."""
+    an expired one), in `order_by` order: set the holder, the lease end and attempts + 1.
+    The table needs a single-column primary key and those columns (named as given)."""
     (pk,) = table.primary_key.columns
     c = table.c
-    free = sa.or_(c.lease_until.is_(None), c.lease_until < now)
+    free = sa.or_(c[lease].is_(None), c[lease] < now)
     pick = sa.select(pk).where(*where, free).order_by(*order_by).limit(limit)
     if db.dialect == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        sa.update(table)
-        .where(pk.in_(pick))
-        .values(claimed_by=worker_id, lease_until=now + lease_s, attempts=c.attempts + 1)
-        .returning(*table.c)
-    )
+    values: dict[str, Any] = {holder: worker_id, lease: now + lease_s}
+    if attempts is not None:
+        values[attempts] = c[attempts] + 1
+    stmt = sa.update(table).where(pk.in_(pick)).values(**values).returning(*table.c)
     return list((await conn.execute(stmt)).all())
 
 

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from blob.node_maintenance import NodeMaintenance
 from config.logs import setup_logging
 from config.serving import stop_event
 from config.settings import Config, ConfigError, ScanSection
 from workers.builtin_scan import BuiltinScanner
 from workers.clamd import Clamd
+from workers.gc import ChunkGc, Reconcile, UploadExpiry
 from workers.notices import Notices
 from workers.runner import EventHandler, PeriodicJob, Runner, RunnerSettings
 from workers.scan import RescanJob, ScanHandler
@@ -80,6 +82,12 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     handlers: list[EventHandler] = [Notices(), scan]
     jobs: list[PeriodicJob] = []
     loops: list[Callable[[asyncio.Event], Awaitable[None]]] = []  # workers with their own claim loop
+    maint = NodeMaintenance(cfg.cluster.secret)
+    jobs += [
+        ChunkGc(coordinator, maint, worker_id, settings.gc, settings.lease_s),
+        UploadExpiry(coordinator, settings.gc),
+        Reconcile(coordinator, maint, worker_id, settings.gc, settings.lease_s),
+    ]
     if scanner is not None:
         jobs.append(
             RescanJob(
@@ -122,4 +130,5 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
     finally:
         log.info("worker.stopping", extra={"fields": {"worker_id": worker_id}})
         await store.close()
+        await maint.close()
         await coordinator.close()

@@ -71,7 +71,7 @@ class NodeCluster:
                 cmd = [sys.executable, "-m", "shardbox", "node", "--config", str(n.config)]
                 n.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         for n in targets:
-            wait_for_port(n.port, timeout=30.0, proc=n.proc)
+            wait_for_port(n.port, timeout=120.0, proc=n.proc)  # 14 interpreters starting on a busy machine
 
     def kill(self, which: list[int]) -> None:
         for i in which:

@@ -268,13 +268,14 @@ class GcSection(_Section):
     """`[worker.gc]`: garbage collection, expiry, reconciliation and compaction."""
 
     interval_s: float = Field(default=60.0, gt=0.0, description="how often to look for chunks past grace")
-    batch_chunks: int = Field(default=200, ge=1, le=5000, description="chunks per claim and delete round")
-    max_chunks_per_s: float = Field(default=500.0, gt=0.0,
-                                    description="delete rate cap, so a 10 TB delete cannot stall the nodes")
+    batch_chunks: int = Field(default=100, ge=1, le=5000, description="chunks per claim and delete round")
+    max_chunks_per_s: float = Field(default=200.0, gt=0.0,
+                                    description="delete rate cap (~5.8 TB a day of 8 MiB chunks), so a 10 TB "
+                                                "delete cannot stall the metadata store or the nodes")
     expiry_interval_s: float = Field(default=300.0, gt=0.0, description="expired upload sessions")
     reconcile_interval_s: float = Field(default=6 * 3600.0, gt=0.0,
                                         description="listing nodes for shards no metadata references")
-    reconcile_shards_per_s: float = Field(default=20000.0, gt=0.0)
+    reconcile_shards_per_s: float = Field(default=5000.0, gt=0.0)
     compact_interval_s: float = Field(default=3600.0, gt=0.0,
                                       description="a node that had shards deleted is compacted at most "
                                                   "this often")

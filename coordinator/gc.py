@@ -154,6 +154,7 @@ class GcQueries(QueryBase):
                 holder="gc_worker",
                 lease="gc_lease_until",
                 attempts=None,
+                returning=[_c.chunk_key, _c.size],
             )
             found = {r.chunk_key: GcChunk(chunk_key=r.chunk_key, size=r.size) for r in rows}
             keys = sorted(found)

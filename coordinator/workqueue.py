@@ -64,10 +64,12 @@ async def claim_rows(
     holder: str = "claimed_by",
     lease: str = "lease_until",
     attempts: str | None = "attempts",
+    returning: Sequence[Any] | None = None,
 ) -> list[Any]:
     """Claim up to `limit` rows of `table` matching `where` that nobody holds (no lease, or
     an expired one), in `order_by` order: set the holder, the lease end and attempts + 1.
-    The table needs a single-column primary key and those columns (named as given)."""
+    The table needs a single-column primary key and those columns (named as given);
+    `returning` picks the columns of the claimed rows to return (default: all)."""
     (pk,) = table.primary_key.columns
     c = table.c
     free = sa.or_(c[lease].is_(None), c[lease] < now)
@@ -77,7 +79,7 @@ async def claim_rows(
     values: dict[str, Any] = {holder: worker_id, lease: now + lease_s}
     if attempts is not None:
         values[attempts] = c[attempts] + 1
-    stmt = sa.update(table).where(pk.in_(pick)).values(**values).returning(*table.c)
+    stmt = sa.update(table).where(pk.in_(pick)).values(**values).returning(*(returning or table.c))
     return list((await conn.execute(stmt)).all())
 
 

@@ -154,7 +154,7 @@ class UploadExpiry:
 
 class Reconcile:
     name = "gc.reconcile"
-    PAGE = 1000
+    PAGE = 500
 
     def __init__(
         self,

@@ -27,6 +27,9 @@ from workers.scan import RescanJob, ScanHandler
 from workers.verdict import Scanner
 
 log = logging.getLogger("workers")
+# Every kind of event handler a worker runs: together they handle every event type the
+# coordinator writes to the outbox (tests/workers/test_event_types.py checks it).
+HANDLERS: tuple[type, ...] = (Notices, ScanHandler)
 
 
 def run(cfg: Config) -> None:

@@ -130,7 +130,12 @@ def upload(s3, path: Path, bucket: str, key: str) -> None:
 
 
 def test_a_clean_file_becomes_ready(env):
-    cluster, _clamd, _clock = env
+    cluster, clamd, _clock = env
+    # shardbox up found the clamd it was pointed at and says so
+    assert cluster.info["scanner"].startswith("clamd ClamAV ")
+    assert cluster.info["scanner"].endswith(f" at {clamd.socket}")
+    console = (cluster.data_dir.parent / f"{cluster.data_dir.name}-up.log").read_text()
+    assert "scanner     : clamd ClamAV" in console
     s3 = cluster.s3()
     s3.create_bucket(Bucket="clean")
     s3.put_object(Bucket="clean", Key="notes.txt", Body=os.urandom(3 * MIB))

@@ -94,6 +94,7 @@ def scanned_lines(path) -> list[dict]:
 
 def test_two_workers_handle_every_event_exactly_once_in_effect(env):
     cluster, clock, second = env
+    assert cluster.info["scanner"].startswith("builtin (EICAR + SHA-256 blocklist ")
     s3 = cluster.s3()
     s3.create_bucket(Bucket="many")
     worker2 = start_second_worker(cluster, second)

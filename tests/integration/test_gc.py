@@ -172,3 +172,28 @@ def test_orphan_shards_of_a_killed_upload_are_collected(env):
     kept = shard_ids(cluster)
     assert before <= kept
     assert len(sha256(s3, "orphans", "kept.bin")) == 64
+
+
+def test_an_abandoned_multipart_upload_expires_and_releases_its_reservation(env):
+    cluster, clock = env
+    advance(clock, cluster, 0)
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="abandoned")
+    upload = s3.create_multipart_upload(Bucket="abandoned", Key="half.iso")["UploadId"]
+    s3.upload_part(
+        Bucket="abandoned", Key="half.iso", UploadId=upload, PartNumber=1, Body=os.urandom(6 * MIB)
+    )
+
+    async def tenant():
+        async with cluster.coordinator() as api:
+            return await api.get_tenant("default")
+
+    assert asyncio.run(tenant())["reserved_bytes"] >= 6 * MIB
+    advance(clock, cluster, 7 * 86400 + 1)  # the default upload expiry: a week
+    wait_for("the upload to expire", lambda: not s3.list_multipart_uploads(Bucket="abandoned").get("Uploads"))
+    assert asyncio.run(tenant())["reserved_bytes"] == 0
+    with pytest.raises(s3.exceptions.NoSuchUpload):
+        s3.list_parts(Bucket="abandoned", Key="half.iso", UploadId=upload)
+    # its part's chunk is unreferenced now: collected after the grace period like any other
+    advance(clock, cluster, GRACE_S + 1)
+    wait_for("its chunk to be collected", lambda: status(cluster).gc_chunks == 0)

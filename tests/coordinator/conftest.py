@@ -60,7 +60,7 @@ class CoordinatorProcess:
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for_port(self.port, timeout=30, proc=self.proc)
+            wait_for_port(self.port, timeout=120, proc=self.proc)  # generous: a busy machine starts slowly
         except Exception:
             self.stop()
             raise RuntimeError(f"coordinator did not start:\n{self.log.read_text()[-4000:]}") from None

@@ -2,8 +2,8 @@
 
 Starts a `shardbox up` (no scanner) in a temporary directory, stores `--hot` objects of
 4 KiB (the small reads measured) and `--chunks` chunks of `--chunk-kib` KiB in
-multi-chunk objects (written through the blob layer with a small chunk size, so that
-100,000 chunks, 1.4 million shards, take minutes rather than an hour), then:
+multi-chunk objects (placed and committed through the coordinator, their shards written
+to the nodes directly: see store_chunks), then:
 
 1. measures GET latency of random hot objects with `--clients` concurrent clients for
    `--seconds` (keep-alive HTTP/1.1 with presigned URLs, so the figures are the server's,
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
 import http.client
 import json
@@ -46,9 +45,10 @@ from botocore.config import Config as BotoConfig
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from blob import ChunkStore  # noqa: E402
+from blob.node_client import NodeClient, shard_checksum  # noqa: E402
 from config.cluster_auth import body_hash, sign_headers  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
+from coordinator.records import ChunkRef, ShardPlacement  # noqa: E402
 
 MiB = 1 << 20
 GRACE_S = 86400.0
@@ -139,50 +139,65 @@ class Up:
 
 
 async def store_chunks(up: Up, count: int, chunk_kib: int, per_object: int) -> int:
-    """`count` chunks of `chunk_kib` KiB in objects of `per_object` chunks (bucket "doomed")."""
+    """`count` chunks in objects of `per_object` chunks (bucket "doomed").
+
+    Placed by the coordinator (`place_chunks`, a thousand at a time) and committed like any
+    upload (`begin_upload` + `finalize_put`), but written to the nodes directly, 14 shards of
+    random bytes each: nothing reads these chunks back, GC only deletes them, and 100,000
+    chunks through the S3 path (one placement call and 14 shard PUTs per chunk, in order)
+    take the better part of an hour on this machine."""
     api = up.coordinator()
     key = await api.get_key(up.info["access_key"])
-    store = ChunkStore(
-        api,
-        base64.b64decode(up.cluster["master_key"]),
-        up.cluster["secret"],
-        chunk_size=chunk_kib << 10,
-        inline_max=0,
-        tune_malloc=False,
-        write_depth=16,
-        max_chunks_in_flight=64,
-    )
-    size = per_object * (chunk_kib << 10)
-    objects = (count + per_object - 1) // per_object
+    nodes = NodeClient(up.cluster["secret"])
+    chunk = chunk_kib << 10
+    shard = os.urandom(chunk // 10 + 16)
+    checksum = shard_checksum(shard)
+    inflight = asyncio.Semaphore(256)
     done = 0
     started = time.monotonic()
 
-    async def one(i: int) -> None:
-        nonlocal done
-        data = os.urandom(size)
+    async def put(address: str, sid: str) -> None:
+        async with inflight:
+            await nodes.put_shard(address, sid, shard, checksum, timeout_s=60)
 
-        async def source():
-            yield data
-
-        result = await store.write(key.tenant_id, source(), set())
-        upload = await api.begin_upload(
-            key.tenant_id, key.user_id, "doomed", f"obj-{i:06d}", "put", size, None, {}, {}, "STANDARD", None
+    for first in range(0, count, 1000):
+        shas = [os.urandom(32).hex() for _ in range(min(1000, count - first))]
+        plans = await api.place_chunks(key.tenant_id, [(sha, chunk) for sha in shas])
+        await asyncio.gather(
+            *(put(p.address, f"{plan.chunk_key}.{p.index}") for plan in plans for p in plan.shards)
         )
-        await api.finalize_put(upload.upload_id, size, hashlib.md5(data).hexdigest(), result.chunks, {})
-        done += len(result.chunks)
-
-    sem = asyncio.Semaphore(8)
-
-    async def guarded(i: int) -> None:
-        async with sem:
-            await one(i)
-
-    tasks = [asyncio.create_task(guarded(i)) for i in range(objects)]
-    for n, t in enumerate(asyncio.as_completed(tasks), 1):
-        await t
-        if n % 100 == 0:
-            print(f"  stored {done} chunks ({done / (time.monotonic() - started):.0f}/s)", flush=True)
-    await store.close()
+        refs = [
+            ChunkRef(
+                sha256=plan.sha256,
+                chunk_key=plan.chunk_key,
+                size=chunk,
+                enc_size=len(shard) * 10,
+                key_id="m1",
+                format=plan.format,
+                shards=[ShardPlacement(p.index, p.node_id, p.address, checksum) for p in plan.shards],
+            )
+            for plan in plans
+        ]
+        for i in range(0, len(refs), per_object):
+            part = refs[i : i + per_object]
+            size = chunk * len(part)
+            upload = await api.begin_upload(
+                key.tenant_id,
+                key.user_id,
+                "doomed",
+                f"obj-{(first + i) // per_object:06d}",
+                "put",
+                size,
+                None,
+                {},
+                {},
+                "STANDARD",
+                None,
+            )
+            await api.finalize_put(upload.upload_id, size, hashlib.md5(os.urandom(8)).hexdigest(), part, {})
+        done += len(refs)
+        print(f"  stored {done} chunks ({done / (time.monotonic() - started):.0f}/s)", flush=True)
+    await nodes.close()
     await api.close()
     return done
 

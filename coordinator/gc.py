@@ -204,24 +204,39 @@ class GcQueries(QueryBase):
             raise error("InvalidArgument", "node_id and pass_id must be 1-64 characters")
         parsed = {sid: p for sid in set(shard_ids) if (p := parse_shard_id(sid)) is not None}
 
-        async def tx(conn: AsyncConnection) -> int:
-            now = self.now()
+        keys = sorted({k for k, _ in parsed.values()})
+
+        # A read first: in a healthy cluster a page holds no orphan and no stale candidate,
+        # and a pass over millions of shards should write nothing then.
+        async def look(conn: AsyncConnection) -> tuple[list[str], list[str]]:
             referenced: set[tuple[str, int]] = set()
-            keys = sorted({k for k, _ in parsed.values()})
+            candidates: set[str] = set()
             for i in range(0, len(keys), _KEY_IN):
+                batch = keys[i : i + _KEY_IN]
                 for r in await conn.execute(
-                    sa.select(_cs.chunk_key, _cs.idx).where(
-                        _cs.chunk_key.in_(keys[i : i + _KEY_IN]), _cs.node_id == node_id
-                    )
+                    sa.select(_cs.chunk_key, _cs.idx).where(_cs.chunk_key.in_(batch), _cs.node_id == node_id)
                 ):
                     referenced.add((r.chunk_key, r.idx))
+                for r in await conn.execute(
+                    sa.select(_go.shard_id).where(_go.chunk_key.in_(batch), _go.node_id == node_id)
+                ):
+                    candidates.add(r.shard_id)
             orphans = sorted(sid for sid, p in parsed.items() if p not in referenced)
-            known = sorted(sid for sid, p in parsed.items() if p in referenced)
-            for i in range(0, len(known), _KEY_IN):  # referenced again: no longer a candidate
+            # referenced again since they were noted: no longer candidates
+            stale = sorted(sid for sid, p in parsed.items() if p in referenced and sid in candidates)
+            return orphans, stale
+
+        orphans, stale = await self.db.read(look)
+        if not orphans and not stale:
+            return 0
+
+        async def tx(conn: AsyncConnection) -> int:
+            now = self.now()
+            for i in range(0, len(stale), _KEY_IN):
                 await conn.execute(
                     sa.delete(gc_orphans).where(
                         _go.node_id == node_id,
-                        _go.shard_id.in_(known[i : i + _KEY_IN]),
+                        _go.shard_id.in_(stale[i : i + _KEY_IN]),
                         _go.lease_until.is_(None),
                     )
                 )

@@ -2,7 +2,7 @@
 audit by version, rescan requests
 
 Revision ID: pl02
-Revises: 0002
+Revises: p002
 Create Date: 2026-12-05
 """
 

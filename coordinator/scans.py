@@ -156,9 +156,9 @@ class ScanQueries(QueryBase):
         )
 
     async def revoke_links(self, conn: AsyncConnection, row: Any, now: float) -> int:
-        """Revoke every share link of a quarantined version; how many. (The product's share
-        links table plugs in here, in the quarantine's own transaction.)"""
-        return 0
+        """Revoke every share link of a quarantined version's file, in the quarantine's own
+        transaction; how many (coordinator/sharing.py, part of Metadata)."""
+        return await self.revoke_links_tx(conn, row.bucket, row.key, now)  # type: ignore[attr-defined]
 
     async def record_downloads(self, downloads: list[Download]) -> None:
         if len(downloads) > MAX_DOWNLOADS_BATCH:

@@ -368,8 +368,8 @@ class SharingQueries(ProductUploadQueries):
                 download_count=_l.download_count + 1))
             token = audit_client_addr.set(row.client_addr)
             try:
-                await record_audit(conn, "-", "share.download", row.link_id,
-                                   {"version_id": row.version_id, "download_id": download_id}, at=now)
+                await record_audit(conn, f"link:{row.link_id}", "share.download", row.link_id,
+                                   {"download_id": download_id}, at=now, version_id=row.version_id)
             finally:
                 audit_client_addr.reset(token)
 

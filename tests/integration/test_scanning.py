@@ -22,12 +22,15 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from gateway.api.passwords import hash_password
 from tests.clamd import EICAR, EICAR_FOUND, ClamdProcess, clamd_available
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
+from tests.integration.product.client import Api, request
 from tests.util import ControlledClock
 
 MIB = 1 << 20
+PRODUCT_PASSWORD = "correct horse battery staple"
 LEASE_S = 60.0  # the worker's default lease: a killed worker's scan is taken over after it
 
 
@@ -225,3 +228,47 @@ def test_killing_the_worker_mid_scan_still_ends_with_the_right_status(env, tmp_p
     scans = [e for e in audit(cluster, "killed", "big.iso") if e["action"] == "object.scan"]
     assert [e["detail"]["result"] for e in scans] == [f"infected: {EICAR_FOUND}"]
     assert run(lambda api: api.pipeline_status(), cluster).parked_events == 0
+
+
+def test_a_product_upload_is_scanned_and_an_infected_one_loses_its_share_links(env):
+    """The product API's files go through the same scan: a clean upload becomes ready and its
+    link downloads; an infected one is quarantined, its share link revoked in the same step."""
+    cluster, _clamd, _clock = env
+    name = f"alice-{os.getpid()}"
+
+    async def make(api) -> None:
+        await api.create_user("default", name)
+        await api.set_password(name, hash_password(PRODUCT_PASSWORD))
+
+    run(make, cluster)
+    alice = Api(cluster.endpoint)
+    assert alice.login(name, PRODUCT_PASSWORD).status == 200
+    drive = f"drive_{alice.get('/api/v1/me').json['user']['id']}"
+    chunk = alice.get("/api/v1/info").json["chunk_size"]
+
+    clean = os.urandom(2 * MIB)
+    done, _ = alice.upload("/reports/q3.bin", clean, chunk)
+    assert (done.status, done.json["file"]["status"]) == (200, "scanning")
+    clean_id = done.json["file"]["id"]
+    infected = os.urandom(64 * 1024) + EICAR + os.urandom(1024)
+    done, _ = alice.upload("/reports/setup.exe", infected, chunk)
+    assert (done.status, done.json["file"]["status"]) == (200, "scanning")
+    bad_id = done.json["file"]["id"]
+    links = {}
+    for file_id in (clean_id, bad_id):
+        made = alice.post(f"/api/v1/files/{file_id}/share_links", {"permission": "download"})
+        assert made.status == 201, made.body
+        links[file_id] = made.json["url"]
+
+    def status(file_id: str) -> str:
+        return alice.get(f"/api/v1/files/{file_id}").json["entry"]["status"]
+
+    wait_for("the clean file's scan", lambda: status(clean_id) == "ready")
+    wait_for("the infected file's quarantine", lambda: status(bad_id) == "quarantined")
+    shared = request("GET", links[clean_id], headers={"Accept": "application/json"})
+    assert shared.status == 200
+    assert request("GET", shared.json["download_url"], redirect=True).body == clean
+    assert request("GET", links[bad_id], headers={"Accept": "application/json"}).status == 404
+    (quarantine,) = [e for e in audit(cluster, drive, bad_id) if e["action"] == "object.quarantine"]
+    assert quarantine["detail"]["links_revoked"] == 1
+    assert quarantine["detail"]["result"] == f"infected: {EICAR_FOUND}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -93,57 +94,79 @@ class Clamd:
             self._up, self._checked = False, time.monotonic()
             raise
 
-    async def _scan(self, stream: AsyncIterator[bytes | memoryview]) -> Verdict:
-        reader, writer = await self._connect()
-        reply = asyncio.create_task(self._reply(reader))
+    async def _open(self) -> socket.socket:
+        """A connected non-blocking socket. The scan drives the socket itself rather than
+        asyncio's streams: when clamd answers and closes while we are still sending, a stream
+        transport fails the write and closes, dropping the answer unread in the socket."""
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
         try:
-            sent_all = await self._send(writer, stream, reply)
+            async with asyncio.timeout(10.0):
+                if self.socket_path is not None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, str(self.socket_path))
+                else:
+                    host, _, port = (self.address or "").rpartition(":")
+                    family, kind, proto, _, target = (
+                        await loop.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+                    )[0]
+                    sock = socket.socket(family, kind, proto)
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, target)
+            return sock
+        except (OSError, TimeoutError) as exc:
+            if sock is not None:
+                sock.close()
+            raise ScannerUnavailable(f"clamd at {self.where()} does not answer: {exc!r}") from None
+
+    async def _scan(self, stream: AsyncIterator[bytes | memoryview]) -> Verdict:
+        sock = await self._open()
+        try:
+            sent_all = await self._send(sock, stream)
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    line = await reply
+                    line = await self._reply(sock)
             except TimeoutError:
                 raise ScannerUnavailable(
                     f"clamd at {self.where()} gave no answer in {self.timeout_s:.0f} s"
                 ) from None
-            except (OSError, asyncio.IncompleteReadError) as exc:
+            except OSError as exc:
                 raise ScannerUnavailable(
                     f"clamd at {self.where()} closed without an answer: {exc!r}"
                 ) from None
         finally:
-            if not reply.done():
-                reply.cancel()
-                await asyncio.gather(reply, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            sock.close()
         return self._verdict(line, sent_all)
 
     @staticmethod
-    async def _reply(reader: asyncio.StreamReader) -> str:
-        return (await reader.readuntil(b"\0"))[:-1].decode("utf-8", "replace").strip()
+    async def _reply(sock: socket.socket) -> str:
+        loop = asyncio.get_running_loop()
+        buf = bytearray()
+        while b"\0" not in buf:
+            data = await loop.sock_recv(sock, 4096)
+            if not data:
+                raise ConnectionAbortedError("end of stream before the answer's NUL")
+            buf += data
+        return bytes(buf[: buf.index(b"\0")]).decode("utf-8", "replace").strip()
 
-    async def _send(
-        self,
-        writer: asyncio.StreamWriter,
-        stream: AsyncIterator[bytes | memoryview],
-        reply: asyncio.Task[str],
-    ) -> bool:
+    async def _send(self, sock: socket.socket, stream: AsyncIterator[bytes | memoryview]) -> bool:
         """Send the stream; False if clamd stopped taking it (it answers why)."""
+        loop = asyncio.get_running_loop()
         try:
-            writer.write(b"zINSTREAM\0")
+            async with asyncio.timeout(self.timeout_s):
+                await loop.sock_sendall(sock, b"zINSTREAM\0")
             async for piece in stream:
                 view = memoryview(piece)
                 for i in range(0, len(view), FRAME):
                     frame = view[i : i + FRAME]
-                    writer.write(struct.pack(">I", len(frame)))
-                    writer.write(frame)
                     async with asyncio.timeout(self.timeout_s):
-                        await writer.drain()
-                    if reply.done():  # clamd answered early: a limit, or an error
+                        await loop.sock_sendall(sock, struct.pack(">I", len(frame)))
+                        await loop.sock_sendall(sock, frame)
+                    if _answered(sock):  # clamd answered early: a limit, or an error
                         return False
-            writer.write(struct.pack(">I", 0))
             async with asyncio.timeout(self.timeout_s):
-                await writer.drain()
+                await loop.sock_sendall(sock, struct.pack(">I", 0))
             return True
         except (ConnectionError, BrokenPipeError):
             return False
@@ -168,3 +191,14 @@ class Clamd:
         if "size limit exceeded" in body:
             return Verdict("too_large", detail="clamd StreamMaxLength", scanner=self.name)
         raise ScannerUnavailable(f"clamd at {self.where()} answered {line!r}")
+
+
+def _answered(sock: socket.socket) -> bool:
+    """Whether clamd has written something (or closed) already, without consuming it."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -33,6 +33,7 @@ from coordinator.names import new_id
 from coordinator.objects import object_info
 from coordinator.product_records import FileContent, FileEntry, FolderPage, VersionEntry
 from coordinator.records import DRIVE_BUCKET_PREFIX
+from coordinator.scan_gate import Reader, refusal
 from coordinator.schema import buckets, files, grants, object_versions, users
 from coordinator.versions import NewVersion, VersionQueries
 
@@ -611,13 +612,16 @@ class DriveQueries(VersionQueries):
 
 
 def check_servable(status: str, owner: bool) -> None:
-    """The scan gates on serving bytes: never quarantined ones; scanning ones only to the owner."""
-    if status == "quarantined":
-        raise error("AccessDenied", "this file was quarantined by the malware scan")
-    if status == "scanning" and not owner:
-        raise error("TooEarly", "this file is still being scanned for malware; try again shortly")
-    if status not in ("ready", "scanning"):
+    """The scan's rule on serving bytes (coordinator/scan_gate.py): the owner reads what they
+    just wrote, like an S3 principal; anyone else (a grantee) waits for the scan, like a link."""
+    if status not in ("ready", "scanning", "quarantined"):
         raise error("NotFound", "that file has no content")
+    refused = refusal(status, Reader.USER if owner else Reader.PUBLIC)
+    if refused is None:
+        return
+    if refused.reason == "quarantined":
+        raise error("AccessDenied", "this file was quarantined by the malware scan")
+    raise error("TooEarly", refused.message)
 
 
 async def load_object(conn: AsyncConnection, v: Any, start: int | None, end: int | None) -> Any:

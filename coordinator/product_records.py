@@ -12,6 +12,9 @@ from typing import Any
 
 from coordinator.records import ObjectInfo
 
+# What the public learns of a link that is unknown, revoked, or whose file is gone or
+# quarantined: one answer for all (no existence oracle).
+LINK_GONE = "this link does not exist or was revoked"
 
 @dataclass
 class Principal:

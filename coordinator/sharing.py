@@ -31,6 +31,7 @@ from coordinator.events import client_addr as audit_client_addr
 from coordinator.events import record_audit
 from coordinator.names import new_id
 from coordinator.product_records import (
+    LINK_GONE,
     FileContent,
     FileEntry,
     GrantInfo,
@@ -49,7 +50,6 @@ _f, _g, _l, _d, _ov, _u = (files.c, grants.c, share_links.c, share_link_download
 PERMISSIONS = ("view", "download")
 DOWNLOAD_LEASE_S = 6 * 3600.0   # a reservation whose transfer never reported back lapses after this
 MAX_LINKS_LISTED = 10_000
-_GONE = "this link does not exist or was revoked"
 
 
 def _link_status(row: Any, now: float) -> str:
@@ -213,7 +213,7 @@ class SharingQueries(ProductUploadQueries):
             stmt = stmt.with_for_update()
         row = (await conn.execute(stmt)).first()
         if row is None or row.revoked_at is not None:
-            raise error("NotFound", _GONE)
+            raise error("NotFound", LINK_GONE)
         if row.expires_at is not None and row.expires_at <= self.now():
             raise error("Gone", "this link has expired")
         return row
@@ -225,7 +225,7 @@ class SharingQueries(ProductUploadQueries):
             acc = await self.access(conn, link.owner_id, link.file_id)
         except Exception as exc:
             if getattr(exc, "code", "") == "NotFound":
-                raise error("NotFound", _GONE) from None
+                raise error("NotFound", LINK_GONE) from None
             raise
         row, shown = acc.row, ""
         if path:
@@ -240,7 +240,7 @@ class SharingQueries(ProductUploadQueries):
             shown = "/".join(names)
         version = await self._latest(conn, row) if row.kind == "file" else None
         if version is not None and version.status == "quarantined":
-            raise error("NotFound", _GONE if not path else "nothing at that path in this shared folder")
+            raise error("NotFound", LINK_GONE if not path else "nothing at that path in this shared folder")
         return row, _item(row, shown, version), version
 
     async def link_resolve(self, token_hash: str, path: str | None = None,
@@ -289,15 +289,15 @@ class SharingQueries(ProductUploadQueries):
             acc = await self.access(conn, link.owner_id, file_id)
         except Exception as exc:
             if getattr(exc, "code", "") == "NotFound":
-                raise error("NotFound", _GONE) from None
+                raise error("NotFound", LINK_GONE) from None
             raise
         if acc.row.kind != "file" or all(r.file_id != link.file_id for r in acc.chain):
-            raise error("NotFound", _GONE)
+            raise error("NotFound", LINK_GONE)
         v = (await conn.execute(sa.select(object_versions).where(
             _ov.bucket == drive_bucket(link.owner_id), _ov.key == file_id,
             _ov.version_id == version_id))).first()
         if v is None or v.status == "quarantined":
-            raise error("NotFound", _GONE)
+            raise error("NotFound", LINK_GONE)
         if not v.is_latest:
             raise error("Gone", "the file has changed since this URL was made; open the link again")
         if v.status != "ready":

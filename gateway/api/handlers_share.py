@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from blob import ReadStats
-from coordinator.product_records import FileContent, LinkItem, LinkView
+from coordinator.product_records import LINK_GONE, FileContent, LinkItem, LinkView
 from coordinator.records import CoordinatorError
+from coordinator.scan_gate import Reader, refusal
 from gateway import webpage
 from gateway.api import content, shapes
 from gateway.api.context import ApiContext, answer, iso, token_hash
@@ -74,8 +75,13 @@ async def _open(ctx: ApiContext, password: str | None = None) -> LinkView:
 
 
 def _check_ready(item: LinkItem) -> None:
-    if item.type == "file" and item.status != "ready":
-        raise ApiError("TooEarly", "this file is still being scanned for malware; try again shortly", 425)
+    """A link's recipient is a public reader (coordinator/scan_gate.py); the lookup already
+    answered NotFound for quarantined files."""
+    refused = refusal(item.status, Reader.PUBLIC) if item.type == "file" else None
+    if refused is not None and refused.reason == "scanning":
+        raise ApiError("TooEarly", refused.message, 425)
+    if refused is not None:  # as an unknown link: the public learns nothing more
+        raise from_coordinator(CoordinatorError("NotFound", LINK_GONE))
 
 
 def signed_url(ctx: ApiContext, view: LinkView, item: LinkItem) -> str:

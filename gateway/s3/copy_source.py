@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from coordinator.records import CoordinatorError, ObjectInfo
+from coordinator.scan_gate import RETRY_AFTER_S, Reader, refusal
 from gateway.s3.conditions import Conditions, Outcome
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
-from gateway.scan_gate import RETRY_AFTER_S, Reader, refusal
 
 MAX_KEY_BYTES = 1024
 
@@ -45,7 +45,7 @@ def parse_copy_source(value: str) -> CopySource:
 
 
 async def check_readable(ctx: S3Context, obj: ObjectInfo) -> None:
-    """The scan's rule on reading the bytes (gateway/scan_gate.py): a quarantined object only
+    """The scan's rule on reading the bytes (coordinator/scan_gate.py): a quarantined object only
     for admins (AccessDenied otherwise), one still being scanned 425 where the rule says so."""
     if obj.status == "ready":
         return

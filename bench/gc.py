@@ -127,7 +127,9 @@ class Up:
             conn.request(
                 "GET",
                 "/health",
-                headers=sign_headers(self.cluster["secret"], "GET", "/health", body_hash(b"")),
+                headers=sign_headers(
+                    self.cluster["secret"], "GET", "/health", body_hash(b""), target=n["id"]
+                ),
             )
             total += json.loads(conn.getresponse().read())["used_bytes"]
             conn.close()
@@ -156,15 +158,15 @@ async def store_chunks(up: Up, count: int, chunk_kib: int, per_object: int) -> i
     done = 0
     started = time.monotonic()
 
-    async def put(address: str, sid: str) -> None:
+    async def put(node_id: str, address: str, sid: str) -> None:
         async with inflight:
-            await nodes.put_shard(address, sid, shard, checksum, timeout_s=60)
+            await nodes.put_shard(address, sid, shard, checksum, node_id=node_id, timeout_s=60)
 
     for first in range(0, count, 1000):
         shas = [os.urandom(32).hex() for _ in range(min(1000, count - first))]
         plans = await api.place_chunks(key.tenant_id, [(sha, chunk) for sha in shas])
         await asyncio.gather(
-            *(put(p.address, f"{plan.chunk_key}.{p.index}") for plan in plans for p in plan.shards)
+            *(put(p.node_id, p.address, f"{plan.chunk_key}.{p.index}") for plan in plans for p in plan.shards)
         )
         refs = [
             ChunkRef(

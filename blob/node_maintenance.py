@@ -38,9 +38,12 @@ class NodeMaintenance:
     async def close(self) -> None:
         self._http.close()
 
-    async def _call(self, address: str, method: str, path: str, doc: Any = None) -> Any:
+    async def _call(self, node_id: str, address: str, method: str, path: str, doc: Any = None) -> Any:
+        """`node_id` is what the request's signature binds (config/cluster_auth.py): the node at
+        `address` refuses a request signed for another."""
         body = b"" if doc is None else json.dumps(doc).encode()
-        headers = sign_headers(self._secret, method, path, body_hash(body) if body else EMPTY_HASH)
+        headers = sign_headers(self._secret, method, path, body_hash(body) if body else EMPTY_HASH,
+                               target=node_id)
         if body:
             headers["Content-Type"] = "application/json"
         try:
@@ -57,25 +60,28 @@ class NodeMaintenance:
         except ValueError:
             raise NodeCallFailed(f"{method} {address}{path}: answer is not JSON") from None
 
-    async def list_shards(self, address: str, after: str | None = None, limit: int = 1000) -> ShardListing:
+    async def list_shards(
+        self, node_id: str, address: str, after: str | None = None, limit: int = 1000
+    ) -> ShardListing:
         query = {"limit": str(min(limit, MAX_LIST))}
         if after:
             query["after"] = after
-        doc = await self._call(address, "GET", "/shards?" + urllib.parse.urlencode(query))
+        doc = await self._call(node_id, address, "GET", "/shards?" + urllib.parse.urlencode(query))
         return ShardListing([s["id"] for s in doc["shards"]], doc.get("next"))
 
-    async def delete_shards(self, address: str, ids: list[str]) -> tuple[list[str], list[str]]:
+    async def delete_shards(self, node_id: str, address: str, ids: list[str]) -> tuple[list[str], list[str]]:
         """(deleted, missing) ids; batches of MAX_DELETE."""
         deleted: list[str] = []
         missing: list[str] = []
         for i in range(0, len(ids), MAX_DELETE):
-            doc = await self._call(address, "POST", "/shards/delete", {"ids": ids[i : i + MAX_DELETE]})
+            batch = {"ids": ids[i : i + MAX_DELETE]}
+            doc = await self._call(node_id, address, "POST", "/shards/delete", batch)
             deleted += doc.get("deleted", [])
             missing += doc.get("missing", [])
         return deleted, missing
 
-    async def compact(self, address: str) -> dict[str, Any]:
-        return await self._call(address, "POST", "/compact")
+    async def compact(self, node_id: str, address: str) -> dict[str, Any]:
+        return await self._call(node_id, address, "POST", "/compact")
 
-    async def health(self, address: str) -> dict[str, Any]:
-        return await self._call(address, "GET", "/health")
+    async def health(self, node_id: str, address: str) -> dict[str, Any]:
+        return await self._call(node_id, address, "GET", "/health")

@@ -56,7 +56,7 @@ async def delete_on_nodes(maint: NodeMaintenance, by_node: dict[tuple[str, str],
         if not address:
             return None
         try:
-            await maint.delete_shards(address, ids)
+            await maint.delete_shards(node_id, address, ids)
             return node_id
         except NodeCallFailed as exc:
             log.warning(
@@ -82,7 +82,7 @@ class Compactor:
             if time.time() - last.get(node_id, 0.0) < self.interval_s:
                 continue
             try:
-                result = await self.maint.compact(address)
+                result = await self.maint.compact(node_id, address)
             except NodeCallFailed as exc:
                 log.warning("gc.compact_failed", extra={"fields": {"node_id": node_id, "error": str(exc)}})
                 continue
@@ -185,7 +185,7 @@ class Reconcile:
             after = state["after"] if state.get("node") == node.node_id else None
             try:
                 while True:
-                    page = await self.maint.list_shards(node.address, after, self.PAGE)
+                    page = await self.maint.list_shards(node.node_id, node.address, after, self.PAGE)
                     if page.ids:
                         await self.coordinator.gc_note_shards(node.node_id, page.ids, state["pass_id"])
                     after = page.next

@@ -72,12 +72,12 @@ def advance(clock: ControlledClock, cluster: Cluster, seconds: float) -> None:
 
 def used_bytes(cluster: Cluster) -> int:
     secret = cluster_secret(cluster.data_dir)
-    return sum(node_json(secret, n["address"], "GET", "/health")["used_bytes"] for n in cluster.info["nodes"])
+    return sum(node_json(secret, n, "GET", "/health")["used_bytes"] for n in cluster.info["nodes"])
 
 
 def shard_ids(cluster: Cluster) -> set[tuple[str, str]]:
     secret = cluster_secret(cluster.data_dir)
-    return {(n["id"], s["id"]) for n in cluster.info["nodes"] for s in all_shards(secret, n["address"])}
+    return {(n["id"], s["id"]) for n in cluster.info["nodes"] for s in all_shards(secret, n)}
 
 
 def sha256(s3, bucket: str, key: str) -> str:

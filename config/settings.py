@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.tiers import STANDARD, pool_tier
+
 Role = Literal["node", "coordinator", "gateway", "worker"]
 
 
@@ -121,7 +123,11 @@ class NodeSection(_Section):
     scrub_interval_s: float = Field(default=86400.0, ge=0.0, description="0 disables periodic scrub")
     scrub_rate_mb_s: float = Field(default=50.0, gt=0.0)
     group_commit_ms: float = Field(default=2.0, ge=0.0)
-    pool: str = "hot"
+    pool: str = Field(default="standard", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                      description="pool name, shown by `admin health`; standard, ia or cold name a tier")
+    storage_class: Literal["STANDARD", "STANDARD_IA", "COLD"] | None = Field(
+        default=None, description="the pool's tier (config/tiers.py); default: the one the pool name says, "
+                                  "else STANDARD")
     host: str | None = None
     rack: str | None = None
     coordinator: str | None = Field(default=None, description="coordinator base URL for heartbeats")
@@ -134,6 +140,9 @@ class NodeSection(_Section):
     def base_url(self) -> str:
         return self.advertise or f"http://{self.listen}"
 
+    def tier(self) -> str:
+        return self.storage_class or pool_tier(self.pool) or STANDARD
+
 
 class CoordinatorSection(_Section):
     """Metadata service: database, placement, node registry."""
@@ -141,6 +150,10 @@ class CoordinatorSection(_Section):
     listen: str
     database_url: str = Field(description="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
     node_down_after_s: float = Field(default=30.0, gt=0.0)
+    node_repair_after_s: float = Field(default=600.0, ge=0.0,
+                                       description="a node down this long has its shards rebuilt elsewhere")
+    tier_min_bytes: int = Field(default=128 << 10, ge=0,
+                                description="objects smaller than this are never moved to a colder tier")
     upload_expiry_s: float = Field(default=7 * 86400.0, gt=0.0)
     gc_grace_s: float = Field(default=86400.0, ge=0.0,
                               description="unreferenced chunks and orphan shards are kept this long")

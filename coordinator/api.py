@@ -57,6 +57,8 @@ from coordinator.records import (
     GcChunk,
     GcOrphan,
     KeyInfo,
+    LifecycleReport,
+    LifecycleRule,
     ListResult,
     NodeInfo,
     ObjectId,
@@ -67,8 +69,11 @@ from coordinator.records import (
     PipelineStatus,
     RescanBatch,
     RescanInfo,
+    RepairTask,
+    ShardMove,
     UploadInfo,
     UploadList,
+    UsageDelta,
     VersionList,
     WorkerLease,
     WriteCondition,
@@ -99,14 +104,78 @@ class CoordinatorAPI(Protocol):
         """Every registered node with its last health figures and up/down state."""
         ...
 
-    async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
+    async def place_chunks(
+        self, tenant_id: str, chunks: list[tuple[str, int]], storage_class: str = "STANDARD"
+    ) -> list[ChunkPlan]:
         """For each (sha256 hex, plaintext size), in order: the chunk exists already (dedup, in
-        the tenant's scope) or where its shards go: 14 placements on 14 up nodes, or one per up
-        node when fewer are up (the last indexes unplaced; the writer decides if that is enough)."""
+        the tenant's scope) or where its shards go: 14 placements on 14 up nodes of the storage
+        class's pool (config/tiers.py), or one per up node there when fewer are up (the last
+        indexes unplaced; the writer decides if that is enough)."""
         ...
 
     async def report_shard_failure(self, chunk_key: str, index: int, node_id: str, reason: str) -> None:
         """A shard a reader could not use (missing, corrupt, unreachable): queued for repair."""
+        ...
+
+    # ---- repair (workers/repair.py; coordinator/repairs.py) -------------------------------------
+    async def claim_repairs(
+        self, worker_id: str, limit: int = 16, lease_s: float = 300.0
+    ) -> list[RepairTask]:
+        """Up to `limit` chunks from the repair queue, most lost shards first, leased to worker_id
+        for lease_s seconds: each with its recorded shards and, per index to fix, the node its
+        shard must end up on. Also queues the shards of nodes down past node_repair_after_s.
+        InvalidArgument for an empty worker id, a limit outside 1..256 or a lease outside
+        1..86400 s."""
+        ...
+
+    async def complete_repair(
+        self,
+        chunk_key: str,
+        worker_id: str,
+        moved: list[ShardMove],
+        verified: list[int],
+        failed: list[tuple[int, str]],
+        bytes_written: int = 0,
+    ) -> None:
+        """A claimed chunk's outcome: `moved` shards now on new nodes (their placement rows move
+        only if they still name old_node), `verified` ones found good where they are (both
+        leave the queue), `failed` ones go back with a growing backoff and their error.
+        InvalidArgument for a malformed move."""
+        ...
+
+    async def record_usage(self, deltas: list[UsageDelta]) -> None:
+        """Add to tenants' monthly counters (requests, egress, ingress, scans); at most 10000
+        deltas. InvalidArgument for a month not YYYY-MM or a negative count."""
+        ...
+
+    # ---- lifecycle and tiers (coordinator/lifecycle.py) ------------------------------------------
+    async def put_bucket_lifecycle(self, tenant_id: str, bucket: str, rules: list[LifecycleRule]) -> None:
+        """Replace the bucket's lifecycle rules. InvalidArgument (naming the rule) for rules S3
+        refuses; NoSuchBucket, AccessDenied."""
+        ...
+
+    async def get_bucket_lifecycle(self, tenant_id: str, bucket: str) -> list[LifecycleRule]:
+        """NoSuchLifecycleConfiguration (404) when the bucket has none; NoSuchBucket."""
+        ...
+
+    async def delete_bucket_lifecycle(self, tenant_id: str, bucket: str) -> None:
+        """Idempotent; NoSuchBucket."""
+        ...
+
+    async def restore_object(
+        self, tenant_id: str, bucket: str, key: str, days: int, version_id: str | None = None
+    ) -> str:
+        """RestoreObject of a COLD version: "started" (its chunks move back to STANDARD nodes;
+        readable once the lifecycle pass finds none left to move) or "done" (restored already:
+        readable until now + days at least). InvalidObjectState (403) if the version is not in
+        a COLD class, RestoreAlreadyInProgress (409), NoSuchKey, InvalidArgument for days
+        outside 1..36500."""
+        ...
+
+    async def lifecycle_step(self, now: float, limit: int = 1000) -> LifecycleReport:
+        """One lifecycle pass at time `now` (the worker's clock): transitions, expirations,
+        aborts of old multipart uploads, restores finished or expired; at most `limit`
+        objects. Bytes move afterwards through the repair queue."""
         ...
 
     # ---- buckets -----------------------------------------------------------------------------
@@ -587,6 +656,42 @@ class AdminAPI(Protocol):
 
     async def pipeline_status(self) -> PipelineStatus:
         """Backlogs of the background pipeline: outbox lag, parked events, scans, GC, expiry."""
+        ...
+
+    async def drain_node(self, node_id: str) -> dict[str, Any]:
+        """Mark the node draining (placement stops using it) and queue every shard it holds to
+        move elsewhere. NoSuchNode (404); InvalidRequest if it was removed."""
+        ...
+
+    async def remove_node(self, node_id: str, force: bool = False) -> dict[str, Any]:
+        """Mark the node removed and queue the rebuild of every shard it still holds, at once
+        (no down grace period). InvalidRequest if it is up and holds shards (drain it first)
+        unless force. NoSuchNode (404)."""
+        ...
+
+    async def erase_user(self, user_name: str) -> dict[str, Any]:
+        """GDPR erasure (coordinator/erase.py): the user's object versions (chunks only lose a
+        reference), upload sessions, emptied buckets, keys and row go; audit rows about them are
+        stripped of what identifies the person; a `user.erased` tombstone stays. NoSuchUser."""
+        ...
+
+    async def cluster_health(self) -> dict[str, Any]:
+        """Nodes (state, pool, failure domain, capacity, shards, last heartbeat and scrub), chunks
+        by readable shard count (14 .. 10, under_10), repair backlog and rate, scan and GC
+        backlogs, outbox lag, and the verdict `status`: healthy | degraded | at_risk."""
+        ...
+
+    async def usage_report(
+        self, month: str | None = None, tenant_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per tenant: objects, logical bytes (by storage class), physical bytes after dedup (by
+        tier), quota, and the month's (YYYY-MM, default this one) requests, egress, ingress and
+        scans. NoSuchTenant for an unknown tenant_name; InvalidArgument for a bad month."""
+        ...
+
+    async def repair_status(self) -> dict[str, Any]:
+        """Repair backlog (shards, chunks, by reason, in progress, backing off), what was repaired
+        in the last window and at what rate, and the shards whose repair keeps failing."""
         ...
 
 

@@ -45,6 +45,8 @@ class QueryBase:
         default_quota_bytes: int = 1 << 50,
         gc_grace_s: float = 86400.0,
         scan_new_objects: bool = False,
+        node_repair_after_s: float = 600.0,
+        tier_min_bytes: int = 128 << 10,
     ) -> None:
         self.db = db
         self.gc_grace_s = gc_grace_s
@@ -53,6 +55,8 @@ class QueryBase:
         self.upload_expiry_s = upload_expiry_s
         self.dedup_scope = dedup_scope
         self.default_quota_bytes = default_quota_bytes
+        self.node_repair_after_s = node_repair_after_s
+        self.tier_min_bytes = tier_min_bytes
 
     now = staticmethod(clock.now)
 

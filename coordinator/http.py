@@ -94,7 +94,8 @@ class _Heartbeat(BaseModel):
     model_config = ConfigDict(extra="allow")
     node_id: str
     address: str
-    pool: str = "hot"
+    pool: str = "standard"
+    storage_class: str = "STANDARD"
     host: str | None = None
     rack: str | None = None
     capacity_bytes: int = 0
@@ -142,6 +143,7 @@ def build_app(meta: Metadata, secret: str) -> web.Application:
             node_id=hb.node_id,
             address=hb.address,
             pool=hb.pool,
+            storage_class=hb.storage_class,
             host=hb.host,
             rack=hb.rack,
             capacity_bytes=hb.capacity_bytes,

@@ -1,7 +1,13 @@
 """Node registry (heartbeats, up/down), chunk placement answers and shard failure reports.
 
 A node is `down` when its last heartbeat is older than node_down_after_s; this is computed
-on read from last_seen, so no timer has to run and every coordinator agrees.
+on read from last_seen, so no timer has to run and every coordinator agrees. `draining` and
+`removed` are administrative states (coordinator/repairs.py): placement never picks such a
+node. New chunks go to up nodes of the pool of their storage tier (config/tiers.py).
+
+Scrub reports ride on heartbeats: the node's /health document lists the shards it found
+corrupt, and every one newly listed that the placement records on that node is queued for
+repair.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from config.tiers import STANDARD, TIERS, storage_tier
 from coordinator import placement
 from coordinator.base import QueryBase
 from coordinator.errors import error
@@ -37,6 +44,8 @@ _UPDATABLE = (
     "shard_count",
     "last_seen",
     "health",
+    "storage_class",
+    "repair_queued_at",
 )
 
 
@@ -49,7 +58,8 @@ def _upsert_node(insert: Any) -> Any:
 
 # Built once (bind parameters for values): see coordinator/chunkrefs.py on why.
 _UPSERT_NODE = {"sqlite": _upsert_node(sqlite.insert), "postgresql": _upsert_node(postgresql.insert)}
-_NODE_SEEN = sa.select(_n.last_seen, _n.state).where(_n.node_id == sa.bindparam("node_id"))
+_NODE_SEEN = sa.select(_n.last_seen, _n.state, _n.health).where(_n.node_id == sa.bindparam("node_id"))
+MAX_CORRUPT_REPORT = 1000
 # Everything but the health document (JSON nobody here reads).
 _NODE_ROWS = sa.select(*(c for c in nodes.c if c.name != "health")).order_by(_n.node_id)
 _STORED = (
@@ -61,12 +71,14 @@ _STORED = (
 
 
 class NodeQueries(QueryBase):
-    _view: tuple[float, dict[str, str], list[placement.Candidate]] | None = None
+    _view: tuple[float, dict[str, str], dict[str, list[placement.Candidate]]] | None = None
 
     def _state(self, row: Any, now: float) -> str:
-        if row.state != "up":
-            return row.state
-        return "up" if now - row.last_seen <= self.node_down_after_s else "down"
+        if row.state == "removed":
+            return "removed"
+        if now - row.last_seen > self.node_down_after_s:
+            return "down"
+        return row.state
 
     def _info(self, row: Any, now: float) -> NodeInfo:
         return NodeInfo(
@@ -81,13 +93,15 @@ class NodeQueries(QueryBase):
             shard_count=row.shard_count,
             state=self._state(row, now),
             last_seen=row.last_seen,
+            storage_class=row.storage_class,
         )
 
     async def heartbeat(
         self,
         node_id: str,
         address: str,
-        pool: str = "hot",
+        pool: str = "standard",
+        storage_class: str = STANDARD,
         host: str | None = None,
         rack: str | None = None,
         capacity_bytes: int = 0,
@@ -103,10 +117,14 @@ class NodeQueries(QueryBase):
             raise error("InvalidArgument", f"address must be an http(s) base URL, got {address!r}")
         if min(capacity_bytes, used_bytes, free_bytes, shard_count) < 0:
             raise error("InvalidArgument", "node sizes and counts must not be negative")
+        if storage_class not in TIERS:
+            raise error("InvalidArgument", f"storage_class must be one of {', '.join(TIERS)}")
         now = self.now()
         values = {
             "address": address.rstrip("/"),
             "pool": pool,
+            "storage_class": storage_class,
+            "repair_queued_at": None,
             "host": host,
             "rack": rack,
             "capacity_bytes": capacity_bytes,
@@ -120,6 +138,11 @@ class NodeQueries(QueryBase):
         async def tx(conn: AsyncConnection) -> Any:
             old = (await conn.execute(_NODE_SEEN, {"node_id": node_id})).first()
             await conn.execute(_UPSERT_NODE[self.db.dialect], {"node_id": node_id, "state": "up", **values})
+            before = set((old.health or {}).get("corrupt") or []) if old is not None else set()
+            reported = (health or {}).get("corrupt") or []
+            if isinstance(reported, list):
+                fresh = [s for s in reported[:MAX_CORRUPT_REPORT] if isinstance(s, str) and s not in before]
+                await self.queue_corrupt_shards(conn, node_id, fresh, now)
             return old
 
         old = await self.db.write(tx)
@@ -128,7 +151,9 @@ class NodeQueries(QueryBase):
             log.info(
                 "node.up", extra={"fields": {"node_id": node_id, "address": address, "new": old is None}}
             )
-        return NodeInfo(node_id=node_id, state="up", **{k: v for k, v in values.items() if k != "health"})
+        state = "up" if old is None or old.state == "up" else old.state
+        return NodeInfo(node_id=node_id, state=state,
+                        **{k: v for k, v in values.items() if k not in ("health", "repair_queued_at")})
 
     async def _node_rows(self, conn: AsyncConnection) -> list[Any]:
         return list((await conn.execute(_NODE_ROWS)).all())
@@ -144,9 +169,12 @@ class NodeQueries(QueryBase):
             counts[n.state] = counts.get(n.state, 0) + 1
         return counts
 
-    async def place_chunks(self, tenant_id: str, chunks: list[tuple[str, int]]) -> list[ChunkPlan]:
+    async def place_chunks(
+        self, tenant_id: str, chunks: list[tuple[str, int]], storage_class: str = STANDARD
+    ) -> list[ChunkPlan]:
         """For each (sha256, size): the recorded placement if stored, else fresh placements on
-        up to 14 up nodes (fewer when fewer are up: the unplaced indexes are the last ones)."""
+        up to 14 up nodes of the storage class's pool (config/tiers.py; fewer when fewer are up
+        there: the unplaced indexes are the last ones, and the writer decides)."""
         if len(chunks) > MAX_PLACE_BATCH:
             raise error("InvalidArgument", f"at most {MAX_PLACE_BATCH} chunks per call")
         for sha, size in chunks:
@@ -164,7 +192,7 @@ class NodeQueries(QueryBase):
                     stored.setdefault(r.chunk_key, []).append(r)
             return stored
 
-        address, candidates = await self._placement_view()
+        address, candidates = await self._placement_view(storage_tier(storage_class))
         stored = await self.db.read(q) if keys else {}
         # What the caller is about to write must not be collected before it commits.
         await self.pin_for_write([k for k in keys if k not in stored])  # type: ignore[attr-defined]
@@ -197,8 +225,8 @@ class NodeQueries(QueryBase):
             )
         return plans
 
-    async def _placement_view(self) -> tuple[dict[str, str], list[placement.Candidate]]:
-        """(node_id -> address, placement candidates), reused for up to
+    async def _placement_view(self, tier: str = STANDARD) -> tuple[dict[str, str], list[placement.Candidate]]:
+        """(node_id -> address, placement candidates of the tier), the registry reused for up to
         PLACEMENT_VIEW_S: placing a chunk should not re-read and re-rank the registry each
         time. A heartbeat through this process drops it; other coordinators' changes show
         within PLACEMENT_VIEW_S, far below heartbeat and node-down intervals."""
@@ -207,15 +235,25 @@ class NodeQueries(QueryBase):
         if view is None or not 0 <= now - view[0] < PLACEMENT_VIEW_S:
             rows = await self.db.read(self._node_rows)
             now = self.now()
-            view = (now, {r.node_id: r.address for r in rows}, self._candidates(rows, now))
+            by_tier = {t: self._candidates(rows, now, t) for t in TIERS}
+            view = (now, {r.node_id: r.address for r in rows}, by_tier)
             self._view = view
-        return view[1], view[2]
+        return view[1], view[2][tier]
 
-    def _candidates(self, node_rows: list[Any], now: float) -> list[placement.Candidate]:
-        """Up nodes of the hot pool (new data is hot); all up nodes if the hot pool is too small."""
+    def _candidates(
+        self, node_rows: list[Any], now: float, tier: str = STANDARD
+    ) -> list[placement.Candidate]:
+        """Up nodes of the tier's pool. A pool is the tier's when it has at least 14 nodes that
+        were not removed, up or not: a few of them down makes a degraded write in the pool, never
+        a write in another pool. A tier without such a pool uses STANDARD's, and a cluster with
+        no pool that large every up node."""
         up = [r for r in node_rows if self._state(r, now) == "up"]
-        hot = [r for r in up if r.pool == "hot"]
-        use = hot if len(hot) >= placement.SHARDS else up
+        use = up
+        for want in (tier, STANDARD):
+            members = [r for r in node_rows if r.storage_class == want and r.state != "removed"]
+            if len(members) >= placement.SHARDS:
+                use = [r for r in up if r.storage_class == want]
+                break
         return [
             placement.Candidate(
                 node_id=r.node_id,

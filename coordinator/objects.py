@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coordinator import chunkrefs, quota
+from coordinator import chunkrefs, quota, tiers
 from coordinator.base import no_such_bucket
 from coordinator.db import fast_read
 from coordinator.errors import error
@@ -210,7 +210,7 @@ class ObjectQueries(VersionQueries):
                 chunks = [] if span is None else await chunkrefs.load_refs(conn, row.version_id, *span)
             else:
                 chunks = await chunkrefs.load_refs(conn, row.version_id)
-            return object_info(row, parts, chunks, versioning)
+            return await tiers.with_restore(conn, object_info(row, parts, chunks, versioning))
 
         return await self.db.read(q)
 

@@ -81,3 +81,31 @@ def place(chunk_key: str, nodes: Sequence[Candidate], count: int = SHARDS) -> li
 def _host(node: Candidate) -> str:
     # A node without a host label is its own failure domain.
     return node.host if node.host is not None else f"\x00node:{node.node_id}"
+
+
+def replacements(
+    chunk_key: str, nodes: Sequence[Candidate], kept: Sequence[Candidate], count: int
+) -> list[Candidate]:
+    """Up to `count` new homes for shards of chunk_key (repair, drain, tier moves): nodes not
+    among `kept` (those holding its other shards), best ranked first, preferring hosts and
+    racks the kept shards do not use yet. Fewer than `count` when too few nodes qualify."""
+    taken = {n.node_id for n in kept}
+    host_load: dict[str, int] = {}
+    rack_load: dict[str | None, int] = {}
+    for node in kept:
+        host_load[_host(node)] = host_load.get(_host(node), 0) + 1
+        if node.rack is not None:
+            rack_load[node.rack] = rack_load.get(node.rack, 0) + 1
+    remaining = rank(chunk_key, [n for n in {n.node_id: n for n in nodes}.values() if n.node_id not in taken])
+    chosen: list[Candidate] = []
+    while remaining and len(chosen) < count:
+        def load(i: int) -> tuple[int, int, int]:
+            return host_load.get(_host(remaining[i]), 0), rack_load.get(remaining[i].rack, 0), i
+
+        best = min(range(len(remaining)), key=load)
+        node = remaining.pop(best)
+        chosen.append(node)
+        host_load[_host(node)] = host_load.get(_host(node), 0) + 1
+        if node.rack is not None:
+            rack_load[node.rack] = rack_load.get(node.rack, 0) + 1
+    return chosen

@@ -37,15 +37,90 @@ class CoordinatorError(Exception):
 class NodeInfo:
     node_id: str
     address: str                 # base URL, e.g. http://127.0.0.1:9101
-    pool: str = "hot"
+    pool: str = "standard"
     host: str | None = None
     rack: str | None = None
     capacity_bytes: int = 0
     free_bytes: int = 0
     used_bytes: int = 0
     shard_count: int = 0
-    state: str = "up"            # up | down
+    state: str = "up"            # up | down (no heartbeat lately) | draining | removed
     last_seen: float = 0.0
+    storage_class: str = "STANDARD"   # the pool's tier (config/tiers.py)
+
+
+@dataclass
+class RepairTask:
+    """A chunk claimed for repair (coordinator/repairs.py, workers/repair.py): where its shards
+    are, which ones to check or move, and where each of those must end up."""
+
+    chunk_key: str
+    enc_size: int
+    shards: list[ShardPlacement]          # the recorded placement, every index
+    readable: list[int]                   # indexes on nodes that answer (up or draining)
+    targets: list[ShardPlacement]         # per index to fix: the node its shard must be on
+    reasons: list[str] = field(default_factory=list)        # why each target was queued (same order)
+    tier: str = "STANDARD"
+
+
+@dataclass
+class ShardMove:
+    """One index a repair fixed: its shard is now on new_node (was recorded on old_node)."""
+
+    index: int
+    old_node: str
+    new_node: str
+    checksum: str
+
+
+@dataclass
+class LifecycleTransition:
+    days: int                    # after this many days without a write or a read
+    storage_class: str           # e.g. STANDARD_IA, GLACIER, COLD (config/tiers.py)
+
+
+@dataclass
+class LifecycleRule:
+    """One rule of a bucket's lifecycle configuration (S3's, parsed by the gateway). The filter
+    is the AND of what is set: key prefix, every tag, object size bounds (bytes, exclusive)."""
+
+    id: str = ""
+    enabled: bool = True
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    size_greater_than: int | None = None
+    size_less_than: int | None = None
+    transitions: list[LifecycleTransition] = field(default_factory=list)
+    expiration_days: int | None = None
+    expiration_date: float | None = None        # unix seconds (midnight UTC)
+    expired_object_delete_marker: bool = False
+    noncurrent_days: int | None = None
+    newer_noncurrent_versions: int | None = None
+    abort_multipart_days: int | None = None
+
+
+@dataclass
+class LifecycleReport:
+    """What one lifecycle pass did (coordinator/lifecycle.py)."""
+
+    transitioned: int = 0
+    expired: int = 0
+    noncurrent_expired: int = 0
+    aborted_uploads: int = 0
+    restores_done: int = 0
+    restores_expired: int = 0
+
+
+@dataclass
+class UsageDelta:
+    """Counts to add to a tenant's month (gateway and worker meters send these in batches)."""
+
+    tenant_id: str
+    month: str                   # "YYYY-MM" (UTC)
+    api_requests: int = 0
+    egress_bytes: int = 0
+    ingress_bytes: int = 0
+    scan_calls: int = 0
 
 
 @dataclass
@@ -173,6 +248,9 @@ class ObjectInfo:
     def s3_version_id(self) -> str:
         """The VersionId S3 clients see."""
         return "null" if self.null_version else self.version_id
+    # RestoreObject of a COLD object: "ongoing" or "done" (readable until restore_expires_at).
+    restore: str | None = None
+    restore_expires_at: float | None = None
 
 
 @dataclass

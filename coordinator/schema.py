@@ -209,6 +209,9 @@ chunks = sa.Table(
     sa.Column("inline_data", sa.LargeBinary),
     # Storage format of the chunk's bytes (ChunkRef.format): 1 for chunks of the first release.
     sa.Column("format", sa.SmallInteger, nullable=False, server_default="1"),
+    # The tier whose pool the chunk's shards belong in (config/tiers.py); repair moves shards
+    # that sit elsewhere (coordinator/tiers.py changes it).
+    sa.Column("tier", sa.String(16), nullable=False, server_default="STANDARD"),
 )
 
 chunk_shards = sa.Table(
@@ -381,6 +384,12 @@ nodes = sa.Table(
     # Administrative state; "down" is also derived on read from last_seen.
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("health", sa.JSON, nullable=False),  # the node's last /health document
+    # The storage class of the node's pool (coordinator/tiers.py): placement puts a chunk on
+    # nodes of the class its objects need.
+    sa.Column("storage_class", sa.String(16), nullable=False, server_default="STANDARD"),
+    # When the repair of everything on this node was queued (down past the grace period,
+    # drained or removed); cleared when it heartbeats again while up.
+    sa.Column("repair_queued_at", _TIME),
 )
 
 repair_queue = sa.Table(
@@ -392,7 +401,60 @@ repair_queue = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("node_id", sa.Text),
     sa.Column("created_at", _TIME, nullable=False),
+    # A worker's claim (coordinator/repairs.py): until lease_until nobody else takes the row.
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("lease_until", _TIME),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", _TIME),  # retry backoff after a failed attempt
+    sa.Column("last_error", sa.Text),
     sa.UniqueConstraint("chunk_key", "idx", name="uq_repair_chunk_idx"),
+)
+
+# What repair did, for its rate and `shardbox admin repair status` (pruned after a week).
+repair_log = sa.Table(
+    "repair_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", _TIME, nullable=False, index=True),
+    sa.Column("chunk_key", _ckey(64), nullable=False),
+    sa.Column("shards", sa.Integer, nullable=False),
+    sa.Column("bytes", _BIG, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+# A bucket's lifecycle configuration (coordinator/lifecycle.py), rules as parsed by the gateway.
+bucket_lifecycle = sa.Table(
+    "bucket_lifecycle",
+    metadata,
+    sa.Column("bucket", _ckey(63), sa.ForeignKey("buckets.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+
+# RestoreObject of a COLD version: `ongoing` while its chunks move back to STANDARD nodes,
+# then `done` until expires_at, when the lifecycle pass sends them back to COLD.
+object_restores = sa.Table(
+    "object_restores",
+    metadata,
+    sa.Column(
+        "version_id", _ID, sa.ForeignKey("object_versions.version_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("requested_at", _TIME, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # ongoing | done
+    sa.Column("expires_at", _TIME),
+)
+
+# Per tenant and calendar month (UTC, "YYYY-MM"): what billing needs besides stored bytes.
+usage_counters = sa.Table(
+    "usage_counters",
+    metadata,
+    sa.Column("tenant_id", _ID, primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("api_requests", _BIG, nullable=False, server_default="0"),
+    sa.Column("egress_bytes", _BIG, nullable=False, server_default="0"),
+    sa.Column("ingress_bytes", _BIG, nullable=False, server_default="0"),
+    sa.Column("scan_calls", _BIG, nullable=False, server_default="0"),
 )
 
 

@@ -16,18 +16,18 @@ from config.settings import CoordinatorSection
 from coordinator.accounts import AccountQueries
 from coordinator.buckets import BucketQueries
 from coordinator.db import Database
+from coordinator.erase import EraseQueries
 from coordinator.gc import GcQueries
+from coordinator.health import HealthQueries
 from coordinator.identity import IdentityQueries
-from coordinator.nodes import NodeQueries
 from coordinator.product_rules import ProductRules
 from coordinator.scans import ScanQueries
 from coordinator.sharing import SharingQueries
-from coordinator.uploads import UploadQueries
 from coordinator.workqueue import WorkQueueQueries
 
 
 class Metadata(
-    IdentityQueries, NodeQueries, BucketQueries, UploadQueries, AccountQueries, SharingQueries,
+    IdentityQueries, HealthQueries, BucketQueries, EraseQueries, AccountQueries, SharingQueries,
     WorkQueueQueries, ScanQueries, GcQueries,
 ):
     """Implements coordinator.api.CoordinatorAPI, AdminAPI and ProductAPI, plus the node registry."""
@@ -42,6 +42,8 @@ class Metadata(
             default_quota_bytes=settings.default_quota_bytes,
             gc_grace_s=settings.gc_grace_s,
             scan_new_objects=settings.scan_new_objects,
+            node_repair_after_s=settings.node_repair_after_s,
+            tier_min_bytes=settings.tier_min_bytes,
         )
         meta.rules = ProductRules.from_section(settings)
         return meta

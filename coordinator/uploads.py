@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coordinator import chunkrefs, quota
+from config.tiers import STANDARD, storage_tier
+from coordinator import chunkrefs, quota, tiers
 from coordinator.base import MAX_PART_NUMBER, MIN_PART_SIZE
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
@@ -210,6 +211,9 @@ class UploadQueries(ObjectQueries):
             "etag": new.values["etag"],
             "replaced": old.version_id if old is not None else None,
         }
+        tier = storage_tier(session.storage_class)
+        if tier != STANDARD and size >= self.tier_min_bytes:  # written to a colder class: bytes follow
+            await tiers.retier_version(self.db.dialect, conn, new.values["version_id"], tier, now)
         await record_audit(conn, session.owner_id, action, f"{session.bucket}/{session.key}", payload, at=now)
         await emit(conn, "object.finalized", payload, at=now)
         parts = [PartInfo(**p) for p in new.parts]

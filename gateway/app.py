@@ -13,6 +13,7 @@ from gateway.downloads import DownloadLog
 from gateway.s3.context import MAX_XML_BODY, STATE_KEY, GatewayState
 from gateway.s3.router import add_id_headers, expect_handler, handle
 from gateway.ttlcache import TtlCache, bucket_cache, key_cache
+from gateway.usage import UsageMeter
 
 # Only gates `100 Continue` (every commit checks the bucket itself), and how long another
 # gateway may still apply a bucket's old ACL or CORS rules after they change.
@@ -32,7 +33,8 @@ def build_app(cfg: Config, coordinator: CoordinatorAPI, store: ChunkStore) -> we
                          keys=key_cache(coordinator, cfg.gateway.key_cache_s),
                          buckets=bucket_cache(coordinator, BUCKET_CACHE_S),
                          public_buckets=TtlCache(coordinator.find_bucket, BUCKET_CACHE_S),
-                         downloads=DownloadLog(coordinator))
+                         downloads=DownloadLog(coordinator),
+                         usage=UsageMeter(coordinator))
     app[STATE_KEY] = state
     add_product_routes(app, cfg, coordinator, store)  # /api/v1/..., /share/...: before the S3 catch-all
     webpage.add_routes(app, handle, cfg.gateway.domain)

@@ -523,7 +523,8 @@ class ShardStore:
         sec = self.cfg
         corrupt = sorted(self.corrupt)
         return {
-            "node_id": sec.id, "pool": sec.pool, "host": sec.host, "rack": sec.rack,
+            "node_id": sec.id, "pool": sec.pool, "storage_class": sec.tier(),
+            "host": sec.host, "rack": sec.rack,
             "capacity_bytes": self.capacity_bytes(), "used_bytes": used, "free_bytes": self.free_bytes(),
             "shard_count": self.shard_count, "volumes": len(self.volumes.numbers()),
             "garbage_bytes": self.garbage_bytes(), "last_scrub": last_scrub,

@@ -21,35 +21,26 @@ if TYPE_CHECKING:
     from coordinator.client import CoordinatorClient
 
 
-def add_commands(admin_sub: Any) -> None:
-    """The parsers of these commands, under `shardbox admin`."""
-    events = admin_sub.add_parser("events", help="background work events").add_subparsers(
-        dest="action", required=True
-    )
-    parked = events.add_parser("parked", help="list events parked after too many failed attempts")
-    parked.add_argument("--json", action="store_true", help="one JSON document")
-    replay = events.add_parser("replay", help="put parked events back in the queue")
-    replay.add_argument("ids", nargs="*", type=int, help="event ids (see `events parked`)")
-    replay.add_argument("--all", action="store_true", help="every parked event")
-    replay.add_argument("--json", action="store_true", help="one JSON document")
-
-    scan = admin_sub.add_parser("scan", help="malware scans: backlog, rescans, per-bucket gate")
+def add_scan_commands(words: Any, common: argparse.ArgumentParser) -> None:
+    """`scan` and `audit` under `shardbox admin` (shardbox/admin.py builds the rest; `common`
+    holds the options accepted anywhere: --data, --config, --json, ...)."""
+    scan = words.add_parser("scan", parents=[common], help="malware scans: backlog, rescans, per-bucket gate")
     scan.add_argument("--rescan", action="store_true",
                       help="scan ready objects again in the background (after signature updates)")
     scan.add_argument("--since", type=_date, default=None, metavar="DATE",
                       help="with --rescan: only objects created since DATE (YYYY-MM-DD[THH:MM[:SS]], UTC)")
-    scan.add_argument("--json", action="store_true", help="one JSON document")
     scan_sub = scan.add_subparsers(dest="action", required=False, metavar="gate")
-    gate = scan_sub.add_parser("gate", help="whether authenticated S3 reads of a bucket's objects wait "
-                                            "for their scan (425) like anonymous ones")
+    gate = scan_sub.add_parser("gate", parents=[common],
+                               help="whether authenticated S3 reads of a bucket's objects wait for their "
+                                    "scan (425) like anonymous ones")
     gate.add_argument("bucket")
     gate.add_argument("state", choices=["on", "off"])
 
-    audit = admin_sub.add_parser("audit", help="audit of one file: downloads, scans, quarantine")
+    audit = words.add_parser("audit", parents=[common],
+                             help="audit of one file: downloads, scans, quarantine")
     audit.add_argument("bucket")
     audit.add_argument("key")
     audit.add_argument("--version", default=None, help="one version id (default: every version the key has)")
-    audit.add_argument("--json", action="store_true", help="one JSON document")
 
 
 def _date(value: str) -> float:
@@ -60,6 +51,10 @@ def _date(value: str) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))  # absent unless given (shardbox/admin.py _common)
 
 
 def _when(t: float | None) -> str:
@@ -83,7 +78,7 @@ async def _events(client: CoordinatorClient, args: argparse.Namespace) -> int:
             if len(page) < 1000:
                 break
             after = page[-1].id
-        if args.json:
+        if _json(args):
             print(json.dumps({"parked": [_event_doc(e) for e in events]}, indent=2))
             return 0
         if not events:
@@ -99,7 +94,7 @@ async def _events(client: CoordinatorClient, args: argparse.Namespace) -> int:
         print("shardbox admin events replay: give event ids or --all (not both)", file=sys.stderr)
         return 2
     count = await client.replay_events(None if args.all else args.ids, actor="admin-cli")
-    if args.json:
+    if _json(args):
         print(json.dumps({"replayed": count}))
     else:
         print(f"{count} event{'s' if count != 1 else ''} back in the queue")
@@ -110,7 +105,7 @@ async def _scan(client: CoordinatorClient, args: argparse.Namespace) -> int:
     if args.action == "gate":
         info = await client.set_bucket_scan_gate(args.bucket, args.state == "on", actor="admin-cli")
         doc = {"bucket": info.name, "scan_gate": info.scan_gate}
-        print(json.dumps(doc) if args.json else
+        print(json.dumps(doc) if _json(args) else
               f"bucket {info.name}: authenticated S3 reads of objects being scanned "
               + ("wait for the scan (425)" if info.scan_gate else "are served (read-after-write)"))
         return 0
@@ -119,7 +114,7 @@ async def _scan(client: CoordinatorClient, args: argparse.Namespace) -> int:
         return 2
     if args.rescan:
         job = await client.request_rescan(args.since, actor="admin-cli")
-        if args.json:
+        if _json(args):
             print(json.dumps({"rescan": _rescan_doc(job)}))
         else:
             since = f"created since {_when(job.since)}" if job.since else "all"
@@ -127,7 +122,7 @@ async def _scan(client: CoordinatorClient, args: argparse.Namespace) -> int:
         return 0
     status = await client.pipeline_status()
     rescans = await client.list_rescans(10)
-    if args.json:
+    if _json(args):
         print(json.dumps({"scanning": status.scanning, "scanning_oldest_s": status.scanning_oldest_s,
                           "rescans": [_rescan_doc(r) for r in rescans]}, indent=2))
         return 0
@@ -142,7 +137,7 @@ async def _scan(client: CoordinatorClient, args: argparse.Namespace) -> int:
 
 async def _audit(client: CoordinatorClient, args: argparse.Namespace) -> int:
     entries = await client.object_audit(args.bucket, args.key, version_id=args.version)
-    if args.json:
+    if _json(args):
         print(json.dumps({"audit": [_audit_doc(e) for e in entries]}, indent=2))
         return 0
     if not entries:

@@ -46,14 +46,11 @@ def _run_role(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from shardbox.up import UpOptions, run_up
+    from shardbox.up import UpOptions, parse_pool, run_up
+    pools = dict(parse_pool(spec) for spec in args.pool or [])
     return run_up(UpOptions(data_dir=Path(args.data), port=args.port, database_url=args.database_url,
-                            host=args.host, scanner=args.scanner, clamd=args.clamd))
-
-
-def _run_admin(args: argparse.Namespace) -> int:
-    from shardbox.admin import run_admin
-    return run_admin(args)
+                            host=args.host, nodes=args.nodes, pools=pools or None,
+                            scanner=args.scanner, clamd=args.clamd))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(action="serve")
         p.set_defaults(func=_run_role, role=role)
 
-    up = sub.add_parser("up", help="run a coordinator, 14 nodes and a gateway on this machine")
+    up = sub.add_parser("up", help="run a coordinator, storage nodes, a worker and a gateway on this machine")
     up.add_argument("--data", default="./data", help="data directory (default ./data)")
     up.add_argument("--port", type=int, default=None,
                     help="gateway port (default 9000, or the port of the previous run); the coordinator "
@@ -87,30 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="malware scanner (default auto: clamd when one answers, else builtin; remembered)")
     up.add_argument("--clamd", default=None, metavar="SOCKET|HOST:PORT",
                     help="the clamd to use (default: Debian's socket if it answers; remembered)")
+    up.add_argument("--nodes", type=int, default=None, metavar="N",
+                    help="STANDARD storage nodes (default 14, at least 14; remembered for the next run)")
+    up.add_argument("--pool", action="append", metavar="NAME=N",
+                    help="add a pool of N nodes of a colder tier, e.g. --pool cold=14 or --pool ia=14 "
+                         "(repeatable; remembered)")
     up.set_defaults(func=_run_up)
 
-    admin = sub.add_parser("admin", help="manage users and access keys of a running cluster")
-    where = admin.add_mutually_exclusive_group()
-    where.add_argument("--data", default=None, help="data directory of a `shardbox up` (default ./data)")
-    where.add_argument("--config", default=None, help="any role's TOML config of a cluster")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="WHAT")
-    user = admin_sub.add_parser("user", help="users").add_subparsers(dest="action", required=True)
-    user_add = user.add_parser("add", help="create a user and print its first access key")
-    user_add.add_argument("name")
-    user_add.add_argument("--tenant", default="default", help="tenant (created if missing)")
-    user_add.add_argument("--admin", action="store_true", help="make the user an administrator")
-    user_add.add_argument("--password", action="store_true",
-                          help="set a password for the web page and the product API (asked for on a "
-                               "terminal, else read as one line from standard input)")
-    user_pw = user.add_parser("password", help="set or reset a user's password (ends their web sessions)")
-    user_pw.add_argument("name")
-    user.add_parser("list", help="list users")
-    key = admin_sub.add_parser("key", help="access keys").add_subparsers(dest="action", required=True)
-    key_add = key.add_parser("add", help="create another access key for a user")
-    key_add.add_argument("user")
-    from shardbox.admin_pipeline import add_commands as add_pipeline_commands
-    add_pipeline_commands(admin_sub)
-    admin.set_defaults(func=_run_admin)
+    from shardbox.admin import add_parser as add_admin_parser
+    add_admin_parser(sub)
     return parser
 
 

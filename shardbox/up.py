@@ -1,5 +1,9 @@
 """`shardbox up`: the embedded deployment — one coordinator, 14 nodes, one gateway and one worker here.
 
+`--nodes N` (N >= 14) runs more STANDARD nodes, `--pool cold=14` (or ia=14) adds a pool of
+nodes of that storage tier (config/tiers.py) under DATA/nodes/, named cold-01, cold-02, ...
+Both are remembered in cluster.json, like the ports.
+
 Secrets and ports are created on the first run and kept in DATA/config/cluster.json, so
 a second `shardbox up` on the same directory finds the same data and credentials. Role
 configs are written anew on every start from that state, which keeps them in step with
@@ -28,6 +32,7 @@ import tomli_w
 
 from config.serving import split_listen
 from config.settings import ConfigError, parse_config
+from config.tiers import STANDARD, pool_tier
 from erasure.kernels import slow_kernel_notice
 from shardbox.up_scan import ScanChoice, choose_scanner
 
@@ -38,6 +43,8 @@ RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
 STABLE_S = 60.0          # a role up this long has recovered: the next crash restarts it quickly
 STOP_GRACE_S = 15.0
+# Nodes heartbeat every 2 s on one machine; five missed beats and a node counts as down.
+NODE_DOWN_AFTER_S = 10.0
 
 
 @dataclass
@@ -48,6 +55,21 @@ class UpOptions:
     host: str = "127.0.0.1"
     scanner: str | None = None       # auto | clamd | builtin | none (remembered)
     clamd: str | None = None         # clamd socket or HOST:PORT (remembered)
+    nodes: int | None = None                      # STANDARD nodes (default 14, or the last run's)
+    pools: dict[str, int] | None = None           # pool name (standard_ia, cold, ...) -> node count
+
+
+def parse_pool(spec: str) -> tuple[str, int]:
+    """`cold=14` -> ("cold", 14); the name must say a tier (cold, ia, standard_ia, ...)."""
+    name, sep, count = spec.partition("=")
+    name = name.strip().lower()
+    if not sep or not count.strip().isdigit():
+        raise ConfigError(f"--pool {spec!r}: expected NAME=COUNT, e.g. cold=14")
+    if pool_tier(name) is None or pool_tier(name) == STANDARD:
+        raise ConfigError(f"--pool {spec!r}: the pool name must be a colder tier: cold or ia (standard_ia)")
+    if int(count) < NODE_COUNT:
+        raise ConfigError(f"--pool {spec!r}: a pool needs at least {NODE_COUNT} nodes (one per shard)")
+    return name, int(count)
 
 
 @dataclass
@@ -98,6 +120,15 @@ def load_or_create_state(opts: UpOptions) -> dict:
         state["scanner"] = opts.scanner
     if opts.clamd is not None:
         state["clamd"] = opts.clamd
+    if opts.nodes is not None:
+        if opts.nodes < NODE_COUNT:
+            raise ConfigError(f"--nodes {opts.nodes}: at least {NODE_COUNT} nodes are needed (one per shard)")
+        if opts.nodes < state.get("nodes", NODE_COUNT):
+            raise ConfigError(f"--nodes {opts.nodes}: {path} ran {state['nodes']} nodes; their data would be "
+                              "left behind (drain and remove nodes with `shardbox admin nodes` instead)")
+        state["nodes"] = opts.nodes
+    if opts.pools:
+        state["pools"] = {**state.get("pools", {}), **opts.pools}
     state["host"] = opts.host
     cfg_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -105,6 +136,14 @@ def load_or_create_state(opts: UpOptions) -> dict:
     os.chmod(tmp, 0o600)
     tmp.replace(path)
     return state
+
+
+def node_names(state: dict) -> list[tuple[str, str]]:
+    """(node id, pool) of every node this `shardbox up` runs, in port order."""
+    names = [(f"node-{i + 1:02d}", "standard") for i in range(state.get("nodes", NODE_COUNT))]
+    for pool, count in sorted(state.get("pools", {}).items()):
+        names += [(f"{pool}-{i + 1:02d}", pool) for i in range(count)]
+    return names
 
 
 def write_role_configs(data_dir: Path, state: dict, scan: dict | None = None) -> list[Child]:
@@ -126,15 +165,15 @@ def write_role_configs(data_dir: Path, state: dict, scan: dict | None = None) ->
                   coord_url)
     docs.append((coord, {"cluster": cluster, "coordinator": {"listen": f"{host}:{coord_port}",
                                                              "database_url": db_url,
-                                                             "scan_new_objects": scan["backend"] != "none"}}))
-    for i in range(NODE_COUNT):
-        node_id = f"node-{i + 1:02d}"
+                                                             "scan_new_objects": scan["backend"] != "none",
+                                                             "node_down_after_s": NODE_DOWN_AFTER_S}}))
+    for i, (node_id, pool) in enumerate(node_names(state)):
         node_port = port + 2 + i
         child = Child(node_id, "node", cfg_dir / f"{node_id}.toml", log_dir / f"{node_id}.log",
-                      f"http://{host}:{node_port}", node_id=node_id)
+                      f"http://{host}:{node_port}", node_id=node_id, extra={"pool": pool})
         docs.append((child, {"cluster": cluster, "node": {
             "id": node_id, "listen": f"{host}:{node_port}", "data_dir": str(data_dir / "nodes" / node_id),
-            "coordinator": coord_url, "heartbeat_s": 2.0, "host": node_id,
+            "coordinator": coord_url, "heartbeat_s": 2.0, "host": node_id, "pool": pool,
         }}))
     gw = Child("gateway", "gateway", cfg_dir / "gateway.toml", log_dir / "gateway.log", f"http://{host}:{port}")
     docs.append((gw, {"cluster": cluster, "gateway": {"listen": f"{host}:{port}", "coordinator": coord_url}}))
@@ -249,16 +288,16 @@ class Supervisor:
             _say(f"shardbox: {child.name} is back (pid {child.proc.pid})")
             self._write_info()
 
-    async def _wait_nodes_registered(self, client, timeout: float = 60.0) -> None:
+    async def _wait_nodes_registered(self, client, wanted: set[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         up = 0
         while time.monotonic() < deadline:
             nodes = await client.list_nodes()
-            up = sum(1 for n in nodes if n.state == "up")
-            if up >= NODE_COUNT:
+            up = sum(1 for n in nodes if n.state == "up" and n.node_id in wanted)
+            if up >= len(wanted):
                 return
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"only {up} of {NODE_COUNT} nodes registered with the coordinator within "
+        raise RuntimeError(f"only {up} of {len(wanted)} nodes registered with the coordinator within "
                            f"{timeout:.0f}s; see the logs in {self.opts.data_dir / 'logs'}")
 
     async def start(self) -> dict:
@@ -282,7 +321,7 @@ class Supervisor:
         await asyncio.gather(*(_wait_port(n, 60) for n in nodes))
         client = CoordinatorClient(coord.address, state["secret"])
         try:
-            await self._wait_nodes_registered(client)
+            await self._wait_nodes_registered(client, {n.node_id for n in nodes})
             await self._spawn(gateway)
             self._supervise(gateway)
             await _wait_port(gateway, 60)
@@ -300,7 +339,7 @@ class Supervisor:
             "coordinator": {"address": coord.address},
             "gateway": {"address": gateway.address},
             "worker": {"log": str(worker.log), "scanner": self.scan.backend},
-            "nodes": [{"id": n.node_id, "address": n.address,
+            "nodes": [{"id": n.node_id, "address": n.address, "pool": n.extra["pool"],
                        "data_dir": str((self.opts.data_dir / "nodes" / n.node_id).resolve())} for n in nodes],
             "data_dir": str(self.opts.data_dir.resolve()),
             "scanner": self.scan.description,
@@ -357,6 +396,13 @@ async def _terminate(child: Child) -> None:
         await proc.wait()
 
 
+def _node_summary(nodes: list[dict]) -> str:
+    pools: dict[str, int] = {}
+    for n in nodes:
+        pools[n["pool"]] = pools.get(n["pool"], 0) + 1
+    return ", ".join(f"{count} {pool}" for pool, count in pools.items())
+
+
 def _banner(info: dict, data_dir: Path) -> str:
     ep, ak, sk = info["endpoint"], info["access_key"], info["secret_key"]
     return "\n".join([
@@ -366,7 +412,7 @@ def _banner(info: dict, data_dir: Path) -> str:
         f"  access key  : {ak}",
         f"  secret key  : {sk}",
         f"  data        : {data_dir}  (scripts: {data_dir / 'up.json'}, logs: {data_dir / 'logs'})",
-        f"  nodes       : {len(info['nodes'])} (pids {', '.join(str(n['pid']) for n in info['nodes'])})",
+        f"  nodes       : {_node_summary(info['nodes'])}",
         f"  scanner     : {info['scanner']}",
         "",
         f"  AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} aws --endpoint-url {ep} s3 ls",

@@ -25,6 +25,7 @@ from gateway.s3.errors import S3Error
 from gateway.s3.payload import PayloadStream
 from gateway.s3.sigv4 import AuthContext
 from gateway.ttlcache import TtlCache
+from gateway.usage import UsageMeter
 
 log = logging.getLogger("gateway.s3")
 MAX_XML_BODY = 2 << 20     # DeleteObjects with 1000 keys of 1024 bytes fits; anything bigger is abuse
@@ -45,6 +46,7 @@ class GatewayState:
     downloads: DownloadLog
     # Buckets by name alone, for requests that carry no credentials (public-read ACLs, CORS).
     public_buckets: TtlCache[str, BucketInfo] | None = None
+    usage: UsageMeter | None = None      # per-tenant requests and bytes (gateway/usage.py)
     touched: dict[str, float] = field(default_factory=dict)
     touch_pending: set[str] = field(default_factory=set)
     touch_flusher: asyncio.Task | None = None
@@ -101,6 +103,8 @@ class GatewayState:
             await asyncio.gather(self.touch_flusher, return_exceptions=True)
         if self.touch_pending:
             await asyncio.wait_for(self._send_touches(), timeout=5.0)
+        if self.usage is not None:
+            await self.usage.drain()
 
 
 STATE_KEY = web.AppKey("shardbox_gateway", GatewayState)

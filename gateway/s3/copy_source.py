@@ -11,6 +11,7 @@ from coordinator.scan_gate import RETRY_AFTER_S, Reader, refusal
 from gateway.s3.conditions import Conditions, Outcome
 from gateway.s3.context import S3Context
 from gateway.s3.errors import S3Error
+from gateway.s3.tiering import check_restored
 
 MAX_KEY_BYTES = 1024
 
@@ -84,6 +85,7 @@ async def load_source(ctx: S3Context, with_chunks: bool,
                           "a delete marker by version id.") from None
         raise
     await check_readable(ctx, obj)
+    check_restored(obj)
     outcome = Conditions.from_headers(ctx.headers, "x-amz-copy-source-").evaluate(obj.etag, obj.last_modified)
     if outcome is not Outcome.PROCEED:
         raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-*")

@@ -1,7 +1,7 @@
 """Service- and bucket-level operations: ListBuckets, Create/Head/Delete bucket, bucket subresources,
 canned ACLs (of buckets and objects) and object tagging.
 
-Subresources shardbox does not implement (policy, bucket tagging, lifecycle, ...) answer what
+Subresources shardbox does not implement (policy, bucket tagging, website, ...) answer what
 AWS answers for a bucket that has none configured, so SDK probes and sync tools carry on;
 writes to them answer NotImplemented.
 """
@@ -143,7 +143,6 @@ async def get_request_payment(ctx: S3Context) -> web.StreamResponse:
 NOT_CONFIGURED = {
     "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
     "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
-    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
     "encryption": ("ServerSideEncryptionConfigurationNotFoundError",
                    "The server side encryption configuration was not found"),

@@ -23,6 +23,7 @@ from gateway.s3.context import S3Context
 from gateway.s3.copy_source import check_readable, load_source
 from gateway.s3.errors import S3Error
 from gateway.s3.responses import int_param, parse_part_number, xml_response
+from gateway.s3.tiering import check_restored
 from gateway.s3.write_conditions import write_condition
 from gateway.s3.xmlio import find_all, find_text, http_date, iso8601, parse_xml
 
@@ -141,6 +142,8 @@ async def get_object(ctx: S3Context, head: bool = False) -> web.StreamResponse:
         raise _marker_error(ctx, obj)
     public.check_object_readable(ctx, obj)
     await check_readable(ctx, obj)
+    if not head:
+        check_restored(obj)
     outcome = Conditions.from_headers(ctx.headers).evaluate(obj.etag, obj.last_modified)
     if outcome is Outcome.PRECONDITION_FAILED:
         raise S3Error("PreconditionFailed", Condition="If-Match / If-Unmodified-Since")

@@ -22,17 +22,17 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 from blob import checksum_b64
+from config.tiers import STORAGE_CLASSES
 from config.values import header_safe
 from coordinator.records import ObjectInfo
 from gateway.s3.errors import S3Error
+from gateway.s3.tiering import restore_header
 from gateway.s3.xmlio import http_date
 
 META_PREFIX = "x-amz-meta-"
 MAX_USER_METADATA = 2048          # bytes of names + values, as S3 counts them
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
-STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-                   "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
 
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=")
 # Algorithms S3 computes a composite (checksum of the parts' checksums) for.
@@ -175,6 +175,7 @@ def response_headers(obj: ObjectInfo, query: Mapping[str, str] | None = None,
         out[META_PREFIX + name] = encode_value(value)
     if obj.storage_class and obj.storage_class != "STANDARD":
         out["x-amz-storage-class"] = obj.storage_class
+    out.update(restore_header(obj))
     if checksums:
         out.update(whole_object_checksum_headers(obj))
     if obj.tags:

@@ -22,7 +22,7 @@ from blob import DataUnavailable, UnsupportedChecksum, WriteFailed
 from config.serving import BodyTimeout
 from coordinator import client as coordinator_client
 from coordinator.records import CoordinatorError, is_drive_bucket
-from gateway.s3 import cors, public
+from gateway.s3 import cors, public, tiering
 from gateway.s3 import handlers_bucket as hb
 from gateway.s3 import handlers_listing as hl
 from gateway.s3 import handlers_multipart as hm
@@ -91,12 +91,14 @@ _BUCKET_GET: dict[str, tuple[str, Handler]] = {
     "uploads": ("ListMultipartUploads", hm.list_uploads),
     "logging": ("GetBucketLogging", hb.get_bucket_logging),
     "requestPayment": ("GetBucketRequestPayment", hb.get_request_payment),
+    "lifecycle": ("GetBucketLifecycleConfiguration", tiering.get_lifecycle),
     **{sub: (f"GetBucket{sub[0].upper()}{sub[1:]}", hb.not_configured(sub)) for sub in hb.NOT_CONFIGURED},
 }
 _BUCKET_PUT: dict[str, tuple[str, Handler]] = {
     "versioning": ("PutBucketVersioning", hv.put_bucket_versioning),
     "acl": ("PutBucketAcl", hb.put_acl),
     "cors": ("PutBucketCors", cors.put_bucket_cors),
+    "lifecycle": ("PutBucketLifecycleConfiguration", tiering.put_lifecycle),
 }
 _OBJECT_SUB: dict[tuple[str, str], tuple[str, Handler]] = {
     ("GET", "acl"): ("GetObjectAcl", hb.get_acl),
@@ -179,6 +181,8 @@ def select_operation(method: str, address: Address, query: Mapping[str, str],
         if method == "DELETE":
             if sub is None:
                 return Operation("DeleteBucket", hb.delete_bucket)
+            if sub == "lifecycle":
+                return Operation("DeleteBucketLifecycle", tiering.delete_lifecycle)
             if sub == "cors":
                 return Operation("DeleteBucketCors", cors.delete_bucket_cors)
             if sub in hb.NOT_CONFIGURED:
@@ -217,6 +221,8 @@ def select_operation(method: str, address: Address, query: Mapping[str, str],
             return Operation("CreateMultipartUpload", hm.create_upload)
         if "uploadId" in query:
             return Operation("CompleteMultipartUpload", hm.complete_upload)
+        if sub == "restore":
+            return Operation("RestoreObject", tiering.restore_object)
         return Operation("PostObject", _not_implemented(f"POST ?{sub}" if sub else "POST on an object"))
     if method == "DELETE":
         if "uploadId" in query:
@@ -344,6 +350,8 @@ def _log(ctx: S3Context, op: str, resp: web.StreamResponse, error_code: str | No
         fields.update(ctx.read_stats.log_fields())
     level = logging.WARNING if resp.status >= 500 and resp.status != 501 else logging.INFO
     log.log(level, "s3.request", extra={"fields": fields})
+    if ctx.auth is not None and ctx.state.usage is not None:
+        ctx.state.usage.count(ctx.tenant_id, fields["bytes_in"], fields["bytes_out"])
 
 
 async def add_id_headers(request: web.Request, response: web.StreamResponse) -> None:

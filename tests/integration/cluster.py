@@ -103,15 +103,20 @@ class Cluster:
 
 def start_cluster(data_dir: Path, port: int | None = None, database_url: str | None = None,
                   timeout: float = 120, args: tuple[str, ...] = (),
-                  env: dict[str, str] | None = None) -> Cluster:
+                  env: dict[str, str] | None = None, nodes: int | None = None,
+                  pools: dict[str, int] | None = None) -> Cluster:
     """`shardbox up` with extra `args`, in `env` (e.g. a ControlledClock's) if given."""
-    port = port or free_port_block()
+    port = port or free_port_block(2 + (nodes or 14) + sum((pools or {}).values()))
     up_json = data_dir / "up.json"
     if up_json.exists():
         up_json.unlink()
     cmd = [sys.executable, "-m", "shardbox", "up", "--data", str(data_dir), "--port", str(port)]
     if database_url:
         cmd += ["--database-url", database_url]
+    if nodes is not None:
+        cmd += ["--nodes", str(nodes)]
+    for name, count in (pools or {}).items():
+        cmd += ["--pool", f"{name}={count}"]
     cmd += list(args)
     log = open(data_dir.parent / f"{data_dir.name}-up.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)

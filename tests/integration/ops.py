@@ -1,0 +1,109 @@
+"""What an operator (and the background worker) does to a running `shardbox up`, for tests:
+the admin CLI as a subprocess, signed calls to nodes, and the repair and lifecycle work run
+against the cluster's real coordinator and nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from blob.node_client import NodeClient
+from config.cluster_auth import sign_headers
+from coordinator.client import CoordinatorClient
+from workers.repair import RepairWorker
+
+
+def secret(data_dir: Path) -> str:
+    return json.loads((data_dir / "config" / "cluster.json").read_text())["secret"]
+
+
+def admin(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`shardbox admin ARGS --data DIR` (options after the command words, as people type them)."""
+    return subprocess.run([sys.executable, "-m", "shardbox", "admin", *args, "--data", str(data_dir)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def admin_json(data_dir: Path, *args: str) -> tuple[int, Any]:
+    done = admin(data_dir, *args, "--json")
+    assert done.stdout.strip(), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def node_call(data_dir: Path, address: str, method: str, path: str) -> Any:
+    """A signed request to a node's API (no body); its JSON answer."""
+    headers = sign_headers(secret(data_dir), method, path)
+    req = urllib.request.Request(address + path, method=method, headers=headers, data=b"" if method == "POST"
+                                 else None)
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def shard_bytes(data_dir: Path, address: str, sid: str) -> bytes:
+    req = urllib.request.Request(address + f"/shards/{sid}",
+                                 headers=sign_headers(secret(data_dir), "GET", f"/shards/{sid}"))
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.read()
+
+
+def shards_on(data_dir: Path, address: str) -> dict[str, str]:
+    """Every live shard on a node: shard id -> checksum."""
+    out: dict[str, str] = {}
+    after = ""
+    while True:
+        page = node_call(data_dir, address, "GET", f"/shards?limit=10000{'&after=' + after if after else ''}")
+        out.update({s["id"]: s["checksum"] for s in page["shards"]})
+        if not page["next"]:
+            return out
+        after = page["next"]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+class Background:
+    """The worker's repair and lifecycle work, run here against the cluster (one event loop)."""
+
+    def __init__(self, data_dir: Path, coordinator_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.coordinator = CoordinatorClient(coordinator_url, secret(data_dir))
+        self.nodes = NodeClient(secret(data_dir))
+        self.repair = RepairWorker(self.coordinator, self.nodes, worker_id="test-worker", rate_mb_s=1000.0)
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def repair_until_idle(self, timeout: float = 180.0) -> int:
+        """Claim and repair until nothing is claimable; the number of chunks worked on."""
+        async def go() -> int:
+            total = 0
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                n = await self.repair.run_once()
+                if n == 0:
+                    return total
+                total += n
+            raise AssertionError("repair did not finish in time")
+        return self.run(go())
+
+    def lifecycle(self, now: float) -> Any:
+        return self.run(self.coordinator.lifecycle_step(now))
+
+    def close(self) -> None:
+        self.run(self.coordinator.close())
+        self.run(self.nodes.close())
+        self.loop.close()

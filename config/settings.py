@@ -294,6 +294,25 @@ class GcSection(_Section):
                                                   "this often")
 
 
+class RepairSection(_Section):
+    """`[worker.repair]`: rebuilding and moving shards (workers/repair.py)."""
+
+    enabled: bool = True
+    rate_mb_s: float = Field(default=100.0, gt=0.0, description="shard MB read + written per second, at most")
+    concurrency: int = Field(default=4, ge=1, le=64, description="chunks repaired at once")
+    batch: int = Field(default=16, ge=1, le=256, description="chunks claimed at a time")
+    lease_s: float = Field(default=300.0, ge=10.0, le=86400.0,
+                           description="a claimed chunk goes to another worker after this long")
+
+
+class LifecycleSection(_Section):
+    """`[worker.lifecycle]`: bucket lifecycle rules and restores (workers/lifecycle.py)."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=300.0, gt=0.0, description="how often the lifecycle pass runs")
+    batch: int = Field(default=1000, ge=1, le=100_000, description="objects per pass step")
+
+
 class WorkerSection(_Section):
     """Background worker: claims work from the coordinator, reads and writes bytes on nodes."""
 
@@ -310,6 +329,8 @@ class WorkerSection(_Section):
     shard_timeout_s: float = Field(default=10.0, gt=0.0)
     scan: ScanSection = ScanSection()
     gc: GcSection = GcSection()
+    repair: RepairSection = RepairSection()
+    lifecycle: LifecycleSection = LifecycleSection()
 
 
 class Config(_Section):

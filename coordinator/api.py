@@ -67,9 +67,9 @@ from coordinator.records import (
     PartInfo,
     PartList,
     PipelineStatus,
+    RepairTask,
     RescanBatch,
     RescanInfo,
-    RepairTask,
     ShardMove,
     UploadInfo,
     UploadList,
@@ -172,8 +172,8 @@ class CoordinatorAPI(Protocol):
         outside 1..36500."""
         ...
 
-    async def lifecycle_step(self, now: float, limit: int = 1000) -> LifecycleReport:
-        """One lifecycle pass at time `now` (the worker's clock): transitions, expirations,
+    async def lifecycle_step(self, now: float | None = None, limit: int = 1000) -> LifecycleReport:
+        """One lifecycle pass at time `now` (default: the coordinator's clock): transitions, expirations,
         aborts of old multipart uploads, restores finished or expired; at most `limit`
         objects. Bytes move afterwards through the repair queue."""
         ...

@@ -94,9 +94,18 @@ class HealthQueries(RepairQueries):
             ).scalar() or 0
             oldest_event = (
                 await conn.execute(
-                    sa.select(sa.func.min(outbox.c.created_at)).where(outbox.c.done_at.is_(None))
+                    sa.select(sa.func.min(outbox.c.created_at)).where(
+                        outbox.c.done_at.is_(None), outbox.c.parked_at.is_(None)
+                    )
                 )
             ).scalar()
+            parked = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(outbox).where(
+                        outbox.c.done_at.is_(None), outbox.c.parked_at.is_not(None)
+                    )
+                )
+            ).scalar() or 0
             node_docs = [
                 {
                     "node_id": r.node_id,
@@ -123,7 +132,7 @@ class HealthQueries(RepairQueries):
                 "outbox_lag_s": None if oldest_event is None else max(0.0, now - oldest_event),
                 "scan_backlog": scanning,
                 "gc_backlog_chunks": gc_backlog,
-                "parked_events": None,  # the worker framework's parked events (filled in when it keeps them)
+                "parked_events": parked,
             }
 
         doc = await self.db.read(q)
@@ -136,7 +145,9 @@ class HealthQueries(RepairQueries):
     async def record_usage(self, deltas: list[UsageDelta]) -> None:
         if len(deltas) > MAX_USAGE_BATCH:
             raise error("InvalidArgument", f"at most {MAX_USAGE_BATCH} usage deltas per call")
+        current = month_of(self.now())
         for d in deltas:
+            d.month = d.month or current
             if len(d.month) != 7 or d.month[4] != "-" or not (d.month[:4] + d.month[5:]).isdigit():
                 raise error("InvalidArgument", f"month must be YYYY-MM, got {d.month!r}")
             if min(d.api_requests, d.egress_bytes, d.ingress_bytes, d.scan_calls) < 0 or not d.tenant_id:

@@ -1,8 +1,8 @@
 """Bucket lifecycle rules, RestoreObject, and the lifecycle pass a worker runs periodically.
 
 A pass (`lifecycle_step(now)`) is metadata only; bytes move through the repair queue
-(coordinator/tiers.py, workers/repair.py). It takes `now` from the worker, so tests (and
-drills) run it with a clock they control; nothing here reads the coordinator's clock.
+(coordinator/tiers.py, workers/repair.py). It runs at `now` as given (tests and drills pass
+the time they want) or by the coordinator's clock (coordinator/clock.py).
 
 - Transition: a current version untouched (neither written nor read) for `days` moves to
   the rule's storage class: its class changes at once, its chunks follow. Days count from
@@ -213,9 +213,10 @@ class LifecycleQueries(UploadQueries):
 
     # ---- the pass -------------------------------------------------------------------------------
 
-    async def lifecycle_step(self, now: float, limit: int = 1000) -> LifecycleReport:
+    async def lifecycle_step(self, now: float | None = None, limit: int = 1000) -> LifecycleReport:
         if not 1 <= limit <= 100_000:
             raise error("InvalidArgument", "limit must be 1..100000")
+        now = self.now() if now is None else now
         report = LifecycleReport()
         configs = await self.db.read(lambda conn: _configs(conn))
         budget = limit

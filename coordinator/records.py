@@ -116,7 +116,7 @@ class UsageDelta:
     """Counts to add to a tenant's month (gateway and worker meters send these in batches)."""
 
     tenant_id: str
-    month: str                   # "YYYY-MM" (UTC)
+    month: str = ""              # "YYYY-MM" (UTC); "": the coordinator's current month
     api_requests: int = 0
     egress_bytes: int = 0
     ingress_bytes: int = 0

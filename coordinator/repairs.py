@@ -177,7 +177,20 @@ class RepairQueries(NodeQueries):
         return max(0, result.rowcount or 0)
 
     async def _queue_down_nodes(self, conn: AsyncConnection, now: float) -> None:
-        """Nodes silent for longer than node_repair_after_s get all their shards queued, once."""
+        """Nodes silent for longer than node_repair_after_s get all their shards queued, once.
+
+        Not while fewer than 14 nodes answer: then the silence is more likely the coordinator's
+        (its network, or its clock jumping) than the nodes', and there would be nowhere to
+        rebuild to anyway."""
+        alive = (
+            await conn.execute(
+                sa.select(sa.func.count()).select_from(nodes).where(
+                    _n.last_seen >= now - self.node_down_after_s, _n.state.in_(("up", "draining"))
+                )
+            )
+        ).scalar() or 0
+        if alive < placement.SHARDS:
+            return
         cutoff = now - max(self.node_repair_after_s, self.node_down_after_s)
         rows = (
             await conn.execute(
@@ -253,13 +266,21 @@ class RepairQueries(NodeQueries):
         node_rows: dict[str, Any],
         now: float,
     ) -> tuple[RepairTask, list[int]]:
-        """Where each claimed index's shard must end up; the indexes no node can take."""
+        """Where each claimed index's shard must end up; the indexes no node can take.
+
+        The chunk's home is the pool of its tier if the cluster has one (14 registered nodes
+        or more), else the STANDARD pool, else every node, as placement chooses. Only its up
+        nodes take shards: while too few of them answer, the moves wait (backing off) rather
+        than land in another pool and stay there."""
         state = {nid: self._state(r, now) for nid, r in node_rows.items()}
-        up = [r for r in node_rows.values() if state[r.node_id] == "up"]
-        pool = [r for r in up if r.storage_class == chunk.tier]
-        if len(pool) < placement.SHARDS:  # no (big enough) pool of that tier: as placement does
-            standard = [r for r in up if r.storage_class == STANDARD]
-            pool = standard if len(standard) >= placement.SHARDS else up
+        registered = [r for r in node_rows.values() if state[r.node_id] != "removed"]
+        home = registered
+        for tier in (chunk.tier, STANDARD):
+            members = [r for r in registered if r.storage_class == tier]
+            if len(members) >= placement.SHARDS:
+                home = members
+                break
+        pool = [r for r in home if state[r.node_id] == "up"]
         in_pool = {r.node_id for r in pool}
 
         def candidate(r: Any) -> placement.Candidate:

@@ -1,17 +1,16 @@
 """Per-tenant request and transfer counts for billing (`shardbox admin usage`).
 
 Every authenticated S3 request adds one request and its bytes in and out to its tenant's
-counts for the current month (UTC); the counts go to the coordinator (`record_usage`) as
-one call every FLUSH_S, not one per request. Best effort by design: counts of the last
-seconds before a crash are lost, which billing by the month tolerates; a failed flush is
-kept and retried with the next one.
+counts for the current month (UTC, as the coordinator's clock says); the counts go to the
+coordinator (`record_usage`) as one call every FLUSH_S, not one per request. Best effort by
+design: counts of the last seconds before a crash are lost, which billing by the month
+tolerates; a failed flush is kept and retried with the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from coordinator.api import CoordinatorAPI
 from coordinator.records import UsageDelta
@@ -29,7 +28,8 @@ class UsageMeter:
         self.flusher: asyncio.Task | None = None
 
     def count(self, tenant_id: str, bytes_in: int, bytes_out: int, requests: int = 1) -> None:
-        month = time.strftime("%Y-%m", time.gmtime())
+        # The month is the coordinator's (its clock decides every metadata time): "" = current.
+        month = ""
         delta = self.pending.get((tenant_id, month))
         if delta is None:
             if len(self.pending) >= MAX_PENDING:

@@ -237,7 +237,7 @@ async def health(client: Any, args: argparse.Namespace) -> int:
             f"over the last {repair['window_s'] / 60:.0f} min",
             f"scan backlog: {doc['scan_backlog']} objects   gc backlog: {doc['gc_backlog_chunks']} chunks   "
             f"outbox lag: {'none' if lag is None else f'{lag:.0f}s'}   "
-            f"parked events: {'-' if doc['parked_events'] is None else doc['parked_events']}",
+            f"parked events: {doc['parked_events']}",
             f"status: {doc['status'].replace('_', ' ')}",
         ]
         return "\n".join(lines)

@@ -1,13 +1,12 @@
-"""The lifecycle pass, run periodically: `lifecycle_step(now)` on the coordinator with this
-worker's clock (coordinator/lifecycle.py does the work; bytes then move through the repair
-queue). Idempotent: a pass repeated, or run by two workers at once, finds nothing more to do
-for what the first one did."""
+"""The lifecycle pass, run periodically: `lifecycle_step()` on the coordinator, by the
+coordinator's clock unless a clock is given (coordinator/lifecycle.py does the work; bytes
+then move through the repair queue). Idempotent: a pass repeated, or run by two workers at
+once, finds nothing more to do for what the first one did."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from coordinator.api import CoordinatorAPI
@@ -18,7 +17,7 @@ log = logging.getLogger("workers.lifecycle")
 
 class LifecycleWorker:
     def __init__(self, coordinator: CoordinatorAPI, *, interval_s: float = 300.0, batch: int = 1000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self.coordinator = coordinator
         self.interval_s = interval_s
         self.batch = batch
@@ -28,7 +27,8 @@ class LifecycleWorker:
         """Passes until one leaves nothing of its batch undone."""
         total = LifecycleReport()
         while True:
-            report = await self.coordinator.lifecycle_step(self.clock(), self.batch)
+            now = None if self.clock is None else self.clock()
+            report = await self.coordinator.lifecycle_step(now, self.batch)
             for name, value in vars(report).items():
                 setattr(total, name, getattr(total, name) + value)
             if report.transitioned + report.expired + report.aborted_uploads < self.batch:

@@ -21,7 +21,9 @@ from config.settings import Config, ConfigError, ScanSection
 from workers.builtin_scan import BuiltinScanner
 from workers.clamd import Clamd
 from workers.gc import ChunkGc, Reconcile, UploadExpiry
+from workers.lifecycle import LifecycleWorker
 from workers.notices import Notices
+from workers.repair import RepairWorker
 from workers.runner import EventHandler, PeriodicJob, Runner, RunnerSettings
 from workers.scan import RescanJob, ScanHandler
 from workers.verdict import Scanner
@@ -99,6 +101,26 @@ async def serve(cfg: Config, stop: asyncio.Event | None = None) -> None:
                 objects_per_s=settings.scan.rescan_objects_per_s,
                 mb_per_s=settings.scan.rescan_mb_per_s,
             )
+        )
+    if settings.repair.enabled:
+        repair = settings.repair
+        loops.append(
+            RepairWorker(
+                coordinator,
+                store.nodes,
+                worker_id=f"{worker_id}:repair",
+                batch=repair.batch,
+                concurrency=repair.concurrency,
+                rate_mb_s=repair.rate_mb_s,
+                lease_s=repair.lease_s,
+                shard_timeout_s=settings.shard_timeout_s,
+            ).run
+        )
+    if settings.lifecycle.enabled:
+        loops.append(
+            LifecycleWorker(
+                coordinator, interval_s=settings.lifecycle.interval_s, batch=settings.lifecycle.batch
+            ).run
         )
     runner = Runner(
         coordinator,

@@ -1,6 +1,5 @@
-"""What an operator (and the background worker) does to a running `shardbox up`, for tests:
-the admin CLI as a subprocess, signed calls to nodes, and the repair and lifecycle work run
-against the cluster's real coordinator and nodes."""
+"""What an operator does to a running `shardbox up`, for tests: the admin CLI as a
+subprocess, signed calls to nodes, calls to the coordinator."""
 
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from blob.node_client import NodeClient
 from config.cluster_auth import sign_headers
 from coordinator.client import CoordinatorClient
-from workers.repair import RepairWorker
 
 
 def secret(data_dir: Path) -> str:
@@ -75,35 +72,20 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0, every: 
         time.sleep(every)
 
 
-class Background:
-    """The worker's repair and lifecycle work, run here against the cluster (one event loop)."""
+class Coordinator:
+    """Calls to the cluster's coordinator from the test (its own event loop)."""
 
     def __init__(self, data_dir: Path, coordinator_url: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.coordinator = CoordinatorClient(coordinator_url, secret(data_dir))
-        self.nodes = NodeClient(secret(data_dir))
-        self.repair = RepairWorker(self.coordinator, self.nodes, worker_id="test-worker", rate_mb_s=1000.0)
+        self.client = CoordinatorClient(coordinator_url, secret(data_dir))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def repair_until_idle(self, timeout: float = 180.0) -> int:
-        """Claim and repair until nothing is claimable; the number of chunks worked on."""
-        async def go() -> int:
-            total = 0
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                n = await self.repair.run_once()
-                if n == 0:
-                    return total
-                total += n
-            raise AssertionError("repair did not finish in time")
-        return self.run(go())
-
-    def lifecycle(self, now: float) -> Any:
-        return self.run(self.coordinator.lifecycle_step(now))
+    def lifecycle(self, now: float | None = None) -> Any:
+        """One lifecycle pass (what the worker runs every [worker.lifecycle] interval_s)."""
+        return self.run(self.client.lifecycle_step(now))
 
     def close(self) -> None:
-        self.run(self.coordinator.close())
-        self.run(self.nodes.close())
+        self.run(self.client.close())
         self.loop.close()

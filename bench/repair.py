@@ -2,11 +2,12 @@
 
 Uploads `--mib` MiB of random objects (8 MiB chunks), then for each scenario kills nodes
 for good, removes them (`shardbox admin nodes remove`: repair starts at once) and times one
-repair worker (workers/repair.py, in this process, unthrottled) until every chunk has its
-14 shards again. Prints chunks/s, shards rebuilt/s and MB/s of shards written and read,
-plus the CPU the whole cluster (gateway, coordinator, nodes) and the worker spent per GiB
-rebuilt. Scenarios: one node lost (every chunk it held misses one shard: ten reads and one
-write each), then three more (chunks missing up to three).
+repair worker (workers/repair.py, in this process, unthrottled; the worker `shardbox up`
+runs is frozen meanwhile) until every chunk has its 14 shards again. Prints chunks/s,
+shards rebuilt/s and MB/s of shards written and read, plus the CPU the whole cluster
+(gateway, coordinator, nodes) and the worker spent per GiB rebuilt. Scenarios: one node
+lost (every chunk it held misses one shard: ten reads and one write each), then three more
+(chunks missing up to three).
 
     .venv/bin/python bench/repair.py [--mib 512]
 
@@ -142,6 +143,8 @@ def main() -> None:
             for i in range(max(1, args.mib * MiB // obj)):
                 s3.put_object(Bucket="bench", Key=f"o{i}", Body=os.urandom(obj))
             chunks = _admin(data, "health")["chunks_by_surviving_shards"]["14"]
+            # `shardbox up`'s own worker would repair too: frozen, so one worker (this one) does it all.
+            os.kill(info["worker"]["pid"], signal.SIGSTOP)
             pids = [n["pid"] for n in info["nodes"]] + [info["gateway"]["pid"], info["coordinator"]["pid"]]
             print(
                 f"repair bench: {chunks} chunks of 8 MiB on {NODES} nodes, CPU {platform.processor() or '?'} "
@@ -175,6 +178,8 @@ def main() -> None:
                 f"{health['chunks_by_surviving_shards']}"
             )
         finally:
+            if "info" in locals():
+                os.kill(info["worker"]["pid"], signal.SIGCONT)
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(60)

@@ -46,6 +46,7 @@ _UPDATABLE = (
     "health",
     "storage_class",
     "repair_queued_at",
+    "down_since",
 )
 
 
@@ -125,6 +126,7 @@ class NodeQueries(QueryBase):
             "pool": pool,
             "storage_class": storage_class,
             "repair_queued_at": None,
+            "down_since": None,
             "host": host,
             "rack": rack,
             "capacity_bytes": capacity_bytes,
@@ -153,7 +155,8 @@ class NodeQueries(QueryBase):
             )
         state = "up" if old is None or old.state == "up" else old.state
         return NodeInfo(node_id=node_id, state=state,
-                        **{k: v for k, v in values.items() if k not in ("health", "repair_queued_at")})
+                        **{k: v for k, v in values.items()
+                           if k not in ("health", "repair_queued_at", "down_since")})
 
     async def _node_rows(self, conn: AsyncConnection) -> list[Any]:
         return list((await conn.execute(_NODE_ROWS)).all())

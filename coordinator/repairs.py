@@ -179,23 +179,30 @@ class RepairQueries(NodeQueries):
     async def _queue_down_nodes(self, conn: AsyncConnection, now: float) -> None:
         """Nodes silent for longer than node_repair_after_s get all their shards queued, once.
 
+        The period counts from when a claim first found the node silent (`down_since`), not from
+        its last heartbeat, so a coordinator back from an outage (or a clock that jumped) does
+        not find every node overdue at once.
+
         Not while fewer than 14 nodes answer: then the silence is more likely the coordinator's
         (its network, or its clock jumping) than the nodes', and there would be nowhere to
         rebuild to anyway."""
         alive = (
             await conn.execute(
-                sa.select(sa.func.count()).select_from(nodes).where(
-                    _n.last_seen >= now - self.node_down_after_s, _n.state.in_(("up", "draining"))
-                )
+                sa.select(sa.func.count())
+                .select_from(nodes)
+                .where(_n.last_seen >= now - self.node_down_after_s, _n.state.in_(("up", "draining")))
             )
         ).scalar() or 0
         if alive < placement.SHARDS:
             return
-        cutoff = now - max(self.node_repair_after_s, self.node_down_after_s)
+        silent = sa.and_(_n.last_seen < now - self.node_down_after_s, _n.state != "removed")
+        await conn.execute(sa.update(nodes).where(silent, _n.down_since.is_(None)).values(down_since=now))
         rows = (
             await conn.execute(
                 sa.select(_n.node_id).where(
-                    _n.last_seen < cutoff, _n.repair_queued_at.is_(None), _n.state != "removed"
+                    silent,
+                    _n.down_since <= now - self.node_repair_after_s,
+                    _n.repair_queued_at.is_(None),
                 )
             )
         ).all()

@@ -390,6 +390,10 @@ nodes = sa.Table(
     # When the repair of everything on this node was queued (down past the grace period,
     # drained or removed); cleared when it heartbeats again while up.
     sa.Column("repair_queued_at", _TIME),
+    # When a repair claim first found the node silent; the down grace period counts from here
+    # (not from last_seen), so a coordinator back from an outage, or a clock that jumped, does
+    # not find every node overdue at once. Cleared by its next heartbeat.
+    sa.Column("down_since", _TIME),
 )
 
 repair_queue = sa.Table(

@@ -141,9 +141,11 @@ async def test_nodes_down_past_the_grace_period_and_removed_nodes_are_queued(dat
                     doc.pop("volumes"), doc.pop("garbage_bytes"), doc.pop("last_scrub")
                     await meta.heartbeat(**doc)
 
-        await beat_all_but_victim(start + 300)  # down, but within the grace period
+        await beat_all_but_victim(start + 300)  # found down now: the grace period starts
         assert await meta.claim_repairs("w") == []
-        await beat_all_but_victim(start + 700)  # past it: its shards are queued
+        await beat_all_but_victim(start + 800)  # within the grace period
+        assert await meta.claim_repairs("w") == []
+        await beat_all_but_victim(start + 901)  # past it: its shards are queued
         [task] = await meta.claim_repairs("w")
         assert [(t.index, t.node_id in others) for t in task.targets] == [(5, True)]
         assert task.reasons == ["node_down"]

@@ -36,6 +36,7 @@ def upgrade() -> None:
             sa.Column("storage_class", sa.String(length=16), server_default="STANDARD", nullable=False)
         )
         batch_op.add_column(sa.Column("repair_queued_at", _TIME, nullable=True))
+        batch_op.add_column(sa.Column("down_since", _TIME, nullable=True))
     with op.batch_alter_table("repair_queue", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("claimed_by", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("lease_until", _TIME, nullable=True))
@@ -95,6 +96,7 @@ def downgrade() -> None:
         for name in ("last_error", "not_before", "attempts", "lease_until", "claimed_by"):
             batch_op.drop_column(name)
     with op.batch_alter_table("nodes") as batch_op:
+        batch_op.drop_column("down_since")
         batch_op.drop_column("repair_queued_at")
         batch_op.drop_column("storage_class")
     with op.batch_alter_table("chunks") as batch_op:

@@ -164,3 +164,33 @@ async def test_writing_to_a_cold_class_sends_the_bytes_to_the_cold_pool(database
         assert info.storage_class == "DEEP_ARCHIVE"
         assert {r.tier for r in await rows(meta, chunks)} == {"COLD"}
         assert all(int(n.split("-")[1]) >= 14 for n in await work_off_moves(meta))
+
+
+async def test_noncurrent_versions_and_lone_delete_markers_expire(database_url):
+    async with open_meta(database_url) as meta:
+        await register_nodes(meta, 14)
+        key = await setup_tenant(meta)
+        await meta.set_bucket_versioning(key.tenant_id, "bkt", "Enabled")
+        t0 = meta.now()
+        for body in (b"v1", b"v2", b"v3"):
+            await put_object(meta, key, "bkt", "doc", [body])
+        await put_object(meta, key, "bkt", "gone", [b"x"])
+        await meta.delete_object(key.tenant_id, "bkt", "gone")           # a delete marker on top
+        await meta.put_bucket_lifecycle(key.tenant_id, "bkt", [
+            LifecycleRule(id="old", noncurrent_days=10, newer_noncurrent_versions=1),
+            LifecycleRule(id="markers", prefix="gone", noncurrent_days=10,
+                          expired_object_delete_marker=True)])
+
+        async def versions() -> list[tuple[str, bool, bool]]:
+            got = await meta.list_object_versions(key.tenant_id, "bkt", "", None, None, None, 100)
+            return [(v.key, v.is_latest, v.delete_marker) for v in got.versions]
+
+        assert (await meta.lifecycle_step(t0 + 5 * DAY)).noncurrent_expired == 0
+        report = await meta.lifecycle_step(t0 + 11 * DAY)
+        # doc: v1 goes (v2 stays: the one newest noncurrent version "old" keeps); gone: its
+        # version ("markers" keeps none), then the delete marker, left alone
+        assert report.noncurrent_expired == 3
+        assert await versions() == [("doc", True, False), ("doc", False, False)]
+        assert (await meta.lifecycle_step(t0 + 11 * DAY)).noncurrent_expired == 0
+        body = await meta.get_object(key.tenant_id, "bkt", "doc")
+        assert body.size == 2

@@ -6,9 +6,9 @@ unreferenced, so deduplicated bytes another object still names stay, and GC coll
 rest after its grace period), their upload sessions (reservations released), the buckets
 they own that are empty afterwards (their drive among them), their access keys, web
 sessions and API tokens, their login counters, and the user row (with its password hash).
-A product file is an object version in the user's drive bucket, so files and their versions
-go with the versions above; share links and grants (product tables still to come) must be
-deleted here too when they exist. The audit keeps its
+The user's drive goes whole: every version in it (whoever wrote it), its files and folders
+(names are personal data too), the share links of those files or made by the user (with
+their download records), and grants on them or to the user. The audit keeps its
 rows but loses what identifies the person: rows by or about the user get actor `erased`,
 target `erased` and no detail or client address; one tombstone row `user.erased` records
 that an erasure happened and how much it removed, under the user's opaque id only.
@@ -24,13 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from coordinator.errors import error
 from coordinator.events import record_audit
 from coordinator.lifecycle import LifecycleQueries
+from coordinator.records import DRIVE_BUCKET_PREFIX
 from coordinator.schema import (
     access_keys,
     audit,
     auth_tokens,
     buckets,
+    files,
+    grants,
     login_attempts,
     object_versions,
+    share_link_downloads,
+    share_links,
     upload_sessions,
     users,
 )
@@ -47,11 +52,15 @@ class EraseQueries(LifecycleQueries):
         if user is None:
             raise error("NoSuchUser", f"user {user_name!r} does not exist")
         uid, tenant_id = user.user_id, user.tenant_id
+        drive = DRIVE_BUCKET_PREFIX + uid
         counts = {
             "versions": 0,
             "bytes": 0,
             "uploads": 0,
             "buckets": 0,
+            "files": 0,
+            "share_links": 0,
+            "grants": 0,
             "keys": 0,
             "tokens": 0,
             "audit_rows": 0,
@@ -63,7 +72,11 @@ class EraseQueries(LifecycleQueries):
 
             async def batch(conn: AsyncConnection) -> int:
                 rows = (
-                    await conn.execute(sa.select(object_versions).where(_ov.owner_id == uid).limit(BATCH))
+                    await conn.execute(
+                        sa.select(object_versions)
+                        .where(sa.or_(_ov.owner_id == uid, _ov.bucket == drive))
+                        .limit(BATCH)
+                    )
                 ).all()
                 for row in rows:
                     # As DELETE ?versionId: references, quota, and the key's latest version follow.
@@ -83,7 +96,7 @@ class EraseQueries(LifecycleQueries):
             lambda conn: _all(
                 conn,
                 sa.select(upload_sessions.c.upload_id, upload_sessions.c.bucket, upload_sessions.c.key).where(
-                    upload_sessions.c.owner_id == uid
+                    sa.or_(upload_sessions.c.owner_id == uid, upload_sessions.c.bucket == drive)
                 ),
             )
         )
@@ -96,6 +109,7 @@ class EraseQueries(LifecycleQueries):
                 pass
 
         async def rest(conn: AsyncConnection) -> None:
+            targets.update(await self._erase_drive(conn, uid, counts))
             owned = (await conn.execute(sa.select(buckets.c.name).where(buckets.c.owner_id == uid))).all()
             for b in owned:
                 left = (
@@ -138,6 +152,26 @@ class EraseQueries(LifecycleQueries):
 
         await self.db.write(rest)
         return {"user_id": uid, **counts}
+
+
+    async def _erase_drive(self, conn: AsyncConnection, uid: str, counts: dict[str, Any]) -> list[str]:
+        """The product's rows of the user: their files and folders, the links on them or made
+        by the user (downloads first), grants on them or to the user. Returns the link ids (audit
+        targets of their downloads)."""
+        mine = sa.select(files.c.file_id).where(files.c.owner_id == uid).scalar_subquery()
+        _l = share_links.c
+        theirs = sa.or_(_l.owner_id == uid, _l.file_id.in_(mine))
+        link_ids = [r.link_id for r in await conn.execute(sa.select(_l.link_id).where(theirs))]
+        _d = share_link_downloads.c
+        for i in range(0, len(link_ids), BATCH):
+            await conn.execute(sa.delete(share_link_downloads).where(_d.link_id.in_(link_ids[i : i + BATCH])))
+        counts["share_links"] = (await conn.execute(sa.delete(share_links).where(theirs))).rowcount or 0
+        result = await conn.execute(
+            sa.delete(grants).where(sa.or_(grants.c.grantee_id == uid, grants.c.file_id.in_(mine)))
+        )
+        counts["grants"] = result.rowcount or 0
+        counts["files"] = (await conn.execute(sa.delete(files).where(files.c.owner_id == uid))).rowcount or 0
+        return link_ids
 
 
 async def _first(conn: AsyncConnection, stmt: sa.Select) -> Any:

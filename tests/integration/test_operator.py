@@ -18,13 +18,16 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from gateway.api.passwords import hash_password
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
 from tests.integration.ops import Coordinator, admin, admin_json, shards_on, wait_for
+from tests.integration.product.client import Api, request
 from tests.util import ControlledClock
 
 pytestmark = pytest.mark.slow
 DAY = 86400.0
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +179,7 @@ def test_an_object_written_to_a_cold_class_lands_in_the_cold_pool(tiered: Cluste
     assert err.value.response["Error"]["Code"] == "NoSuchLifecycleConfiguration"
 
 
-def test_admin_cli_options_json_quota_usage_and_erase(tiered: Cluster) -> None:
+def test_admin_cli_options_json_quota_usage_and_erase(tiered: Cluster, coordinator: Coordinator) -> None:
     data = tiered.data_dir
     # Options after the command words, as people type them.
     done = admin(data, "user", "add", "bob", "--tenant", "acme")
@@ -221,10 +224,27 @@ def test_admin_cli_options_json_quota_usage_and_erase(tiered: Cluster) -> None:
     human = admin(data, "usage", "--month", usage["month"])
     assert human.returncode == 0 and "acme" in human.stdout and "EGRESS" in human.stdout
 
+    # bob's drive in the product: a file in a folder, a share link, a grant to carol
+    for name in ("bob", "carol"):
+        coordinator.run(coordinator.client.set_password(name, hash_password(PASSWORD)))
+    bob_web, carol_web = Api(tiered.endpoint), Api(tiered.endpoint)
+    assert bob_web.login("bob", PASSWORD).status == 200 and carol_web.login("carol", PASSWORD).status == 200
+    done, _ = bob_web.upload("/letters/to-carol.txt", b"dear carol", 8 << 20)
+    assert done.status == 200, done.body
+    file_id = done.json["file"]["id"]
+    link = bob_web.post(f"/api/v1/files/{file_id}/share_links", {"permission": "view"})
+    assert link.status == 201
+    assert bob_web.post(f"/api/v1/files/{file_id}/grants", {"user": "carol", "permission": "view"}).status == 201
+    assert [e["id"] for e in carol_web.get("/api/v1/shared").json["items"]] == [file_id]
+
     refused = admin(data, "user", "erase", "bob")
     assert refused.returncode == 1 and "--yes" in refused.stderr
     code, erased = admin_json(data, "user", "erase", "bob", "--yes")
-    assert code == 0 and erased["versions"] == 2 and erased["keys"] == 1 and erased["buckets"] == 1
+    assert code == 0 and erased["versions"] == 3 and erased["keys"] == 1 and erased["buckets"] == 2
+    assert (erased["files"], erased["share_links"], erased["grants"]) == (2, 1, 1)   # folder and file
+    assert request("GET", link.json["url"], headers={"Accept": "application/json"}).status == 404
+    assert carol_web.get("/api/v1/shared").json["items"] == []
+    assert bob_web.get("/api/v1/me").status == 401
     assert "bob" not in {u["name"] for u in admin_json(data, "user", "list")[1]}
 
     def key_refused() -> bool:   # gateways cache keys for up to [gateway] key_cache_s (30 s)

@@ -234,7 +234,8 @@ def test_admin_cli_options_json_quota_usage_and_erase(tiered: Cluster, coordinat
     file_id = done.json["file"]["id"]
     link = bob_web.post(f"/api/v1/files/{file_id}/share_links", {"permission": "view"})
     assert link.status == 201
-    assert bob_web.post(f"/api/v1/files/{file_id}/grants", {"user": "carol", "permission": "view"}).status == 201
+    grant = bob_web.post(f"/api/v1/files/{file_id}/grants", {"user": "carol", "permission": "view"})
+    assert grant.status == 201
     assert [e["id"] for e in carol_web.get("/api/v1/shared").json["items"]] == [file_id]
 
     refused = admin(data, "user", "erase", "bob")

@@ -4,7 +4,7 @@ Columns are added in place with server defaults (no batch rebuild of a table oth
 reference on SQLite).
 
 Revision ID: r001
-Revises: p002
+Revises: pl03
 Create Date: 2026-12-05
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "r001"
-down_revision = "p002"
+down_revision = "pl03"
 branch_labels = None
 depends_on = None
 

@@ -13,6 +13,7 @@ repair.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,6 +70,18 @@ _STORED = (
     .where(chunks_t.c.chunk_key.in_(sa.bindparam("keys", expanding=True)), chunks_t.c.refcount > 0)
     .order_by(_cs.chunk_key, _cs.idx)
 )
+
+
+def home_pool(node_rows: Iterable[Any], tier: str) -> list[Any]:
+    """The nodes, up or not (removed ones aside), of the pool where chunks of `tier` live: the
+    tier's pool if it has 14 such nodes, else the STANDARD pool's if it has, else every node.
+    New chunks are placed and repaired shards rebuilt only there."""
+    registered = [r for r in node_rows if r.state != "removed"]
+    for want in (tier, STANDARD):
+        members = [r for r in registered if r.storage_class == want]
+        if len(members) >= placement.SHARDS:
+            return members
+    return registered
 
 
 class NodeQueries(QueryBase):
@@ -246,17 +259,9 @@ class NodeQueries(QueryBase):
     def _candidates(
         self, node_rows: list[Any], now: float, tier: str = STANDARD
     ) -> list[placement.Candidate]:
-        """Up nodes of the tier's pool. A pool is the tier's when it has at least 14 nodes that
-        were not removed, up or not: a few of them down makes a degraded write in the pool, never
-        a write in another pool. A tier without such a pool uses STANDARD's, and a cluster with
-        no pool that large every up node."""
-        up = [r for r in node_rows if self._state(r, now) == "up"]
-        use = up
-        for want in (tier, STANDARD):
-            members = [r for r in node_rows if r.storage_class == want and r.state != "removed"]
-            if len(members) >= placement.SHARDS:
-                use = [r for r in up if r.storage_class == want]
-                break
+        """Up nodes of the tier's pool (home_pool): a few of them down makes a degraded write
+        in the pool, never a write in another pool."""
+        use = [r for r in home_pool(node_rows, tier) if self._state(r, now) == "up"]
         return [
             placement.Candidate(
                 node_id=r.node_id,

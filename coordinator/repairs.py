@@ -28,12 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from config.tiers import STANDARD
 from coordinator import placement
 from coordinator.chunkrefs import QUEUE_REPAIR
 from coordinator.errors import error
 from coordinator.events import record_audit
-from coordinator.nodes import NodeQueries
+from coordinator.nodes import NodeQueries, home_pool
 from coordinator.records import RepairTask, ShardMove, ShardPlacement
 from coordinator.schema import chunk_shards, chunks, nodes, repair_log, repair_queue
 from coordinator.tiers import MOVE_REASONS
@@ -280,14 +279,7 @@ class RepairQueries(NodeQueries):
         nodes take shards: while too few of them answer, the moves wait (backing off) rather
         than land in another pool and stay there."""
         state = {nid: self._state(r, now) for nid, r in node_rows.items()}
-        registered = [r for r in node_rows.values() if state[r.node_id] != "removed"]
-        home = registered
-        for tier in (chunk.tier, STANDARD):
-            members = [r for r in registered if r.storage_class == tier]
-            if len(members) >= placement.SHARDS:
-                home = members
-                break
-        pool = [r for r in home if state[r.node_id] == "up"]
+        pool = [r for r in home_pool(node_rows.values(), chunk.tier) if state[r.node_id] == "up"]
         in_pool = {r.node_id for r in pool}
 
         def candidate(r: Any) -> placement.Candidate:

@@ -52,7 +52,8 @@ async def rebuild_chunk(
         p = recorded[i]
         try:
             data = await nodes.get_shard(
-                p.address, shard_id(task.chunk_key, i), p.checksum, timeout_s=timeout_s, request_id=request_id
+                p.address, shard_id(task.chunk_key, i), p.checksum, node_id=p.node_id, timeout_s=timeout_s,
+                request_id=request_id,
             )
         except ShardError as exc:
             bad[i] = exc.reason
@@ -101,6 +102,7 @@ async def rebuild_chunk(
                 shard_id(task.chunk_key, i),
                 data,
                 checksum,
+                node_id=target.node_id,
                 timeout_s=timeout_s,
                 request_id=request_id,
             )
@@ -131,7 +133,9 @@ async def delete_stale(
 
     async def one(p: ShardPlacement) -> bool:
         try:
-            return await nodes.delete_shard(p.address, shard_id(chunk_key, p.index), timeout_s=timeout_s)
+            return await nodes.delete_shard(
+                p.address, shard_id(chunk_key, p.index), node_id=p.node_id, timeout_s=timeout_s
+            )
         except ShardError:
             return False
 

@@ -65,7 +65,7 @@ def op(method: str, path: str, query: str = "", **headers: str) -> str:
     ("GET", "/b", "cors", {}, "GetBucketCors"),
     ("DELETE", "/b", "cors", {}, "DeleteBucketCors"),
     ("DELETE", "/b", "policy", {}, "DeleteBucket:policy"),
-    ("PUT", "/b", "lifecycle", {}, "PutBucket:lifecycle"),
+    ("PUT", "/b", "lifecycle", {}, "PutBucketLifecycleConfiguration"),
     ("POST", "/b", "delete", {}, "DeleteObjects"),
     ("POST", "/b", "", {"Content-Type": "multipart/form-data; boundary=x"}, "PostObject"),
     ("POST", "/b", "", {}, "PostBucket"),

@@ -101,12 +101,6 @@ def test_unconfigured_subresources(s3, bucket: str) -> None:
             assert exc.response["Error"]["Code"] == code
     acl = s3.get_bucket_acl(Bucket=bucket)
     assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
-    try:
-        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
-            {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})
-        raise AssertionError("lifecycle rules must be refused")
-    except ClientError as exc:
-        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 
 def test_list_buckets_paging(s3, bucket: str) -> None:

@@ -8,13 +8,12 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from config.cluster_auth import sign_headers
 from coordinator.client import CoordinatorClient
+from tests.integration.nodes import all_shards, node_json, node_request
 
 
 def secret(data_dir: Path) -> str:
@@ -33,32 +32,20 @@ def admin_json(data_dir: Path, *args: str) -> tuple[int, Any]:
     return done.returncode, json.loads(done.stdout)
 
 
-def node_call(data_dir: Path, address: str, method: str, path: str) -> Any:
-    """A signed request to a node's API (no body); its JSON answer."""
-    headers = sign_headers(secret(data_dir), method, path)
-    req = urllib.request.Request(address + path, method=method, headers=headers, data=b"" if method == "POST"
-                                 else None)
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read())
+def node_call(data_dir: Path, node: dict, method: str, path: str) -> Any:
+    """A signed request to a node's API (`node`: an entry of up.json's "nodes"); its JSON answer."""
+    return node_json(secret(data_dir), node, method, path)
 
 
-def shard_bytes(data_dir: Path, address: str, sid: str) -> bytes:
-    req = urllib.request.Request(address + f"/shards/{sid}",
-                                 headers=sign_headers(secret(data_dir), "GET", f"/shards/{sid}"))
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp.read()
+def shard_bytes(data_dir: Path, node: dict, sid: str) -> bytes:
+    r = node_request(secret(data_dir), node, "GET", f"/shards/{sid}")
+    assert r.status == 200, (r.status, r.data[:300])
+    return r.data
 
 
-def shards_on(data_dir: Path, address: str) -> dict[str, str]:
+def shards_on(data_dir: Path, node: dict) -> dict[str, str]:
     """Every live shard on a node: shard id -> checksum."""
-    out: dict[str, str] = {}
-    after = ""
-    while True:
-        page = node_call(data_dir, address, "GET", f"/shards?limit=10000{'&after=' + after if after else ''}")
-        out.update({s["id"]: s["checksum"] for s in page["shards"]})
-        if not page["next"]:
-            return out
-        after = page["next"]
+    return {s["id"]: s["checksum"] for s in all_shards(secret(data_dir), node)}
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0, every: float = 0.5) -> Any:

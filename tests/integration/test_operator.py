@@ -61,7 +61,7 @@ def pools_holding(c: Cluster, chunk_prefixes: set[str] | None = None) -> dict[st
     """Shards per pool (of the chunks named, or all)."""
     out: dict[str, int] = {}
     for n in c.info["nodes"]:
-        for sid in shards_on(c.data_dir, n["address"]):
+        for sid in shards_on(c.data_dir, n):
             if chunk_prefixes is None or sid.rsplit(".", 1)[0] in chunk_prefixes:
                 out[n["pool"]] = out.get(n["pool"], 0) + 1
     return out
@@ -99,7 +99,7 @@ def test_transition_to_cold_restore_and_restore_expiry(tiered: Cluster, coordina
     s3.put_object(Bucket="archive", Key="report.bin", Body=body)
     s3.put_object(Bucket="archive", Key="note.txt", Body=b"small things are never tiered")
     before = {sid.rsplit(".", 1)[0] for n in tiered.info["nodes"]
-              for sid in shards_on(tiered.data_dir, n["address"])}
+              for sid in shards_on(tiered.data_dir, n)}
     assert len(before) == 1 and pools_holding(tiered) == {"standard": 14}   # the small one is inline
     rules = [{"ID": "to-cold", "Filter": {"Prefix": ""}, "Status": "Enabled",
               "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}]
@@ -162,9 +162,9 @@ def test_an_object_written_to_a_cold_class_lands_in_the_cold_pool(tiered: Cluste
 
     def on_cold_only() -> bool:
         cold = {sid.rsplit(".", 1)[0] for n in tiered.info["nodes"] if n["pool"] == "cold"
-                for sid in shards_on(tiered.data_dir, n["address"])}
+                for sid in shards_on(tiered.data_dir, n)}
         standard = {sid.rsplit(".", 1)[0] for n in tiered.info["nodes"] if n["pool"] == "standard"
-                    for sid in shards_on(tiered.data_dir, n["address"])}
+                    for sid in shards_on(tiered.data_dir, n)}
         return bool(cold - standard)                                # its chunk is on cold nodes only
 
     wait_for("the worker to move the new chunk to the cold pool", on_cold_only, timeout=120, every=1)
@@ -265,7 +265,7 @@ def test_a_drained_node_is_emptied_and_removed_with_no_data_at_risk(tiered: Clus
     s3.create_bucket(Bucket="drain")
 
     def chunks_by_node() -> dict[str, set[str]]:
-        return {n["id"]: {sid.rsplit(".", 1)[0] for sid in shards_on(tiered.data_dir, n["address"])}
+        return {n["id"]: {sid.rsplit(".", 1)[0] for sid in shards_on(tiered.data_dir, n)}
                 for n in tiered.info["nodes"]}
 
     before = set().union(*chunks_by_node().values())

@@ -56,7 +56,7 @@ def test_four_nodes_lost_for_good_are_rebuilt_on_the_survivors(big: Cluster) -> 
     # Five nodes that all hold a shard of one chunk: four die for good, the fifth only for a while.
     placements: dict[str, set[str]] = {}
     for node_id, n in nodes.items():
-        for sid in shards_on(big.data_dir, n["address"]):
+        for sid in shards_on(big.data_dir, n):
             placements.setdefault(sid.rsplit(".", 1)[0], set()).add(node_id)
     assert {len(v) for v in placements.values()} == {14} and len(placements) == 8
     _, holders = sorted(placements.items())[0]
@@ -95,7 +95,7 @@ def test_four_nodes_lost_for_good_are_rebuilt_on_the_survivors(big: Cluster) -> 
     held: Counter[str] = Counter()
     where: dict[str, set[str]] = {}
     for node_id in survivors:
-        for sid in shards_on(big.data_dir, nodes[node_id]["address"]):
+        for sid in shards_on(big.data_dir, nodes[node_id]):
             key = sid.rsplit(".", 1)[0]
             held[key] += 1
             where.setdefault(key, set()).add(node_id)
@@ -118,9 +118,9 @@ def test_a_byte_flipped_on_disk_is_found_by_scrub_and_repaired(big: Cluster) -> 
     s3.put_object(Bucket="rot", Key="victim", Body=body)
     up = [n for n in big.info["nodes"] if _node_state(big, n["id"]) == "up"]
     node = up[0]
-    sid, checksum = next(iter(shards_on(big.data_dir, node["address"]).items()))
+    sid, checksum = next(iter(shards_on(big.data_dir, node).items()))
     # Flip one byte of that shard inside the node's volume file.
-    shard = shard_bytes(big.data_dir, node["address"], sid)
+    shard = shard_bytes(big.data_dir, node, sid)
     for vol in sorted(Path(node["data_dir"]).rglob("*.vol")):
         content = vol.read_bytes()
         pos = content.find(shard[:4096])
@@ -134,14 +134,14 @@ def test_a_byte_flipped_on_disk_is_found_by_scrub_and_repaired(big: Cluster) -> 
     else:
         raise AssertionError("shard not found in its node's volumes")
 
-    result = node_call(big.data_dir, node["address"], "POST", "/scrub")
+    result = node_call(big.data_dir, node, "POST", "/scrub")
     assert sid in result["corrupt"]
     # The node reports it in its next heartbeat; the worker rewrites it on that node.
     wait_for("the node to hold a good copy again",
-             lambda: node_call(big.data_dir, node["address"], "GET", "/health")["corrupt_count"] == 0,
+             lambda: node_call(big.data_dir, node, "GET", "/health")["corrupt_count"] == 0,
              timeout=120, every=1)
-    assert shard_bytes(big.data_dir, node["address"], sid) == shard         # rewritten, checksum verified
-    assert shards_on(big.data_dir, node["address"])[sid] == checksum
-    assert node_call(big.data_dir, node["address"], "GET", "/health")["corrupt_count"] == 0
+    assert shard_bytes(big.data_dir, node, sid) == shard         # rewritten, checksum verified
+    assert shards_on(big.data_dir, node)[sid] == checksum
+    assert node_call(big.data_dir, node, "GET", "/health")["corrupt_count"] == 0
     assert s3.get_object(Bucket="rot", Key="victim")["Body"].read() == body
 

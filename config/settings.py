@@ -208,7 +208,8 @@ class GatewaySection(_Section):
     # The product API (gateway/api).
     public_url: str | None = Field(default=None, description="base URL of share links and signed URLs "
                                    "(e.g. https://files.example.com); default: the request's own host")
-    session_ttl_s: float = Field(default=14 * 86400.0, gt=0.0, description="web sessions last this long")
+    session_ttl_s: float = Field(default=14 * 86400.0, gt=0.0, le=366 * 86400.0,
+                                 description="web sessions last this long (at most a year)")
     cookie_secure: bool = Field(default=False, description="mark session cookies Secure (serve over HTTPS)")
     url_ttl_s: float = Field(default=900.0, gt=0.0, le=7 * 86400.0,
                              description="lifetime of a signed download URL")

@@ -44,6 +44,8 @@ _PRINCIPAL = fast_read(
 )
 _USER_BY_NAME = sa.select(_u.user_id, _u.password_hash).where(_u.name == sa.bindparam("n"))
 
+MAX_SESSION_TTL_S = 366 * 86400.0
+
 
 def check_token_hash(token_hash: str) -> None:
     if not _HASH.match(token_hash):
@@ -95,11 +97,14 @@ class AccountQueries(QueryBase):
         return await self.db.write(tx)
 
     async def login_succeeded(
-        self, user_id: str, user_name: str, client_addr: str, token_hash: str, expires_at: float
+        self, user_id: str, user_name: str, client_addr: str, token_hash: str, ttl_s: float
     ) -> Principal:
         check_token_hash(token_hash)
+        if not ttl_s <= MAX_SESSION_TTL_S:
+            raise error("InvalidArgument", f"a session lasts at most {MAX_SESSION_TTL_S:.0f} s")
 
         async def tx(conn: AsyncConnection) -> Principal:
+            expires_at = self.now() + ttl_s
             await ratelimit.forget(conn, pair_key(user_name, client_addr))
             await ratelimit.give_back(self.db, conn, address_key(client_addr))
             info = await self._insert_token(conn, user_id, token_hash, "session", "web session",

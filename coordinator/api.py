@@ -709,10 +709,11 @@ class ProductAPI(Protocol):
         ...
 
     async def login_succeeded(
-        self, user_id: str, user_name: str, client_addr: str, token_hash: str, expires_at: float
+        self, user_id: str, user_name: str, client_addr: str, token_hash: str, ttl_s: float
     ) -> Principal:
-        """The password matched: a session token (by its hash) until expires_at; the (user,
-        address) count starts again and the attempt is not held against the address."""
+        """The password matched: a session token (by its hash) for ttl_s seconds of the
+        coordinator's clock (the one that checks it); the (user, address) count starts again and
+        the attempt is not held against the address."""
         ...
 
     async def login_failed(self, user_name: str, client_addr: str) -> None:

@@ -4,7 +4,6 @@ to know before an upload (`GET /api/v1/info`)."""
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 from aiohttp import web
@@ -70,7 +69,7 @@ async def login(ctx: ApiContext) -> web.StreamResponse:
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     ttl = ctx.state.cfg.session_ttl_s
     principal = await coordinator.login_succeeded(candidate.user_id, name, ctx.client_addr, token_hash(token),
-                                                  time.time() + ttl)
+                                                  ttl)
     ctx.log_fields["user"] = name
     resp = answer({"token": token, "user": user_doc(principal), "expires_at": iso(principal.expires_at),
                    "csrf_token": csrf_token(ctx.state.csrf_key, token)})

@@ -52,7 +52,7 @@ async def test_a_success_clears_its_user_and_address_count(database_url: str) ->
         assert not (await meta.login_begin("alice", "10.0.0.1")).allowed
         meta.rules = ProductRules(login_attempts_per_user_address=3, login_attempts_per_address=100)
         assert (await meta.login_begin("alice", "10.0.0.1")).allowed
-        p = await meta.login_succeeded(user["user_id"], "alice", "10.0.0.1", th("t1"), meta.now() + 60)
+        p = await meta.login_succeeded(user["user_id"], "alice", "10.0.0.1", th("t1"), 60)
         assert p.user_name == "alice" and p.tenant_name == "acme" and p.kind == "session"
         meta.rules = ProductRules(login_attempts_per_user_address=2, login_attempts_per_address=100)
         assert (await meta.login_begin("alice", "10.0.0.1")).allowed
@@ -86,7 +86,7 @@ async def test_tokens_are_found_by_hash_only_and_end_when_revoked_or_expired(dat
             await meta.authenticate(th("sbx_t_secret"))
         assert (exc.value.code, exc.value.status) == ("Unauthorized", 401)
 
-        await meta.login_succeeded(alice["user_id"], "alice", "a", th("old"), meta.now() - 1)
+        await meta.login_succeeded(alice["user_id"], "alice", "a", th("old"), -1)
         with pytest.raises(CoordinatorError) as exc:
             await meta.authenticate(th("old"))
         assert exc.value.code == "Unauthorized"
@@ -95,7 +95,7 @@ async def test_tokens_are_found_by_hash_only_and_end_when_revoked_or_expired(dat
 async def test_a_new_password_ends_the_web_sessions(database_url: str) -> None:
     async with open_meta(database_url) as meta:
         alice = await _user(meta)
-        await meta.login_succeeded(alice["user_id"], "alice", "a", th("s1"), meta.now() + 60)
+        await meta.login_succeeded(alice["user_id"], "alice", "a", th("s1"), 60)
         await meta.create_api_token(alice["user_id"], th("api1"), "ci")
         await meta.set_password("alice", HASH)
         with pytest.raises(CoordinatorError):

@@ -242,7 +242,7 @@ def test_admin_cli_options_json_quota_usage_and_erase(tiered: Cluster, coordinat
     assert refused.returncode == 1 and "--yes" in refused.stderr
     code, erased = admin_json(data, "user", "erase", "bob", "--yes")
     assert code == 0 and erased["versions"] == 3 and erased["keys"] == 1 and erased["buckets"] == 2
-    assert (erased["files"], erased["share_links"], erased["grants"]) == (2, 1, 1)   # folder and file
+    assert (erased["files"], erased["share_links"], erased["grants"]) == (3, 1, 1)   # root, folder, file
     assert request("GET", link.json["url"], headers={"Accept": "application/json"}).status == 404
     assert carol_web.get("/api/v1/shared").json["items"] == []
     assert bob_web.get("/api/v1/me").status == 401

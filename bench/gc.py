@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,27 +48,10 @@ from blob.node_client import NodeClient, shard_checksum  # noqa: E402
 from config.cluster_auth import body_hash, sign_headers  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
 from coordinator.records import ChunkRef, ShardPlacement  # noqa: E402
+from tests.util import free_port_block  # noqa: E402
 
 MiB = 1 << 20
 GRACE_S = 86400.0
-
-
-def free_base(n: int = 16) -> int:
-    for base in range(23000, 32768 - n, 101):
-        try:
-            socks = []
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 class Up:
@@ -86,7 +68,7 @@ class Up:
                 "--data",
                 str(data),
                 "--port",
-                str(free_base()),
+                str(free_port_block()),
                 "--scanner",
                 "none",
             ],

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,28 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from blob.node_client import NodeClient  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
+from tests.util import free_port_block  # noqa: E402
 from workers.repair import RepairWorker  # noqa: E402
 
 MiB = 1 << 20
 NODES = 18
-
-
-def _free_base(n: int) -> int:
-    for base in range(21000, 32768 - n, 97):
-        try:
-            socks = []
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 def _admin(data: Path, *args: str) -> dict:
@@ -103,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sbx-repair-bench-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        port = _free_base(2 + NODES)
+        port = free_port_block(2 + NODES)
         log = open(Path(tmp) / "up.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [

@@ -35,7 +35,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,9 @@ from botocore.config import Config as BotoConfig
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.util import free_port_block  # noqa: E402
 
 
 def md5_ceiling(seconds: float = 2.0) -> float:
@@ -66,26 +68,10 @@ def md5_ceiling(seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0) / 1e6
 
 
-def _free_base(n: int = 16) -> int:
-    for base in range(21000, 32768 - n, 97):  # below the ephemeral port range
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
-
-
 class Up:
     def __init__(self, data: Path) -> None:
         self.data = data
-        port = _free_base()
+        port = free_port_block()
         self.log = open(data.parent / "up.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "shardbox", "up", "--data", str(data), "--port",
                                       str(port)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,28 +14,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config as BotoConfig
 
-PORTS_PER_CLUSTER = 16
-
-
-def free_port_block(n: int = PORTS_PER_CLUSTER) -> int:
-    """A base port such that base..base+n-1 are all free on 127.0.0.1."""
-    for _ in range(200):
-        # below the kernel's ephemeral range (32768+), where outgoing connections take ports
-        base = random.randrange(10000, 32768 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free block of ports")
+from tests.util import free_port_block
 
 
 @dataclass

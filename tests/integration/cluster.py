@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config as BotoConfig
 
-from tests.util import free_port_block
+from tests.util import ControlledClock, free_port_block
 
 
 @dataclass
@@ -60,6 +61,21 @@ class Cluster:
         if check and done.returncode != 0:
             raise AssertionError(f"shardbox admin {' '.join(args)} failed: {done.stderr}")
         return done
+
+    def advance_clock(self, clock: ControlledClock, seconds: float) -> None:
+        """Move the coordinator's test clock, then wait until every node that was up has
+        heartbeated by the new clock (until then its last heartbeat looks `seconds` old, the
+        node down, and writes would find too few nodes)."""
+        async def up() -> set[str]:
+            async with self.coordinator() as api:
+                return {n.node_id for n in await api.list_nodes() if n.state == "up"}
+
+        before = asyncio.run(up())
+        clock.advance(seconds)
+        deadline = time.monotonic() + 60
+        while not before <= asyncio.run(up()):
+            assert time.monotonic() < deadline, "nodes did not heartbeat by the moved clock within 60 s"
+            time.sleep(0.2)
 
     def node_pids(self) -> list[int]:
         return [n["pid"] for n in self.info["nodes"]]

@@ -58,16 +58,6 @@ def status(cluster: Cluster):
     return asyncio.run(go())
 
 
-def advance(clock: ControlledClock, cluster: Cluster, seconds: float) -> None:
-    """Move the coordinator's clock; nodes look down until their next heartbeat (2 s) on the
-    new clock, so wait for that before anything writes."""
-    clock.advance(seconds)
-
-    async def all_up():
-        async with cluster.coordinator() as api:
-            return all(n.state == "up" for n in await api.list_nodes())
-
-    wait_for("the nodes' heartbeats", lambda: asyncio.run(all_up()), timeout=60)
 
 
 def used_bytes(cluster: Cluster) -> int:
@@ -99,9 +89,9 @@ def test_disk_usage_drops_back_after_deletes_and_the_grace_period(env):
     for i in range(3):
         s3.delete_object(Bucket="space", Key=f"big-{i}")
     assert status(cluster).gc_chunks == 15
-    clock.advance(GRACE_S / 2)
+    cluster.advance_clock(clock, GRACE_S / 2)
     assert status(cluster).gc_due_chunks == 0  # within the grace nothing may go
-    clock.advance(GRACE_S / 2 + 1)
+    cluster.advance_clock(clock, GRACE_S / 2 + 1)
     wait_for("the chunks to be collected", lambda: status(cluster).gc_chunks == 0)
     wait_for("the space to come back", lambda: used_bytes(cluster) <= before + 2 * MIB)
 
@@ -118,9 +108,9 @@ def test_shared_and_re_referenced_chunks_survive_the_collection(env):
     s3.put_object(Bucket="keep", Key="gone", Body=gone)
     for key in ("original", "revived", "gone"):
         s3.delete_object(Bucket="keep", Key=key)
-    advance(clock, cluster, GRACE_S / 2)
+    cluster.advance_clock(clock, GRACE_S / 2)
     s3.put_object(Bucket="keep", Key="revived-again", Body=revived)  # referenced again within the grace
-    advance(clock, cluster, GRACE_S / 2 + 1)
+    cluster.advance_clock(clock, GRACE_S / 2 + 1)
     wait_for("the unreferenced chunks to be collected", lambda: status(cluster).gc_chunks == 0)
     for key, body in (("copy", shared), ("same-bytes", shared), ("revived-again", revived)):
         assert sha256(s3, "keep", key) == hashlib.sha256(body).hexdigest()
@@ -147,7 +137,7 @@ def _killed_upload(cluster: Cluster, size: int, sent: int) -> None:
 
 def test_orphan_shards_of_a_killed_upload_are_collected(env):
     cluster, clock = env
-    advance(clock, cluster, 0)
+    cluster.advance_clock(clock, 0)
     s3 = cluster.s3()
     s3.create_bucket(Bucket="orphans")
     s3.put_object(Bucket="orphans", Key="kept.bin", Body=os.urandom(17 * MIB))
@@ -163,10 +153,10 @@ def test_orphan_shards_of_a_killed_upload_are_collected(env):
 
     orphans = wait_for("the killed upload's writes to settle", settled) - before
     assert len(orphans) >= 14 * 2  # at least two chunks of 8 MiB had gone out whole
-    clock.advance(RECONCILE_S + 1)  # reconciliation is due: the orphans become candidates
+    cluster.advance_clock(clock, RECONCILE_S + 1)  # reconciliation is due: the orphans become candidates
     wait_for("reconciliation to note the orphans", lambda: status(cluster).gc_orphans >= len(orphans))
     assert orphans <= shard_ids(cluster)  # noted, not deleted: unreferenced for a grace period first
-    clock.advance(GRACE_S + 1)
+    cluster.advance_clock(clock, GRACE_S + 1)
     wait_for("the orphans to be deleted", lambda: not (orphans & shard_ids(cluster)), timeout=240)
     wait_for("the candidates to be forgotten", lambda: status(cluster).gc_orphans == 0)
     kept = shard_ids(cluster)
@@ -176,7 +166,7 @@ def test_orphan_shards_of_a_killed_upload_are_collected(env):
 
 def test_an_abandoned_multipart_upload_expires_and_releases_its_reservation(env):
     cluster, clock = env
-    advance(clock, cluster, 0)
+    cluster.advance_clock(clock, 0)
     s3 = cluster.s3()
     s3.create_bucket(Bucket="abandoned")
     upload = s3.create_multipart_upload(Bucket="abandoned", Key="half.iso")["UploadId"]
@@ -189,11 +179,11 @@ def test_an_abandoned_multipart_upload_expires_and_releases_its_reservation(env)
             return await api.get_tenant("default")
 
     assert asyncio.run(tenant())["reserved_bytes"] >= 6 * MIB
-    advance(clock, cluster, 7 * 86400 + 1)  # the default upload expiry: a week
+    cluster.advance_clock(clock, 7 * 86400 + 1)  # the default upload expiry: a week
     wait_for("the upload to expire", lambda: not s3.list_multipart_uploads(Bucket="abandoned").get("Uploads"))
     assert asyncio.run(tenant())["reserved_bytes"] == 0
     with pytest.raises(s3.exceptions.NoSuchUpload):
         s3.list_parts(Bucket="abandoned", Key="half.iso", UploadId=upload)
     # its part's chunk is unreferenced now: collected after the grace period like any other
-    advance(clock, cluster, GRACE_S + 1)
+    cluster.advance_clock(clock, GRACE_S + 1)
     wait_for("its chunk to be collected", lambda: status(cluster).gc_chunks == 0)

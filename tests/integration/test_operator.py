@@ -75,13 +75,6 @@ def invalid_state(call) -> ClientError:
     return err.value
 
 
-def advance(clock: ControlledClock, c: Cluster, seconds: float) -> None:
-    """Move the cluster's clock, then wait for every node's next heartbeat (until then, by the
-    new clock, their last ones are `seconds` old)."""
-    clock.advance(seconds)
-    wait_for("every node to heartbeat by the new clock", lambda: all(
-        n["state"] in ("up", "removed", "draining") for n in admin_json(c.data_dir, "health")[1]["nodes"]),
-        timeout=60, every=0.5)
 
 
 def _restore_expiry(head: dict) -> float:
@@ -108,10 +101,10 @@ def test_transition_to_cold_restore_and_restore_expiry(tiered: Cluster, coordina
 
     # The cluster's clock moves (the worker's periodic pass would find the same; the test runs
     # one pass itself rather than wait for it).
-    advance(clock, tiered, 29 * DAY)
+    tiered.advance_clock(clock, 29 * DAY)
     coordinator.lifecycle()
     assert s3.head_object(Bucket="archive", Key="report.bin").get("StorageClass", "STANDARD") == "STANDARD"
-    advance(clock, tiered, 2 * DAY)
+    tiered.advance_clock(clock, 2 * DAY)
     coordinator.lifecycle()
     head = s3.head_object(Bucket="archive", Key="report.bin")
     assert head["StorageClass"] == "GLACIER" and "Restore" not in head
@@ -131,7 +124,7 @@ def test_transition_to_cold_restore_and_restore_expiry(tiered: Cluster, coordina
     assert again.value.response["Error"]["Code"] == "RestoreAlreadyInProgress"
     wait_for("the worker to bring the shards back to STANDARD nodes",
              lambda: pools_holding(tiered, before) == {"standard": 14}, timeout=120, every=1)
-    advance(clock, tiered, DAY)
+    tiered.advance_clock(clock, DAY)
     t1 = time.time() + clock.offset
     coordinator.lifecycle()
     head = s3.head_object(Bucket="archive", Key="report.bin")
@@ -141,10 +134,10 @@ def test_transition_to_cold_restore_and_restore_expiry(tiered: Cluster, coordina
     assert head["StorageClass"] == "GLACIER"
     assert s3.get_object(Bucket="archive", Key="report.bin")["Body"].read() == body
 
-    advance(clock, tiered, 2 * DAY - 600)                            # not yet
+    tiered.advance_clock(clock, 2 * DAY - 600)                            # not yet
     coordinator.lifecycle()
     assert s3.get_object(Bucket="archive", Key="report.bin")["Body"].read() == body
-    advance(clock, tiered, 900)                                      # past the expiry
+    tiered.advance_clock(clock, 900)                                      # past the expiry
     coordinator.lifecycle()
     invalid_state(lambda: s3.get_object(Bucket="archive", Key="report.bin"))
     assert "Restore" not in s3.head_object(Bucket="archive", Key="report.bin")

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -245,15 +246,33 @@ def test_canned_acls_and_anonymous_reads(cluster, s3):
     public, private = f"pub-{uuid.uuid4().hex[:8]}", f"priv-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=public, ACL="public-read")
     s3.create_bucket(Bucket=private)
-    s3.put_object(Bucket=public, Key="open", Body=b"for everyone", ACL="public-read")
-    s3.put_object(Bucket=public, Key="closed", Body=b"mine")
-    s3.put_object(Bucket=private, Key="open", Body=b"listed nowhere", ACL="public-read")
     anon = boto3.client(
         "s3",
         endpoint_url=cluster.endpoint,
         region_name="us-east-1",
         config=BotoConfig(signature_version=UNSIGNED, s3={"addressing_style": "path"}),
     )
+    # While the malware scan has not run (the worker frozen), anonymous reads wait (425 with
+    # Retry-After) and the owner reads what it just wrote (S3's read-after-write).
+    worker = json.loads((cluster.data_dir / "up.json").read_text())["worker"]["pid"]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        s3.put_object(Bucket=public, Key="open", Body=b"for everyone", ACL="public-read")
+        with pytest.raises(ClientError) as info:
+            anon.get_object(Bucket=public, Key="open")
+        assert code_status(info) == ("ObjectScanning", 425)
+        assert info.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "5"
+        assert s3.get_object(Bucket=public, Key="open")["Body"].read() == b"for everyone"
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    s3.put_object(Bucket=public, Key="closed", Body=b"mine")
+    s3.put_object(Bucket=private, Key="open", Body=b"listed nowhere", ACL="public-read")
+    for bucket in (public, private):
+        deadline = time.monotonic() + 120
+        while s3.head_object(Bucket=bucket, Key="open")["ResponseMetadata"]["HTTPHeaders"][
+                "x-shardbox-status"] != "ready":
+            assert time.monotonic() < deadline, "the scan did not end within 120 s"
+            time.sleep(0.2)
     assert anon.get_object(Bucket=public, Key="open")["Body"].read() == b"for everyone"
     assert anon.head_object(Bucket=public, Key="open")["ContentLength"] == 12
     assert sorted(o["Key"] for o in anon.list_objects_v2(Bucket=public)["Contents"]) == ["closed", "open"]

@@ -219,7 +219,7 @@ def test_killing_the_worker_mid_scan_still_ends_with_the_right_status(env, tmp_p
     wait_for("shardbox up to start another worker", restarted, timeout=60)
     # The dead worker's claim holds until its lease runs out: let it run out now.
     assert head(s3, "killed", "big.iso")["x-shardbox-status"] == "scanning"
-    clock.advance(LEASE_S + 1)
+    cluster.advance_clock(clock, LEASE_S + 1)
     wait_for(
         "the scan to end",
         lambda: head(s3, "killed", "big.iso")["x-shardbox-status"] == "quarantined",

@@ -107,7 +107,7 @@ def test_two_workers_handle_every_event_exactly_once_in_effect(env):
     wait_for("worker-2 to scan some", lambda: len(scanned_lines(second["log"])) >= 10, timeout=120)
     worker2.send_signal(signal.SIGKILL)
     worker2.wait(30)
-    clock.advance(LEASE_S + 1)
+    cluster.advance_clock(clock, LEASE_S + 1)
 
     def settled():
         status = run(lambda api: api.pipeline_status(), cluster)

@@ -74,7 +74,7 @@ class Up:
         port = free_port_block()
         self.log = open(data.parent / "up.log", "wb")  # noqa: SIM115
         # No malware scanner: it would read every object back in the background while the next
-        # phase is timed (scanning has its own figures in bench/RESULTS.md).
+        # phase is timed; this bench measures the storage path.
         self.proc = subprocess.Popen([sys.executable, "-m", "shardbox", "up", "--data", str(data), "--port",
                                       str(port), "--scanner", "none"], cwd=ROOT, stdout=self.log,
                                      stderr=subprocess.STDOUT)

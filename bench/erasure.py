@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from machine import cpu_description
 
 import erasure
 from config.malloc import tune_malloc
@@ -36,25 +36,6 @@ from erasure import interleaved
 from erasure.matrix import parity_matrix
 
 LOST = (0, 3, 6, 9)
-
-
-def cpu_description() -> str:
-    """CPU model and whether it has AVX-512 (what the fast paths of other codecs need)."""
-    model, flags = "", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name.strip() == "model name" and not model:
-                    model = value.strip()
-                elif name.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    model = model or platform.processor() or "unknown CPU"
-    avx512 = sorted(f for f in flags if f.startswith("avx512"))
-    simd = "AVX-512: " + (", ".join(avx512) if avx512 else "no") + ("; AVX2: yes" if "avx2" in flags else "")
-    return f"{model}, {os.cpu_count()} CPUs; {simd}"
 
 
 def best_time(fn: Callable[[], object], budget_s: float, min_runs: int = 3, max_runs: int = 50) -> float:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from botocore.config import Config as BotoConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from machine import cpu_description  # noqa: E402
 
 from blob.node_client import NodeClient  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
@@ -129,8 +130,8 @@ def main() -> None:
             os.kill(info["worker"]["pid"], signal.SIGSTOP)
             pids = [n["pid"] for n in info["nodes"]] + [info["gateway"]["pid"], info["coordinator"]["pid"]]
             print(
-                f"repair bench: {chunks} chunks of 8 MiB on {NODES} nodes, CPU {platform.processor() or '?'} "
-                f"x{os.cpu_count()}, one worker, unthrottled"
+                f"repair bench: {chunks} chunks of 8 MiB on {NODES} nodes, CPU {cpu_description()}, "
+                "one worker, unthrottled"
             )
             print(
                 f"{'scenario':<26}{'chunks':>8}{'shards':>8}{'s':>8}{'chunks/s':>10}{'shards/s':>10}"

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_description
 from s3 import CpuMeter, Up
 
 from config.cluster_auth import sign_headers
@@ -43,16 +43,6 @@ from shardbox.client.uploader import Uploader
 
 MiB = 1 << 20
 USER, PASSWORD = "bench", "bench-password-1234"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write_random(path: Path, size: int) -> Path:
@@ -181,7 +171,7 @@ def main() -> int:
         load_after = os.getloadavg()
     u, d, s = result["upload"], result["dedup_upload"], result["downloads"]
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"CPU: {cpu_model()} x {os.cpu_count()}; "
+          f"CPU: {cpu_description()}; "
           f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)")
     print(f"command: .venv/bin/python bench/uploads.py --big-mib {args.big_mib} --shared-mb {args.shared_mb} "
           f"--downloads {args.downloads}")

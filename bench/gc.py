@@ -16,6 +16,7 @@ Prints the latency percentiles of both phases, how long GC took and its rate, an
 nodes' disk usage before and after.
 
     .venv/bin/python bench/gc.py [--chunks 100000] [--hot 2000] [--seconds 30] [--clients 4]
+        [--gc-batch N] [--gc-rate CHUNKS_PER_S]   (the worker's [worker.gc] settings for this run)
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.parse
 from pathlib import Path
 
 os.environ.setdefault("BOTO_DISABLE_CRT", "true")
 
 import boto3
+import tomli_w
 from botocore.config import Config as BotoConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +61,7 @@ class Up:
     def __init__(self, data: Path, clock: Path) -> None:
         clock.write_text("0")
         self.clock = clock
+        self.data = data
         env = {**os.environ, "SHARDBOX_TEST_CLOCK_FILE": str(clock)}
         self.proc = subprocess.Popen(
             [
@@ -94,6 +98,29 @@ class Up:
             aws_secret_access_key=self.info["secret_key"],
             config=BotoConfig(s3={"addressing_style": "path"}, max_pool_connections=32),
         )
+
+    def set_gc(self, batch: int | None, rate: float | None) -> None:
+        """Run the worker with other [worker.gc] settings: edit its config and kill it, so
+        `shardbox up` starts it again (it re-reads the file; up.json gets the new pid)."""
+        if batch is None and rate is None:
+            return
+        path = self.data / "config" / "worker.toml"
+        doc = tomllib.loads(path.read_text())
+        gc = doc["worker"].setdefault("gc", {})
+        if batch is not None:
+            gc["batch_chunks"] = batch
+        if rate is not None:
+            gc["max_chunks_per_s"] = rate
+        path.write_text(tomli_w.dumps(doc))
+        old = self.info["worker"]["pid"]
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while json.loads((self.data / "up.json").read_text())["worker"]["pid"] == old:
+            if time.monotonic() > deadline:
+                raise RuntimeError("shardbox up did not restart the worker")
+            time.sleep(0.2)
+        self.info = json.loads((self.data / "up.json").read_text())
+        print(f"worker restarted with [worker.gc] {gc}", flush=True)
 
     def coordinator(self) -> CoordinatorClient:
         return CoordinatorClient(self.info["coordinator"]["address"], self.cluster["secret"])
@@ -250,6 +277,10 @@ def main() -> None:
     ap.add_argument("--hot", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--gc-batch", type=int, default=None,
+                    help="[worker.gc] batch_chunks (default: the config's)")
+    ap.add_argument("--gc-rate", type=float, default=None,
+                    help="[worker.gc] max_chunks_per_s (default: the config's)")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="sbx-bench-gc-"))
@@ -257,6 +288,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f}; data in {root}", flush=True)
     up = Up(root / "data", root / "clock")
     try:
+        up.set_gc(args.gc_batch, args.gc_rate)
         s3 = up.s3()
         s3.create_bucket(Bucket="hot")
         s3.create_bucket(Bucket="doomed")

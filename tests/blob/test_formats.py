@@ -3,7 +3,6 @@ checks and fallbacks, and chunks of format 1 (the first release) read back after
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 
@@ -53,8 +52,7 @@ def read(coord: PlacementCoordinator, obj: ObjectInfo, start: int, end: int, **k
             async for piece in store.read(obj, start, end, stats=stats):
                 out += piece
         finally:
-            await store.close()
-        await asyncio.sleep(0.05)   # failure reports are fire and forget
+            await store.close()   # waits for the fire-and-forget failure reports too
         return bytes(out), stats
 
     return run(main())

@@ -6,15 +6,17 @@ found by reconciliation and collected. The coordinator's clock is moved, never w
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import http.client
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from tests.integration import ops
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
 from tests.integration.nodes import all_shards, cluster_secret, node_json
@@ -40,14 +42,8 @@ def env(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Clus
         cluster.stop()
 
 
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 180.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
+# tests/integration/ops.py's wait, with this module's patience (scans and GC rounds are slow).
+wait_for = functools.partial(ops.wait_for, timeout=180.0, every=0.25)
 
 
 def status(cluster: Cluster):

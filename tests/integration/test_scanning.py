@@ -8,12 +8,12 @@ a worker killed in the middle of a scan still leaves the right status, scanned o
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from gateway.api.passwords import hash_password
 from tests.clamd import EICAR, EICAR_FOUND, ClamdProcess, clamd_available
+from tests.integration import ops
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
 from tests.integration.product.client import Api, request
@@ -59,14 +60,8 @@ def env(
         clamd.cleanup()
 
 
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 180.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+# tests/integration/ops.py's wait, with this module's patience (scans and GC rounds are slow).
+wait_for = functools.partial(ops.wait_for, timeout=180.0, every=0.2)
 
 
 def head(s3, bucket: str, key: str) -> dict[str, str]:

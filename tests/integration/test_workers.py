@@ -5,21 +5,22 @@ scanner (EICAR, the operator's blocklist) and a rescan quarantining a late posit
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import tomli_w
 
 from tests.clamd import EICAR
+from tests.integration import ops
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
 from tests.util import ControlledClock
@@ -67,14 +68,8 @@ def start_second_worker(cluster: Cluster, second: dict) -> subprocess.Popen:
     return proc
 
 
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 180.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+# tests/integration/ops.py's wait, with this module's patience (scans and GC rounds are slow).
+wait_for = functools.partial(ops.wait_for, timeout=180.0, every=0.2)
 
 
 def run(fn, cluster: Cluster):

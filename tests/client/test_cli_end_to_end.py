@@ -20,6 +20,7 @@ import pytest
 
 from tests.client.helpers import Cli, add_user
 from tests.integration.cluster import Cluster
+from tests.integration.ops import wait_for
 
 PASSWORD = "correct horse battery staple"
 MiB = 1 << 20
@@ -210,6 +211,10 @@ def test_share_links_from_the_cli(cli: Cli, cluster: Cluster):
     local = cli.cwd / "report.pdf"
     random_file(local, 300_000)
     cli.json("upload", str(local), "--to", "/share-me")
+    # A link recipient gets 425 (retry later) while the new file is being scanned, so the
+    # sharer sees "ready" first, as `shardbox ls` shows it.
+    wait_for("the upload to be scanned", lambda: [i["status"] for i in cli.json("ls", "/share-me")["items"]]
+             == ["ready"])
 
     dl = cli.json("share", "/share-me/report.pdf", "--download", "--expires", "7d", "--max-downloads", "5")
     assert dl["permission"] == "download" and dl["max_downloads"] == 5 and dl["expires_at"]

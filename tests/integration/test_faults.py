@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError
 
 from tests.integration.nodes import all_shards, cluster_secret, node_json, node_request
 
+pytestmark = pytest.mark.backend_agnostic
+
 MiB = 1 << 20
 
 

@@ -7,7 +7,10 @@ import hashlib
 import threading
 
 import psutil
+import pytest
 from boto3.s3.transfer import TransferConfig
+
+pytestmark = pytest.mark.backend_agnostic
 
 MiB = 1 << 20
 GiB = 1 << 30

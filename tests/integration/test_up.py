@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 
 from tests.integration.cluster import free_port_block, start_cluster
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def _alive(pid: int) -> bool:
     try:

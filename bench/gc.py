@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -373,6 +374,7 @@ def main() -> None:
         print(f"p99 ratio while GC runs: {b['p99'] / a['p99']:.2f}x")
     finally:
         up.stop()
+        shutil.rmtree(root, ignore_errors=True)  # up to a few GiB of shards and metadata
 
 
 if __name__ == "__main__":

@@ -622,11 +622,23 @@ class ObjectQueries(VersionQueries):
         await self.db.write(tx)
 
 
+def cut_page(
+    entries: list[tuple[str, Any]], limit: int
+) -> tuple[list[tuple[str, Any]], tuple[str, Any] | None]:
+    """A listing's page: its first `limit` entries (key or common prefix, row or None; the
+    scans collect one more to know whether the listing goes on), and the last of them when it
+    does: the next page starts after that entry."""
+    if len(entries) <= limit:
+        return entries, None
+    page = entries[:limit]
+    return page, page[-1]
+
+
 def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> ListResult:
-    if len(entries) > limit:
-        entries = entries[:limit]
+    entries, last = cut_page(entries, limit)
+    if last is not None:
         result.is_truncated = True
-        result.next_marker = entries[-1][0]
+        result.next_marker = last[0]
     for name, row in entries:
         if row is None:
             result.common_prefixes.append(name)
@@ -645,11 +657,10 @@ def _finish(result: ListResult, entries: list[tuple[str, Any]], limit: int) -> L
 
 
 def _finish_versions(result: VersionList, entries: list[tuple[str, Any]], limit: int) -> VersionList:
-    if len(entries) > limit:
-        entries = entries[:limit]
+    entries, last = cut_page(entries, limit)
+    if last is not None:
         result.is_truncated = True
-        name, row = entries[-1]
-        result.next_key_marker = name
+        result.next_key_marker, row = last
         result.next_version_id_marker = row.version_id if row is not None else None
     for name, row in entries:
         if row is None:

@@ -24,7 +24,15 @@ from coordinator.base import MAX_PART_NUMBER, MIN_PART_SIZE
 from coordinator.errors import error
 from coordinator.events import emit, record_audit
 from coordinator.names import bare_etag, check_acl, check_key, multipart_etag, new_id, quote_etag
-from coordinator.objects import MAX_LIST, SKIP, NewVersion, ObjectQueries, RowValues, object_info
+from coordinator.objects import (
+    MAX_LIST,
+    SKIP,
+    NewVersion,
+    ObjectQueries,
+    RowValues,
+    cut_page,
+    object_info,
+)
 from coordinator.records import (
     ChunkRef,
     CoordinatorError,
@@ -671,11 +679,10 @@ def _etag_or_none(part_etags: list[str]) -> str | None:
 
 
 def _finish_uploads(result: UploadList, entries: list[tuple[str, Any]], limit: int) -> UploadList:
-    if len(entries) > limit:
-        entries = entries[:limit]
+    entries, last = cut_page(entries, limit)
+    if last is not None:
         result.is_truncated = True
-        name, row = entries[-1]
-        result.next_key_marker = name
+        result.next_key_marker, row = last
         result.next_upload_id_marker = row.upload_id if row is not None else None
     for name, row in entries:
         if row is None:

@@ -208,17 +208,25 @@ class GcQueries(QueryBase):
 
         # A read first: in a healthy cluster a page holds no orphan and no stale candidate,
         # and a pass over millions of shards should write nothing then.
+        ids = sorted(parsed)
+
         async def look(conn: AsyncConnection) -> tuple[list[str], list[str]]:
+            # Both by index (node_id first): ix_chunk_shards_node_chunk and the candidates'
+            # unique (node_id, shard_id); the cost is the page's, not the node's shard count.
             referenced: set[tuple[str, int]] = set()
             candidates: set[str] = set()
             for i in range(0, len(keys), _KEY_IN):
-                batch = keys[i : i + _KEY_IN]
                 for r in await conn.execute(
-                    sa.select(_cs.chunk_key, _cs.idx).where(_cs.chunk_key.in_(batch), _cs.node_id == node_id)
+                    sa.select(_cs.chunk_key, _cs.idx).where(
+                        _cs.node_id == node_id, _cs.chunk_key.in_(keys[i : i + _KEY_IN])
+                    )
                 ):
                     referenced.add((r.chunk_key, r.idx))
+            for i in range(0, len(ids), _KEY_IN):
                 for r in await conn.execute(
-                    sa.select(_go.shard_id).where(_go.chunk_key.in_(batch), _go.node_id == node_id)
+                    sa.select(_go.shard_id).where(
+                        _go.node_id == node_id, _go.shard_id.in_(ids[i : i + _KEY_IN])
+                    )
                 ):
                     candidates.add(r.shard_id)
             orphans = sorted(sid for sid, p in parsed.items() if p not in referenced)

@@ -221,8 +221,13 @@ chunk_shards = sa.Table(
         "chunk_key", _ckey(64), sa.ForeignKey("chunks.chunk_key", ondelete="CASCADE"), primary_key=True
     ),
     sa.Column("idx", sa.Integer, primary_key=True),
-    sa.Column("node_id", sa.String(64), nullable=False, index=True),
+    sa.Column("node_id", sa.String(64), nullable=False),
     sa.Column("checksum", sa.Text),
+    # A node's shards (repair of a lost node, per-node counts), and which of a page of shard
+    # ids a node lists are placed there (reconciliation): `node_id = ? AND chunk_key IN (...)`
+    # is one index search per key. With an index on node_id alone, SQLite (no statistics)
+    # chose it for that query and read every shard of the node for every page.
+    sa.Index("ix_chunk_shards_node_chunk", "node_id", "chunk_key", "idx"),
 )
 
 upload_sessions = sa.Table(

@@ -26,6 +26,8 @@ from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from tests.integration.ops import wait_for
+
 MiB = 1 << 20
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 
@@ -268,11 +270,8 @@ def test_canned_acls_and_anonymous_reads(cluster, s3):
     s3.put_object(Bucket=public, Key="closed", Body=b"mine")
     s3.put_object(Bucket=private, Key="open", Body=b"listed nowhere", ACL="public-read")
     for bucket in (public, private):
-        deadline = time.monotonic() + 120
-        while s3.head_object(Bucket=bucket, Key="open")["ResponseMetadata"]["HTTPHeaders"][
-                "x-shardbox-status"] != "ready":
-            assert time.monotonic() < deadline, "the scan did not end within 120 s"
-            time.sleep(0.2)
+        wait_for(f"the scan of {bucket}/open to end", lambda b=bucket: s3.head_object(Bucket=b, Key="open")[
+            "ResponseMetadata"]["HTTPHeaders"]["x-shardbox-status"] == "ready", timeout=120, every=0.2)
     assert anon.get_object(Bucket=public, Key="open")["Body"].read() == b"for everyone"
     assert anon.head_object(Bucket=public, Key="open")["ContentLength"] == 12
     assert sorted(o["Key"] for o in anon.list_objects_v2(Bucket=public)["Contents"]) == ["closed", "open"]

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +51,7 @@ from blob.node_client import NodeClient, shard_checksum  # noqa: E402
 from config.cluster_auth import body_hash, sign_headers  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
 from coordinator.records import ChunkRef, ShardPlacement  # noqa: E402
-from tests.util import free_port_block  # noqa: E402
+from tests.integration.cluster import start_cluster  # noqa: E402
 
 MiB = 1 << 20
 GRACE_S = 86400.0
@@ -64,30 +63,8 @@ class Up:
         self.clock = clock
         self.data = data
         env = {**os.environ, "SHARDBOX_TEST_CLOCK_FILE": str(clock)}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shardbox",
-                "up",
-                "--data",
-                str(data),
-                "--port",
-                str(free_port_block()),
-                "--scanner",
-                "none",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=open(data.parent / "up.log", "wb"),  # noqa: SIM115 - the child's log
-            stderr=subprocess.STDOUT,
-        )
-        while not (data / "up.json").exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError((data.parent / "up.log").read_text()[-2000:])
-            time.sleep(0.2)
-        time.sleep(0.2)
-        self.info = json.loads((data / "up.json").read_text())
+        self.up = start_cluster(data, args=("--scanner", "none"), env=env)
+        self.info = self.up.info
         self.cluster = json.loads((data / "config" / "cluster.json").read_text())
 
     def s3(self):
@@ -146,8 +123,7 @@ class Up:
         return total
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
+        self.up.stop()
 
 
 async def store_chunks(up: Up, count: int, chunk_kib: int, per_object: int) -> int:

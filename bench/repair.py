@@ -38,7 +38,7 @@ from machine import cpu_description  # noqa: E402
 
 from blob.node_client import NodeClient  # noqa: E402
 from coordinator.client import CoordinatorClient  # noqa: E402
-from tests.util import free_port_block  # noqa: E402
+from tests.integration.cluster import start_cluster  # noqa: E402
 from workers.repair import RepairWorker  # noqa: E402
 
 MiB = 1 << 20
@@ -86,32 +86,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sbx-repair-bench-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        port = free_port_block(2 + NODES)
-        log = open(Path(tmp) / "up.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shardbox",
-                "up",
-                "--data",
-                str(data),
-                "--port",
-                str(port),
-                "--nodes",
-                str(NODES),
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        cluster = start_cluster(data, nodes=NODES)
         try:
-            while not (data / "up.json").exists():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"shardbox up failed; see {Path(tmp) / 'up.log'}")
-                time.sleep(0.2)
-            time.sleep(0.3)
-            info = json.loads((data / "up.json").read_text())
+            info = cluster.info
             secret = json.loads((data / "config" / "cluster.json").read_text())["secret"]
             s3 = boto3.client(
                 "s3",
@@ -161,13 +138,8 @@ def main() -> None:
                 f"{health['chunks_by_surviving_shards']}"
             )
         finally:
-            if "info" in locals():
-                os.kill(info["worker"]["pid"], signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            os.kill(info["worker"]["pid"], signal.SIGCONT)
+            cluster.stop()
 
 
 if __name__ == "__main__":

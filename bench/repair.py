@@ -1,6 +1,6 @@
 """Repair rate of a `shardbox up --nodes 18` on this machine.
 
-Uploads `--mib` MiB of random objects (8 MiB chunks), then for each scenario kills nodes
+Uploads `--mib` MiB of random objects (8 MiB chunks), then for each scenario freezes nodes
 for good, removes them (`shardbox admin nodes remove`: repair starts at once) and times one
 repair worker (workers/repair.py, in this process, unthrottled; the worker `shardbox up`
 runs is frozen meanwhile) until every chunk has its 14 shards again. Prints chunks/s,
@@ -87,6 +87,7 @@ def main() -> None:
         data = Path(tmp) / "data"
         data.mkdir()
         cluster = start_cluster(data, nodes=NODES)
+        frozen: list[int] = []
         try:
             info = cluster.info
             secret = json.loads((data / "config" / "cluster.json").read_text())["secret"]
@@ -116,12 +117,17 @@ def main() -> None:
             )
             victims = [n for n in info["nodes"]]
             for label, lost in (("1 node lost", victims[:1]), ("3 more nodes lost", victims[1:4])):
+                # Lost for good: frozen (SIGSTOP), since `shardbox up` restarts a node that exits
+                # and a node that answers again cannot be removed without draining it.
                 for n in lost:
-                    os.kill(n["pid"], signal.SIGKILL)
+                    os.kill(n["pid"], signal.SIGSTOP)
+                    frozen.append(n["pid"])
                     pids.remove(n["pid"])
                 time.sleep(12)  # down after 10 s of silence (shardbox up's setting)
                 for n in lost:
-                    _admin(data, "nodes", "remove", n["id"])
+                    removed = _admin(data, "nodes", "remove", n["id"])
+                    if "error" in removed:
+                        raise RuntimeError(f"removing {n['id']} failed: {removed['error']}")
                 cpu0 = _cluster_cpu(pids) + sum(os.times()[:2])
                 elapsed, w = asyncio.run(_repair(data, info["coordinator"]["address"], secret))
                 cpu = _cluster_cpu(pids) + sum(os.times()[:2]) - cpu0
@@ -138,7 +144,8 @@ def main() -> None:
                 f"{health['chunks_by_surviving_shards']}"
             )
         finally:
-            os.kill(info["worker"]["pid"], signal.SIGCONT)
+            for pid in [info["worker"]["pid"], *frozen]:  # so that they can stop
+                os.kill(pid, signal.SIGCONT)
             cluster.stop()
 
 

@@ -9,9 +9,12 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
 from coordinator.db import Database
 from coordinator.names import chunk_key
-from coordinator.records import ChunkRef, KeyInfo, ObjectInfo
+from coordinator.records import ChunkRef, CoordinatorError, KeyInfo, ObjectInfo
 from coordinator.service import Metadata
 
 
@@ -156,3 +159,20 @@ async def put_inline(api, key, bucket: str, name: str, data: bytes, **kw):
         write_id=kw.get("write_id"),
         retried=kw.get("retried", False),
     )
+
+
+async def rows(meta: Metadata, table: sa.Table, *where: Any) -> list[Any]:
+    """Every row of `table` matching `where`, read straight from the metadata database."""
+
+    async def q(conn):
+        return list((await conn.execute(sa.select(table).where(*where))).all())
+
+    return await meta.db.read(q)
+
+
+async def expect(code: str, coro) -> CoordinatorError:
+    """Await `coro`, which must fail with the CoordinatorError `code`; that error."""
+    with pytest.raises(CoordinatorError) as info:
+        await coro
+    assert info.value.code == code, info.value
+    return info.value

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.records import CoordinatorError
 from coordinator.schema import audit, chunks, gc_orphans, tenants
 from tests.coordinator.helpers import (
     chunk_refs,
+    expect,
     md5,
     open_meta,
     put_object,
     register_nodes,
+    rows,
     setup_tenant,
     sha,
 )
@@ -25,20 +26,6 @@ GRACE = 86400.0
 @pytest.fixture
 def clock(tmp_path, monkeypatch) -> ControlledClock:
     return ControlledClock(tmp_path / "clock").install(monkeypatch)
-
-
-async def rows(meta, table, *where):
-    async def q(conn):
-        return list((await conn.execute(table.select().where(*where))).all())
-
-    return await meta.db.read(q)
-
-
-async def expect(code: str, coro) -> CoordinatorError:
-    with pytest.raises(CoordinatorError) as info:
-        await coro
-    assert info.value.code == code, info.value
-    return info.value
 
 
 async def test_unreferenced_chunks_wait_out_the_grace_then_no_write_may_take_them(database_url, clock):

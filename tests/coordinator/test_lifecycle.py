@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import os
 
-import sqlalchemy as sa
-
-from coordinator.records import CoordinatorError, LifecycleRule, LifecycleTransition, ShardMove
+from coordinator.records import LifecycleRule, LifecycleTransition, ShardMove
 from coordinator.schema import chunk_shards, chunks, repair_queue
-from tests.coordinator.helpers import health_doc, open_meta, put_object, register_nodes, setup_tenant
+from tests.coordinator.helpers import (
+    expect,
+    health_doc,
+    open_meta,
+    put_object,
+    register_nodes,
+    rows,
+    setup_tenant,
+)
 
 DAY = 86400.0
-
-
-async def rows(meta, table):
-    async def q(conn):
-        return (await conn.execute(sa.select(table))).all()
-
-    return await meta.db.read(q)
-
-
-async def expect(code: str, coro) -> CoordinatorError:
-    try:
-        await coro
-    except CoordinatorError as exc:
-        assert exc.code == code, exc
-        return exc
-    raise AssertionError(f"expected {code}")
 
 
 async def cluster_with_cold_pool(meta) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.coordinator.helpers import open_meta, setup_tenant
+from tests.coordinator.helpers import expect, open_meta, setup_tenant
 from tests.coordinator.listing import many_keys, seed, walk
-from tests.coordinator.test_queries import expect
 
 ODD_KEYS = ["a", "B", "a/b", "a-", "a0", "é", "\u00ff", "\U0001f600", "Z", "a/b/c", "zz", "~", "\u4e2d"]
 

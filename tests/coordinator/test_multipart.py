@@ -5,8 +5,17 @@ from __future__ import annotations
 import hashlib
 
 from coordinator.schema import chunks, tenants, upload_part_chunks, upload_parts, upload_sessions
-from tests.coordinator.helpers import chunk_refs, md5, open_meta, register_nodes, setup_tenant, sha
-from tests.coordinator.test_queries import expect, refcount, rows
+from tests.coordinator.helpers import (
+    chunk_refs,
+    expect,
+    md5,
+    open_meta,
+    register_nodes,
+    rows,
+    setup_tenant,
+    sha,
+)
+from tests.coordinator.test_queries import refcount
 
 MIB = 1 << 20
 

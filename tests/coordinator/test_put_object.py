@@ -17,28 +17,16 @@ from coordinator.schema import audit, chunk_shards, chunks, object_versions, out
 from tests.coordinator.conftest import SECRET
 from tests.coordinator.helpers import (
     chunk_refs,
+    expect,
     inline_ref,
     md5,
     open_meta,
     put_inline,
     register_nodes,
+    rows,
     setup_tenant,
     sha,
 )
-
-
-async def rows(meta, table, *where):
-    async def q(conn):
-        return (await conn.execute(sa.select(table).where(*where))).all()
-
-    return await meta.db.read(q)
-
-
-async def expect(code: str, coro) -> CoordinatorError:
-    with pytest.raises(CoordinatorError) as info:
-        await coro
-    assert info.value.code == code, info.value
-    return info.value
 
 
 async def used(meta, tenant_id: str) -> tuple[int, int]:

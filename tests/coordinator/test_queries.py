@@ -6,26 +6,20 @@ import asyncio
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from coordinator.records import CoordinatorError, ObjectId
 from coordinator.schema import audit, chunk_shards, chunks, outbox, repair_queue, tenants, upload_sessions
 from tests.coordinator.helpers import (
     chunk_refs,
+    expect,
     md5,
     open_meta,
     put_object,
     register_nodes,
+    rows,
     setup_tenant,
     sha,
 )
-
-
-async def rows(meta, table, *where):
-    async def q(conn):
-        return (await conn.execute(sa.select(table).where(*where))).all()
-
-    return await meta.db.read(q)
 
 
 async def refcount(meta, chunk_key: str) -> int:
@@ -36,13 +30,6 @@ async def refcount(meta, chunk_key: str) -> int:
 async def tenant_row(meta, tenant_id: str):
     (row,) = await rows(meta, tenants, tenants.c.tenant_id == tenant_id)
     return row
-
-
-async def expect(code: str, coro) -> CoordinatorError:
-    with pytest.raises(CoordinatorError) as info:
-        await coro
-    assert info.value.code == code, info.value
-    return info.value
 
 
 async def test_heartbeat_registers_and_marks_down(database_url):

@@ -10,9 +10,8 @@ from coordinator.chunkrefs import _LOAD_RANGE_REFS
 from coordinator.client import CoordinatorClient
 from coordinator.records import CoordinatorError
 from tests.coordinator.conftest import SECRET
-from tests.coordinator.helpers import open_meta, put_object, register_nodes, setup_tenant
+from tests.coordinator.helpers import expect, open_meta, put_object, register_nodes, setup_tenant
 from tests.coordinator.test_multipart import begin, big, upload_part
-from tests.coordinator.test_queries import expect
 from tests.coordinator.test_server import new_user, nodes_up
 
 MIB = 1 << 20

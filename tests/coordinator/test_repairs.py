@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from coordinator.records import CoordinatorError, ShardMove
+from coordinator.records import ShardMove
 from coordinator.schema import chunk_shards, nodes, repair_queue
-from tests.coordinator.helpers import health_doc, md5, open_meta, put_object, register_nodes, setup_tenant
-
-
-async def rows(meta, table):
-    return await meta.db.read(lambda conn: _all(conn, table))
-
-
-async def _all(conn, table):
-    return (await conn.execute(sa.select(table))).all()
+from tests.coordinator.helpers import (
+    expect,
+    health_doc,
+    md5,
+    open_meta,
+    put_object,
+    register_nodes,
+    rows,
+    setup_tenant,
+)
 
 
 async def placement(meta, chunk_key: str) -> dict[int, str]:
     return {r.idx: r.node_id for r in await rows(meta, chunk_shards) if r.chunk_key == chunk_key}
-
-
-async def expect(code: str, coro) -> CoordinatorError:
-    try:
-        await coro
-    except CoordinatorError as exc:
-        assert exc.code == code, exc
-        return exc
-    raise AssertionError(f"expected {code}")
 
 
 async def stored_chunk(meta, key, name: str, data: bytes) -> str:

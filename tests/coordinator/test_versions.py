@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from coordinator.records import ObjectId, WriteCondition
 from coordinator.schema import chunks, object_versions, tenants
 from coordinator.versions import seq_in_id
-from tests.coordinator.helpers import open_meta, put_inline, setup_tenant
-from tests.coordinator.test_queries import expect
+from tests.coordinator.helpers import expect, open_meta, put_inline, setup_tenant
 
 
 async def _rows(meta, table, *where):

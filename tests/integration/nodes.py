@@ -38,3 +38,18 @@ def all_shards(secret: str, node: dict) -> list[dict]:
         after = page.get("next")
         if not after:
             return out
+
+
+def flip_byte_on_disk(node: dict, shard: bytes) -> None:
+    """Bit rot under a node: flip one byte in the middle of `shard` where it lies in the
+    node's volume files (`node`: an entry of up.json's "nodes"), behind its index's back."""
+    for vol in sorted(Path(node["data_dir"]).rglob("*.vol")):
+        at = vol.read_bytes().find(shard)
+        if at >= 0:
+            with open(vol, "r+b") as f:
+                f.seek(at + len(shard) // 2)
+                byte = f.read(1)
+                f.seek(at + len(shard) // 2)
+                f.write(bytes([byte[0] ^ 0xFF]))
+            return
+    raise AssertionError(f"the shard's bytes are in none of {node['id']}'s volume files")

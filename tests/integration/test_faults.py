@@ -10,7 +10,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.nodes import all_shards, cluster_secret, node_json, node_request
+from tests.integration.nodes import all_shards, cluster_secret, flip_byte_on_disk, node_json, node_request
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -28,20 +28,7 @@ def test_flipped_shard_is_detected_and_never_served(cluster, s3, bucket):
     raw = node_request(secret, node, "GET", f"/shards/{target['id']}")
     assert raw.status == 200
     shard_bytes = raw.data
-    volumes = sorted(p for p in (cluster.data_dir / "nodes" / node["id"]).rglob("*") if p.is_file()
-                     and p.stat().st_size >= len(shard_bytes) and not p.name.endswith((".mdb", ".json")))
-    for vol in volumes:
-        data = vol.read_bytes()
-        at = data.find(shard_bytes)
-        if at >= 0:
-            with open(vol, "r+b") as f:
-                f.seek(at + len(shard_bytes) // 2)
-                byte = f.read(1)
-                f.seek(at + len(shard_bytes) // 2)
-                f.write(bytes([byte[0] ^ 0xFF]))
-            break
-    else:
-        pytest.fail("shard bytes not found in any volume file")
+    flip_byte_on_disk(node, shard_bytes)
 
     bad = node_request(secret, node, "GET", f"/shards/{target['id']}")
     assert bad.status >= 400 and b"ShardCorrupt" in bad.data and shard_bytes[:64] not in bad.data

@@ -9,12 +9,12 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster import Cluster, start_cluster
 from tests.integration.conftest import _database_url
+from tests.integration.nodes import flip_byte_on_disk
 from tests.integration.ops import admin, admin_json, node_call, shard_bytes, shards_on, wait_for
 
 pytestmark = pytest.mark.slow
@@ -127,20 +127,8 @@ def test_a_byte_flipped_on_disk_is_found_by_scrub_and_repaired(big: Cluster) -> 
     up = [n for n in big.info["nodes"] if _node_state(big, n["id"]) == "up"]
     node = up[0]
     sid, checksum = next(iter(shards_on(big.data_dir, node).items()))
-    # Flip one byte of that shard inside the node's volume file.
     shard = shard_bytes(big.data_dir, node, sid)
-    for vol in sorted(Path(node["data_dir"]).rglob("*.vol")):
-        content = vol.read_bytes()
-        pos = content.find(shard[:4096])
-        if pos >= 0:
-            with open(vol, "r+b") as f:
-                f.seek(pos + len(shard) // 2)
-                b = f.read(1)
-                f.seek(pos + len(shard) // 2)
-                f.write(bytes([b[0] ^ 0x5A]))
-            break
-    else:
-        raise AssertionError("shard not found in its node's volumes")
+    flip_byte_on_disk(node, shard)
 
     result = node_call(big.data_dir, node, "POST", "/scrub")
     assert sid in result["corrupt"]

@@ -20,6 +20,8 @@ VPXENC = "/usr/bin/vpxenc"
 def make_webm(path: Path, seconds: int = 20, width: int = 240, height: int = 180, fps: int = 10) -> Path:
     if shutil.which(VPXENC) is None:
         raise RuntimeError("vpxenc is not installed (Debian vpx-tools; run scripts/setup.sh --test as root)")
+    # A keyframe every second, as real videos have: with only the first frame a keyframe the
+    # cues hold one point and every seek starts decoding (and reading) from the beginning.
     raw = path.with_suffix(".y4m")
     rng = np.random.default_rng(12345)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -33,7 +35,7 @@ def make_webm(path: Path, seconds: int = 20, width: int = 240, height: int = 180
             fh.write(luma.tobytes())
             fh.write(chroma)
     subprocess.run([VPXENC, "--codec=vp8", "--rt", "--cpu-used=16", "--end-usage=cbr",
-                    "--target-bitrate=6000", "-q", "-o", str(path), str(raw)], check=True, timeout=300,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    "--target-bitrate=6000", f"--kf-max-dist={fps}", "-q", "-o", str(path), str(raw)],
+                   check=True, timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     raw.unlink()
     return path

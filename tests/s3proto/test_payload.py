@@ -120,10 +120,8 @@ def test_signed_chunked_single_flipped_byte_fails(server: EchoServer, where: str
         if where == "signature" and not chr(body[pos]).isalnum():
             body[pos] = ord("0") if body[pos] != ord("0") else ord("1")
     reply = send(server.port, "PUT", "/b/flip", headers, bytes(body))
-    assert reply.status in (400, 403)
-    assert reply.code in ("SignatureDoesNotMatch", "IncompleteBody")
-    if where != "size-line":
-        assert reply.code == "SignatureDoesNotMatch"
+    expected = (400, "IncompleteBody") if where == "size-line" else (403, "SignatureDoesNotMatch")
+    assert (reply.status, reply.code) == expected     # f0000 announces more than the body holds
 
 
 def test_signed_chunks_reordered_fail(server: EchoServer) -> None:

@@ -43,6 +43,13 @@ Exact public API (everything else in this package is internal)::
         # CoordinatorError from place_chunks, or whatever the source raised. Nothing is finalized
         # here: the caller passes result.chunks to finalize_put / put_part. Alias: store.write_stream.
 
+    ref: ChunkRef = await store.write_chunk(tenant_id: str, data: bytes | bytearray | memoryview,
+                                            sha256: str, *, request_id: str | None = None)
+        # One chunk (at most chunk_size bytes) whose SHA-256 hex was announced before its bytes:
+        # ChunkMismatch (a ValueError) before any node is contacted unless the bytes hash to it.
+        # Hashed once (no MD5, no payload checksum); otherwise stored exactly like a chunk of
+        # `write` (dedup, inline when small). Raises WriteFailed / CoordinatorError like `write`.
+
     async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None,
                                   stats: ReadStats | None = None):
         # obj.chunks must be filled (get_object(..., with_chunks=True)); end is inclusive like
@@ -67,11 +74,12 @@ Exact public API (everything else in this package is internal)::
     checksum_b64(algorithm, data) -> str     # one-shot, S3 base64 form
     chunk_key(scope, sha256_hex) -> str
 
-Errors: WriteFailed, DataUnavailable (both carry chunk_key), UnsupportedChecksum(ValueError).
+Errors: WriteFailed, DataUnavailable (both carry chunk_key), UnsupportedChecksum(ValueError),
+ChunkMismatch(ValueError).
 """
 
 from blob.crypto import ChunkCipher, ChunkCorrupt, chunk_key
-from blob.errors import DataUnavailable, WriteFailed
+from blob.errors import ChunkMismatch, DataUnavailable, WriteFailed
 from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, checksum_b64
 from blob.stats import ReadStats
 from blob.store import ChunkStore
@@ -81,6 +89,7 @@ __all__ = [
     "SUPPORTED_CHECKSUMS",
     "ChunkCipher",
     "ChunkCorrupt",
+    "ChunkMismatch",
     "ChunkStore",
     "DataUnavailable",
     "MultiHasher",

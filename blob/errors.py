@@ -28,3 +28,8 @@ class DataUnavailable(Exception):
         super().__init__(message)
         self.chunk_key = chunk_key
         self.failures = failures or {}
+
+
+class ChunkMismatch(ValueError):
+    """The bytes are not the chunk that was announced (their SHA-256 or length differs);
+    nothing of them was written. The product API answers 400 BadDigest."""

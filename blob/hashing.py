@@ -69,6 +69,11 @@ def new_hasher(algorithm: str) -> Hasher:
     raise UnsupportedChecksum(f"unsupported checksum algorithm {algorithm!r}")
 
 
+def sha256_hex(data: Buffer) -> str:
+    """A chunk's id: the hex SHA-256 of its plaintext."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def checksum_b64(algorithm: str, data: Buffer) -> str:
     """One-shot checksum of a buffer, base64 as S3 shows it."""
     h = new_hasher(algorithm)

@@ -12,13 +12,15 @@ from blob import formats
 from blob.availability import NodeView, check_readable
 from blob.context import DatapathContext
 from blob.crypto import ChunkCipher
+from blob.errors import ChunkMismatch
+from blob.hashing import sha256_hex
 from blob.node_client import NodeClient
 from blob.reader import read_range
 from blob.stats import ReadStats
-from blob.writer import Buffer, StreamWriter, WriteResult
+from blob.writer import Buffer, StreamWriter, WriteResult, seal_chunk, upload_sealed
 from config.malloc import tune_malloc as tune_process_malloc
 from coordinator.api import CoordinatorAPI
-from coordinator.records import ObjectInfo
+from coordinator.records import ChunkRef, ObjectInfo
 
 
 class ChunkStore:
@@ -77,6 +79,26 @@ class ChunkStore:
         """Store a stream as chunks; see blob/__init__.py for the contract."""
         writer = StreamWriter(self._ctx, tenant_id, algorithms, request_id, payload_sha256)
         return await writer.run(source)
+
+    async def write_chunk(self, tenant_id: str, data: Buffer, sha256: str, *,
+                          request_id: str | None = None) -> ChunkRef:
+        """Store one chunk whose SHA-256 was announced before its bytes (the product API's
+        resumable upload): ChunkMismatch, with nothing sent to a node, unless `data` hashes
+        to `sha256`. Unlike `write`, no ETag or payload checksum is computed: the bytes are
+        hashed once, and that hash is the check and the chunk's id."""
+        ctx = self._ctx
+        if len(data) > ctx.chunk_size:
+            raise ChunkMismatch(f"a chunk is at most {ctx.chunk_size} bytes, got {len(data)}")
+        view = memoryview(data).cast("B")
+        granted = await ctx.write_budget.acquire(len(view))
+        try:
+            actual = await ctx.run(sha256_hex, view)
+            if actual != sha256:
+                raise ChunkMismatch(f"the body's SHA-256 is {actual}, the upload announced {sha256}")
+            sealed = await seal_chunk(ctx, tenant_id, view, actual, inline=len(view) <= ctx.inline_max)
+            return await upload_sealed(ctx, sealed, 0, request_id)
+        finally:
+            ctx.write_budget.release(granted)
 
     def read(self, obj: ObjectInfo, start: int, end: int, *, request_id: str | None = None,
              stats: ReadStats | None = None) -> AsyncIterator[bytes]:

@@ -33,6 +33,10 @@ buffer of their own that grows with them, so small objects never wait for a slot
 cost one.
 MD5 and the full-payload hashers are sequential over the stream; each chunk's update
 waits for the previous chunk's (a chain of tasks), the per-chunk work does not.
+
+Steps 3-5 are `seal_chunk` and `upload_sealed`, which also serve `ChunkStore.write_chunk`:
+one chunk whose SHA-256 was announced before its bytes (the product API's resumable
+upload), hashed once and without the stream's MD5 and payload checksums.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import erasure
 from blob import formats
 from blob.context import DatapathContext
 from blob.errors import WriteFailed
-from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum
+from blob.hashing import SUPPORTED_CHECKSUMS, MultiHasher, UnsupportedChecksum, sha256_hex
 from blob.node_client import ShardError, shard_checksum, shard_id
 from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
 
@@ -135,11 +139,6 @@ class StreamWriter:
         """Back to the pool if it is a pool slot (a stream's own small first buffer is not)."""
         if self._held.pop(id(slot), None) is not None:
             self._ctx.slots.give(slot)
-
-    def _take_buffer(self, n: int) -> bytearray:
-        """A buffer for the sealed bytes of a chunk of n bytes (in format 2: its data shards)."""
-        size = formats.buffer_size(n, self._ctx.write_format)
-        return self._ctx.take_buffer(size) or bytearray(size)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -246,28 +245,12 @@ class StreamWriter:
         payload_sha = self._sha256_chain.submit(view) if self._want_sha256 else None
         if payload_sha is not None:
             hashing.append(payload_sha)
-        shards: list[erasure.Shard] | None = None
-        held: bytearray | None = None     # the buffer the shards are views of, until uploaded
-        inline_b64: str | None = None
-        fmt = ctx.write_format
         try:
             if offset == 0 and payload_sha is not None:
                 sha_hex = await payload_sha   # the payload hasher has seen only this chunk
             else:
-                sha_hex = await ctx.run(_sha256_hex, view)
-            plans = await ctx.coordinator.place_chunks(self._tenant_id, [(sha_hex, n)])
-            plan = plans[0]
-            if plan.sha256 != sha_hex:
-                raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
-            if inline and not plan.exists:
-                inline_b64 = formats.seal_inline(ctx.cipher, plan.chunk_key, view, fmt)
-            elif not plan.exists:
-                buf = self._take_buffer(n)
-                shards, checksums, views = await ctx.run(self._encode, plan.chunk_key, view, buf)
-                if views:
-                    held = buf
-                else:
-                    ctx.give_buffer(buf)
+                sha_hex = await ctx.run(sha256_hex, view)
+            sealed = await seal_chunk(ctx, self._tenant_id, view, sha_hex, inline)
         except BaseException as exc:
             # The write is lost; hand the slot back anyway so the reading loop wakes up
             # and sees the error (a thread may still read the buffer: harmless, its
@@ -281,30 +264,15 @@ class StreamWriter:
         # The slot goes back once MD5 and the payload hashers are past it; the upload does
         # not wait for that (MD5 is the slowest step and strictly sequential).
         hashed = asyncio.get_running_loop().create_task(self._release_after(slot, *hashing))
-        if shards is None:
-            await hashed
-            # A chunk already stored keeps its bytes, so the ref must describe them (their format).
-            fmt = plan.format if plan.exists else fmt
-            return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n,
-                            enc_size=formats.enc_size(n, fmt), key_id=ctx.cipher.key_id,
-                            shards=[] if inline_b64 else list(plan.shards), missing=[], offset=offset,
-                            inline=inline_b64, format=fmt)
         try:
-            placements, missing = await self._upload(plan, shards, checksums)
+            ref = await upload_sealed(ctx, sealed, offset, self._request_id)
             await hashed
         except BaseException as exc:
             if self._error is None and not isinstance(exc, asyncio.CancelledError):
                 self._error = exc
             hashed.cancel()
             raise
-        if not missing and held is not None:
-            # Every node read its whole body (201), so no connection still holds a view of the
-            # buffer and it can take the next chunk. After a failed PUT it is left to the GC.
-            del shards
-            ctx.give_buffer(held)
-        return ChunkRef(sha256=sha_hex, chunk_key=plan.chunk_key, size=n, enc_size=formats.enc_size(n, fmt),
-                        key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset,
-                        format=fmt)
+        return ref
 
     async def _release_after(self, slot: bytearray, *hashing: asyncio.Task) -> None:
         try:
@@ -313,82 +281,139 @@ class StreamWriter:
         finally:
             self._release(slot)
 
-    def _encode(self, chunk_key: str, plain: memoryview,
-                buf: bytearray) -> tuple[list[erasure.Shard], list[str], bool]:
-        """Shards, their checksums, and whether the shards are views of `buf` (format 2)."""
-        shards, views = formats.encode_chunk(self._ctx.cipher, chunk_key, plain, buf, self._ctx.write_format)
-        return shards, [shard_checksum(s) for s in shards], views
 
-    async def _upload(self, plan: ChunkPlan, shards: list[erasure.Shard],
-                      checksums: list[str]) -> tuple[list[ShardPlacement], list[int]]:
-        """PUT the shards; returns (placements, missing indexes) or raises WriteFailed.
 
-        Nodes that recently did not answer are skipped (their shards go straight to repair)
-        as long as enough others remain for `min_acks`. Once `min_acks` acknowledgements are
-        in, stragglers get `straggler_s` more and are then given up on (and their node is
-        suspect), so a hung node costs a write one wait, not `shard_timeout_s` per chunk.
-        """
-        ctx = self._ctx
-        by_index = {p.index: p for p in plan.shards if 0 <= p.index < erasure.TOTAL}
-        if len(by_index) < ctx.min_acks:     # fewer nodes up than a durable chunk needs
-            raise WriteFailed(f"only {len(by_index)} storage nodes are up; {ctx.min_acks} are needed to "
-                              "store new data", chunk_key=plan.chunk_key, needed=ctx.min_acks)
-        indexes = sorted(by_index)
-        failed: dict[int, str] = {}
-        healthy = [i for i in indexes if not ctx.is_suspect(by_index[i].node_id)]
-        if len(healthy) >= ctx.min_acks:
-            for i in indexes:
-                if i not in healthy:
-                    failed[i] = "node suspect, skipped"
-            indexes = healthy
-        loop = asyncio.get_running_loop()
-        pending = {loop.create_task(ctx.nodes.put_shard(
-            by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
-            node_id=by_index[i].node_id, timeout_s=ctx.shard_timeout_s,
-            request_id=self._request_id)): i for i in indexes}
-        acks = 0
-        grace_until: float | None = None
-        try:
-            while pending:
-                timeout = None if grace_until is None else max(0.0, grace_until - loop.time())
-                done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    for i in pending.values():
-                        failed[i] = "slow, given up after quorum"
+@dataclass
+class SealedChunk:
+    """A placed chunk ready to go out: its plan, and either nothing to upload (already stored,
+    `plan.exists`), its inline ciphertext, or its 14 shards with their checksums."""
+
+    plan: ChunkPlan
+    size: int
+    format: int
+    inline_b64: str | None = None
+    shards: list[erasure.Shard] | None = None
+    checksums: list[str] = field(default_factory=list)
+    held: bytearray | None = None     # the buffer the shards are views of, until uploaded
+
+
+async def seal_chunk(ctx: DatapathContext, tenant_id: str, view: memoryview, sha_hex: str,
+                     inline: bool) -> SealedChunk:
+    """Steps 3-4 for one chunk whose SHA-256 is known: placement (or dedup), then the inline
+    ciphertext or the encrypted, erasure-coded shards. Nothing is sent to a node yet."""
+    fmt = ctx.write_format
+    (plan,) = await ctx.coordinator.place_chunks(tenant_id, [(sha_hex, len(view))])
+    if plan.sha256 != sha_hex:
+        raise RuntimeError(f"coordinator answered placement for {plan.sha256}, asked {sha_hex}")
+    if plan.exists:      # a chunk already stored keeps its bytes, so the ref describes them
+        return SealedChunk(plan, len(view), plan.format)
+    if inline:
+        return SealedChunk(plan, len(view), fmt, inline_b64=formats.seal_inline(ctx.cipher, plan.chunk_key,
+                                                                                  view, fmt))
+    size = formats.buffer_size(len(view), fmt)
+    buf = ctx.take_buffer(size) or bytearray(size)
+    shards, checksums, views = await ctx.run(_encode, ctx, plan.chunk_key, view, buf, fmt)
+    if not views:
+        ctx.give_buffer(buf)
+    return SealedChunk(plan, len(view), fmt, shards=shards, checksums=checksums, held=buf if views else None)
+
+
+def _encode(ctx: DatapathContext, chunk_key: str, plain: memoryview, buf: bytearray,
+            fmt: int) -> tuple[list[erasure.Shard], list[str], bool]:
+    """Shards, their checksums, and whether the shards are views of `buf` (format 2)."""
+    shards, views = formats.encode_chunk(ctx.cipher, chunk_key, plain, buf, fmt)
+    return shards, [shard_checksum(s) for s in shards], views
+
+
+async def upload_sealed(ctx: DatapathContext, sealed: SealedChunk, offset: int,
+                        request_id: str | None) -> ChunkRef:
+    """Step 5 for one sealed chunk (nothing to do for a stored or inline one): its ChunkRef."""
+    plan, fmt = sealed.plan, sealed.format
+    enc_size = formats.enc_size(sealed.size, fmt)
+    if sealed.shards is None:
+        return ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=sealed.size, enc_size=enc_size,
+                        key_id=ctx.cipher.key_id, shards=[] if sealed.inline_b64 else list(plan.shards),
+                        missing=[], offset=offset, inline=sealed.inline_b64, format=fmt)
+    placements, missing = await _upload(ctx, plan, sealed.shards, sealed.checksums, request_id)
+    if not missing and sealed.held is not None:
+        # Every node read its whole body (201), so no connection still holds a view of the
+        # buffer and it can take the next chunk. After a failed PUT it is left to the GC.
+        sealed.shards = None
+        ctx.give_buffer(sealed.held)
+        sealed.held = None
+    return ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=sealed.size, enc_size=enc_size,
+                    key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset, format=fmt)
+
+
+async def _upload(ctx: DatapathContext, plan: ChunkPlan, shards: list[erasure.Shard],
+                  checksums: list[str], request_id: str | None) -> tuple[list[ShardPlacement], list[int]]:
+    """PUT the shards; returns (placements, missing indexes) or raises WriteFailed.
+
+    Nodes that recently did not answer are skipped (their shards go straight to repair)
+    as long as enough others remain for `min_acks`. Once `min_acks` acknowledgements are
+    in, stragglers get `straggler_s` more and are then given up on (and their node is
+    suspect), so a hung node costs a write one wait, not `shard_timeout_s` per chunk.
+    """
+    by_index = {p.index: p for p in plan.shards if 0 <= p.index < erasure.TOTAL}
+    if len(by_index) < ctx.min_acks:     # fewer nodes up than a durable chunk needs
+        raise WriteFailed(f"only {len(by_index)} storage nodes are up; {ctx.min_acks} are needed to "
+                          "store new data", chunk_key=plan.chunk_key, needed=ctx.min_acks)
+    indexes = sorted(by_index)
+    failed: dict[int, str] = {}
+    healthy = [i for i in indexes if not ctx.is_suspect(by_index[i].node_id)]
+    if len(healthy) >= ctx.min_acks:
+        for i in indexes:
+            if i not in healthy:
+                failed[i] = "node suspect, skipped"
+        indexes = healthy
+    loop = asyncio.get_running_loop()
+    pending = {loop.create_task(ctx.nodes.put_shard(
+        by_index[i].address, shard_id(plan.chunk_key, i), shards[i], checksums[i],
+        node_id=by_index[i].node_id, timeout_s=ctx.shard_timeout_s,
+        request_id=request_id)): i for i in indexes}
+    acks = 0
+    grace_until: float | None = None
+    try:
+        while pending:
+            timeout = None if grace_until is None else max(0.0, grace_until - loop.time())
+            done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                for i in pending.values():
+                    failed[i] = "slow, given up after quorum"
+                    ctx.mark_suspect(by_index[i].node_id)
+                break
+            for task in done:
+                i = pending.pop(task)
+                exc = task.exception()
+                if exc is None:
+                    acks += 1
+                    ctx.clear_suspect(by_index[i].node_id)
+                elif isinstance(exc, ShardError):
+                    failed[i] = exc.reason
+                    if exc.unreachable:
                         ctx.mark_suspect(by_index[i].node_id)
-                    break
-                for task in done:
-                    i = pending.pop(task)
-                    exc = task.exception()
-                    if exc is None:
-                        acks += 1
-                        ctx.clear_suspect(by_index[i].node_id)
-                    elif isinstance(exc, ShardError):
-                        failed[i] = exc.reason
-                        if exc.unreachable:
-                            ctx.mark_suspect(by_index[i].node_id)
-                    else:
-                        log.error("shard.put_error", exc_info=exc, extra={"fields": {
-                            "chunk_key": plan.chunk_key, "index": i, "request_id": self._request_id}})
-                        failed[i] = f"error ({type(exc).__name__})"
-                if grace_until is None and acks >= ctx.min_acks:
-                    grace_until = loop.time() + ctx.straggler_s
-        finally:
-            for task in pending:
-                task.cancel()
-        missing = sorted(set(range(erasure.TOTAL)) - (set(by_index) - set(failed)))
-        acks = erasure.TOTAL - len(missing)
-        placements = [ShardPlacement(index=i, node_id=p.node_id, address=p.address, checksum=checksums[i])
-                      for i, p in sorted(by_index.items())]
-        if missing:
-            log.warning("chunk.shards_missing", extra={"fields": {
-                "chunk_key": plan.chunk_key, "acks": acks, "missing": missing,
-                "reasons": {str(k): v for k, v in failed.items()}, "request_id": self._request_id}})
-        if acks < ctx.min_acks:
-            raise WriteFailed(f"chunk {plan.chunk_key}: {acks} of {erasure.TOTAL} shards stored, "
-                              f"{ctx.min_acks} needed", chunk_key=plan.chunk_key, acks=acks,
-                              needed=ctx.min_acks)
-        return placements, missing
+                else:
+                    log.error("shard.put_error", exc_info=exc, extra={"fields": {
+                        "chunk_key": plan.chunk_key, "index": i, "request_id": request_id}})
+                    failed[i] = f"error ({type(exc).__name__})"
+            if grace_until is None and acks >= ctx.min_acks:
+                grace_until = loop.time() + ctx.straggler_s
+    finally:
+        for task in pending:
+            task.cancel()
+    missing = sorted(set(range(erasure.TOTAL)) - (set(by_index) - set(failed)))
+    acks = erasure.TOTAL - len(missing)
+    placements = [ShardPlacement(index=i, node_id=p.node_id, address=p.address, checksum=checksums[i])
+                  for i, p in sorted(by_index.items())]
+    if missing:
+        log.warning("chunk.shards_missing", extra={"fields": {
+            "chunk_key": plan.chunk_key, "acks": acks, "missing": missing,
+            "reasons": {str(k): v for k, v in failed.items()}, "request_id": request_id}})
+    if acks < ctx.min_acks:
+        raise WriteFailed(f"chunk {plan.chunk_key}: {acks} of {erasure.TOTAL} shards stored, "
+                          f"{ctx.min_acks} needed", chunk_key=plan.chunk_key, acks=acks,
+                          needed=ctx.min_acks)
+    return placements, missing
 
 
 def _sha256_step(payload: hashlib._Hash) -> Callable[[memoryview], str]:
@@ -403,7 +428,3 @@ def _sha256_step(payload: hashlib._Hash) -> Callable[[memoryview], str]:
         return payload.hexdigest()
 
     return step
-
-
-def _sha256_hex(view: memoryview) -> str:
-    return hashlib.sha256(view).hexdigest()

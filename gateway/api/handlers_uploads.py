@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from blob.chunk_put import ChunkMismatch, put_chunk, sha256_hex
+from blob.errors import ChunkMismatch
+from blob.hashing import sha256_hex
 from coordinator.product_records import UploadStatus, UploadTarget
 from coordinator.records import CoordinatorError
 from gateway.api import shapes
@@ -139,8 +140,8 @@ async def put_chunk_body(ctx: ApiContext) -> web.StreamResponse:
                     raise ChunkMismatch(f"the body's SHA-256 is {actual}, "
                                         f"the upload announced {target.sha256}")
             else:
-                ref = await put_chunk(state.store, target.tenant_id, view, target.sha256,
-                                      request_id=ctx.request_id)
+                ref = await state.store.write_chunk(target.tenant_id, view, target.sha256,
+                                                    request_id=ctx.request_id)
                 await state.coordinator.upload_chunk_landed(upload_id, index, ref)
         except ChunkMismatch as exc:
             raise ApiError("BadDigest", str(exc)) from None

@@ -14,6 +14,7 @@ import pytest
 
 from blob import (
     SUPPORTED_CHECKSUMS,
+    ChunkMismatch,
     ChunkStore,
     DataUnavailable,
     UnsupportedChecksum,
@@ -392,6 +393,47 @@ def test_dedup_reuses_committed_chunks_and_writes_are_convergent(healthy: NodeCl
     assert [c.chunk_key for c in deduped.chunks] == [c.chunk_key for c in first.chunks]
     assert deduped.md5_hex == first.md5_hex
     assert [c.chunk_key for c in other.chunks] != [c.chunk_key for c in first.chunks]
+
+
+def test_write_chunk_checks_the_announced_digest_before_any_node(healthy: NodeCluster):
+    """The product API's chunk PUT: bytes that do not hash to the announced SHA-256 (or are
+    longer than a chunk) are refused before placement, so no shard of them exists; matching
+    bytes are stored like a chunk of `write` (same key, same shards), then deduplicated."""
+    data = os.urandom(CHUNK)
+    digest = hashlib.sha256(data).hexdigest()
+
+    async def main():
+        coord = make_coordinator(healthy)
+        store = make_store(coord, healthy)
+        try:
+            wrong = bytearray(data)
+            wrong[1000] ^= 1
+            with pytest.raises(ChunkMismatch, match="the upload announced"):
+                await store.write_chunk(TENANT, wrong, digest)
+            with pytest.raises(ChunkMismatch, match="at most"):
+                await store.write_chunk(TENANT, data + b"x", digest)
+            refused_places = coord.place_calls
+            ref = await store.write_chunk(TENANT, memoryview(data), digest)
+            streamed = await store.write(TENANT, pieces(data), set())
+            coord.commit([ref])
+            healthy.pause(list(range(14)))   # a dedup hit must not touch any node (it would hang)
+            try:
+                again = await asyncio.wait_for(store.write_chunk(TENANT, data, digest), 3.0)
+            finally:
+                healthy.resume(list(range(14)))
+            back = await read_all(store, ObjectInfo(bucket="b", key="k", version_id="v", tenant_id=TENANT,
+                                                    size=len(data), etag="", last_modified=0.0, chunks=[ref]))
+            return refused_places, ref, streamed, again, back
+        finally:
+            await store.close()
+
+    refused_places, ref, streamed, again, back = run(main())
+    assert refused_places == 0
+    assert back == data
+    assert (ref.sha256, ref.size, ref.offset, ref.missing, ref.inline) == (digest, CHUNK, 0, [], None)
+    assert [(p.index, p.node_id, p.checksum) for p in ref.shards] == \
+        [(p.index, p.node_id, p.checksum) for p in streamed.chunks[0].shards]
+    assert again.chunk_key == ref.chunk_key and again.shards == ref.shards
 
 
 def test_concurrent_writes_and_reads(healthy: NodeCluster):

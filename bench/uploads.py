@@ -115,9 +115,9 @@ async def run(up: Up, work: Path, big: int, shared: int, downloads: int) -> dict
         uploader = Uploader(client, USER, streams=4, chunk_size=chunk_size)
 
         big_file = write_random(work / "big.bin", big)
-        s0, c0, _ = meter.sample()
+        s0, c0, _, _ = meter.sample()
         first = await uploader.upload(big_file, "/bench/big.bin")
-        s1, c1, _ = meter.sample()
+        s1, c1, _, _ = meter.sample()
         transfer_s = first.seconds - first.hash_seconds
         out["upload"] = {"bytes": big, "chunks_sent": first.chunks_sent, "bytes_sent": first.bytes_sent,
                          "seconds": first.seconds, "hash_seconds": first.hash_seconds,
@@ -138,9 +138,9 @@ async def run(up: Up, work: Path, big: int, shared: int, downloads: int) -> dict
         link = await client.create_share(str(entry["id"]), "download")
 
     before = await node_bytes_sent(up.info, secret)
-    s0, c0, _ = meter.sample()
+    s0, c0, _, _ = meter.sample()
     seconds, received = await download_many(link["url"], downloads, shared)
-    s1, c1, _ = meter.sample()
+    s1, c1, _, _ = meter.sample()
     after = await node_bytes_sent(up.info, secret)
     out["downloads"] = {"count": downloads, "file_bytes": shared, "seconds": seconds,
                         "bytes_received": received,

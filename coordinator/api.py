@@ -40,7 +40,6 @@ from coordinator.product_records import (
     LinkView,
     LoginCandidate,
     Principal,
-    QuarantineReport,
     TokenInfo,
     UploadStatus,
     UploadTarget,
@@ -902,11 +901,6 @@ class ProductAPI(Protocol):
 
     async def link_download_end(self, download_id: str, completed: bool) -> None:
         """Count (and audit) a completed download, or give the reservation back."""
-        ...
-
-    async def revoke_object_links(self, bucket: str, key: str) -> QuarantineReport:
-        """For the scan worker quarantining an object: revoke every share link of that file and
-        report (and audit) the downloads made through them."""
         ...
 
 

@@ -8,7 +8,6 @@ orjson and the client rebuilds from the declared types (coordinator/api.py, Prod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from coordinator.records import ObjectInfo
 
@@ -203,9 +202,3 @@ class LinkContent:
     content: FileContent
     permission: str                  # the link's: view (inline only) | download (attachment)
     download_id: str | None = None   # a counted download in progress (finish it with its outcome)
-
-
-@dataclass
-class QuarantineReport:
-    links_revoked: int
-    downloads: list[dict[str, Any]]  # {"link_id", "at", "client_addr"} of earlier link downloads

@@ -39,7 +39,6 @@ from coordinator.product_records import (
     LinkInfo,
     LinkItem,
     LinkView,
-    QuarantineReport,
 )
 from coordinator.product_uploads import ProductUploadQueries
 from coordinator.records import is_drive_bucket
@@ -385,27 +384,6 @@ class SharingQueries(ProductUploadQueries):
         result = await conn.execute(sa.update(share_links).where(
             _l.file_id == key, _l.revoked_at.is_(None)).values(revoked_at=now, revoked_reason="quarantine"))
         return result.rowcount
-
-    async def revoke_object_links(self, bucket: str, key: str) -> QuarantineReport:
-        """For the scan worker, when it quarantines a version of (bucket, key): every share link
-        of that file is revoked (reason "quarantine"), and the downloads made through them so far
-        are returned and audited. Objects outside drives have no links: an empty report."""
-        if not is_drive_bucket(bucket):
-            return QuarantineReport(links_revoked=0, downloads=[])
-
-        async def tx(conn: AsyncConnection) -> QuarantineReport:
-            now = self.now()
-            revoked = await self.revoke_links_tx(conn, bucket, key, now)
-            link_ids = [r.link_id for r in await conn.execute(sa.select(_l.link_id).where(_l.file_id == key))]
-            downloads = [] if not link_ids else [
-                {"link_id": r.link_id, "at": r.finished_at, "client_addr": r.client_addr}
-                for r in await conn.execute(sa.select(share_link_downloads).where(
-                    _d.link_id.in_(link_ids), _d.finished_at.is_not(None)).order_by(_d.finished_at))]
-            await record_audit(conn, "scan", "share.quarantine", f"{bucket}/{key}",
-                               {"links_revoked": revoked, "downloads": downloads}, at=now)
-            return QuarantineReport(links_revoked=revoked, downloads=downloads)
-
-        return await self.db.write(tx)
 
 
 def _item(row: Any, path: str, version: Any) -> LinkItem:

@@ -155,7 +155,12 @@ async def test_download_reservations_never_exceed_max_downloads(database_url: st
         with pytest.raises(CoordinatorError) as exc:
             await meta.link_resolve("a" * 64)
         assert exc.value.code == "Gone"
-        bucket = f"drive_{alice['user_id']}"
-        report = await meta.revoke_object_links(bucket, file_id)
-        assert report.links_revoked == 1
-        assert sorted(d["client_addr"] for d in report.downloads) == ["10.0.0.1", "10.0.0.3"]
+        # A quarantine revokes the link and names the two completed downloads (not the one
+        # that broke off) in its audit, in the scan's own transaction.
+        assert await meta.record_scan(version, "quarantined", "infected: X", "builtin", ["ready"]) is True
+        audit = await meta.object_audit(f"drive_{alice['user_id']}", file_id)
+        (quarantine,) = [a for a in audit if a.action == "object.quarantine"]
+        assert quarantine.detail["links_revoked"] == 1
+        assert sorted((d["via"], d["client_addr"]) for d in quarantine.detail["downloaders"]) == [
+            ("share link", "10.0.0.1"), ("share link", "10.0.0.3")]
+        assert await meta.link_list(alice["user_id"]) == []                 # revoked: not listed

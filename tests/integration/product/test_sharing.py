@@ -210,13 +210,15 @@ def test_a_revoked_or_quarantined_links_earlier_signed_url_stops_working(product
     other = _link(api, file_id)
     url2 = request("GET", other["url"] + "/download").headers["Location"]
     assert request("GET", url2).status == 200
-    _set_status(product, file_id, "quarantined")
-    bucket = product.sql("SELECT bucket FROM object_versions WHERE key = :k", k=file_id)[0][0]
-    report = product.cluster.admin_call(lambda c: c.revoke_object_links(bucket, file_id))
-    assert report.links_revoked == 1
-    assert {d["link_id"] for d in report.downloads} == {link["id"], other["id"]}
-    assert all(d["client_addr"] == "127.0.0.1" for d in report.downloads)
+    # The scan quarantines it (the coordinator call the scan worker makes): the other link is
+    # revoked in the same transaction, and its signed URL stops working too.
+    (version_id,), = product.sql("SELECT version_id FROM object_versions WHERE key = :k AND is_latest",
+                                 k=file_id)
+    assert product.cluster.admin_call(lambda c: c.record_scan(
+        version_id, "quarantined", "infected: X", "test", ["ready"])) is True
     assert request("GET", url2).status == 404 and _public(other["url"]).status == 404
+    listed = {x["id"] for x in api.get("/api/v1/share_links").json["links"]}
+    assert {link["id"], other["id"]} & listed == set()             # revoked links are not listed
 
 
 def test_a_revoked_grant_takes_effect_on_the_next_request(product: Product) -> None:

@@ -41,6 +41,14 @@ def free_port_block(n: int = 16) -> int:
     raise RuntimeError("no free block of ports")
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports for the processes of one cluster. Separate free_port() calls
+    may return the same port twice (CI once gave two nodes of a cluster one port: the
+    second died on bind while the first answered for it)."""
+    base = free_port_block(n)
+    return list(range(base, base + n))
+
+
 def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from blob.crypto import chunk_key
 from coordinator.records import ChunkPlan, ChunkRef, ShardPlacement
-from tests.util import free_port, wait_for_port
+from tests.util import free_ports, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "datapath-test-cluster-secret"
@@ -48,11 +48,10 @@ class NodeCluster:
         self.root = root
         self.secret = secret
         self.nodes: list[NodeProc] = []
-        for i in range(count):
+        for i, port in enumerate(free_ports(count)):
             node_id = f"n{i:02d}"
             data_dir = root / node_id
             data_dir.mkdir(parents=True, exist_ok=True)
-            port = free_port()
             config = root / f"{node_id}.toml"
             config.write_text(
                 f'[cluster]\nsecret = "{secret}"\n\n'

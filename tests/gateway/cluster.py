@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from coordinator.client import CoordinatorClient
 from coordinator.records import KeyInfo
-from tests.util import free_port, wait_for_port
+from tests.util import free_ports, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = 14
@@ -64,9 +64,7 @@ class MiniCluster:
         self.coordinator_settings = coordinator_settings or {}
         self.gateway_settings = gateway_settings or {}
         self.timeouts = timeouts or {}
-        self.coordinator_port = free_port()
-        self.gateway_port = free_port()
-        self.node_ports = [free_port() for _ in range(nodes)]
+        self.coordinator_port, self.gateway_port, *self.node_ports = free_ports(nodes + 2)
         self.procs: dict[str, subprocess.Popen] = {}
         self.admin: KeyInfo | None = None
 

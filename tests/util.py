@@ -15,15 +15,15 @@ PGBIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One free port for a server a test starts (see free_port_block for where from)."""
+    return free_port_block(1)
 
 
 def free_port_block(n: int = 16) -> int:
-    """A base port such that base..base+n-1 are all free on 127.0.0.1."""
+    """A base port such that base..base+n-1 are all free on 127.0.0.1. Chosen below the
+    kernel's ephemeral range (32768+): a port there can be taken as the local port of any
+    outgoing connection between the choice and the server's bind."""
     for _ in range(200):
-        # below the kernel's ephemeral range (32768+), where outgoing connections take ports
         base = random.randrange(10000, 32768 - n)
         socks = []
         try:

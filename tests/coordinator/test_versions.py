@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
-import sqlalchemy as sa
-
 from coordinator.records import ObjectId, WriteCondition
 from coordinator.schema import chunks, object_versions, tenants
 from coordinator.versions import seq_in_id
-from tests.coordinator.helpers import expect, open_meta, put_inline, setup_tenant
-
-
-async def _rows(meta, table, *where):
-    async def q(conn):
-        return (await conn.execute(sa.select(table).where(*where))).all()
-
-    return await meta.db.read(q)
+from tests.coordinator.helpers import expect, open_meta, put_inline, rows, setup_tenant
 
 
 async def refcounts(meta) -> dict[str, int]:
-    return {r.chunk_key: r.refcount for r in await _rows(meta, chunks)}
+    return {r.chunk_key: r.refcount for r in await rows(meta, chunks)}
 
 
 async def used_bytes(meta, tenant_id: str) -> int:
-    (row,) = await _rows(meta, tenants, tenants.c.tenant_id == tenant_id)
+    (row,) = await rows(meta, tenants, tenants.c.tenant_id == tenant_id)
     return row.used_bytes
 
 
@@ -237,7 +228,7 @@ async def test_emptying_a_bucket_the_portable_way(database_url):
             if not res.is_truncated:
                 break
             km, vm = res.next_key_marker, res.next_version_id_marker
-        assert await _rows(meta, object_versions) == []
+        assert await rows(meta, object_versions) == []
         assert await used_bytes(meta, key.tenant_id) == 0 and set((await refcounts(meta)).values()) == {0}
         await meta.delete_bucket(key.tenant_id, "bkt")
 

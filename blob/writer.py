@@ -328,21 +328,21 @@ def _encode(ctx: DatapathContext, chunk_key: str, plain: memoryview, buf: bytear
 async def upload_sealed(ctx: DatapathContext, sealed: SealedChunk, offset: int,
                         request_id: str | None) -> ChunkRef:
     """Step 5 for one sealed chunk (nothing to do for a stored or inline one): its ChunkRef."""
-    plan, fmt = sealed.plan, sealed.format
-    enc_size = formats.enc_size(sealed.size, fmt)
+    plan = sealed.plan
     if sealed.shards is None:
-        return ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=sealed.size, enc_size=enc_size,
-                        key_id=ctx.cipher.key_id, shards=[] if sealed.inline_b64 else list(plan.shards),
-                        missing=[], offset=offset, inline=sealed.inline_b64, format=fmt)
-    placements, missing = await _upload(ctx, plan, sealed.shards, sealed.checksums, request_id)
-    if not missing and sealed.held is not None:
-        # Every node read its whole body (201), so no connection still holds a view of the
-        # buffer and it can take the next chunk. After a failed PUT it is left to the GC.
-        sealed.shards = None
-        ctx.give_buffer(sealed.held)
-        sealed.held = None
-    return ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=sealed.size, enc_size=enc_size,
-                    key_id=ctx.cipher.key_id, shards=placements, missing=missing, offset=offset, format=fmt)
+        shards, missing = [] if sealed.inline_b64 else list(plan.shards), []
+    else:
+        shards, missing = await _upload(ctx, plan, sealed.shards, sealed.checksums, request_id)
+        if not missing and sealed.held is not None:
+            # Every node read its whole body (201), so no connection still holds a view of the
+            # buffer and it can take the next chunk. After a failed PUT it is left to the GC.
+            sealed.shards = None
+            ctx.give_buffer(sealed.held)
+            sealed.held = None
+    return ChunkRef(sha256=plan.sha256, chunk_key=plan.chunk_key, size=sealed.size,
+                    enc_size=formats.enc_size(sealed.size, sealed.format), key_id=ctx.cipher.key_id,
+                    shards=shards, missing=missing, offset=offset, inline=sealed.inline_b64,
+                    format=sealed.format)
 
 
 async def _upload(ctx: DatapathContext, plan: ChunkPlan, shards: list[erasure.Shard],

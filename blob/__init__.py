@@ -50,6 +50,10 @@ Exact public API (everything else in this package is internal)::
         # Hashed once (no MD5, no payload checksum); otherwise stored exactly like a chunk of
         # `write` (dedup, inline when small). Raises WriteFailed / CoordinatorError like `write`.
 
+    await store.verify_chunk(data, sha256)
+        # ChunkMismatch unless data hashes to sha256: write_chunk's check alone (a chunk that
+        # is stored already and arrives again).
+
     async for piece in store.read(obj: ObjectInfo, start: int, end: int, *, request_id=None,
                                   stats: ReadStats | None = None):
         # obj.chunks must be filled (get_object(..., with_chunks=True)); end is inclusive like

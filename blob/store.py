@@ -92,13 +92,17 @@ class ChunkStore:
         view = memoryview(data).cast("B")
         granted = await ctx.write_budget.acquire(len(view))
         try:
-            actual = await ctx.run(sha256_hex, view)
-            if actual != sha256:
-                raise ChunkMismatch(f"the body's SHA-256 is {actual}, the upload announced {sha256}")
-            sealed = await seal_chunk(ctx, tenant_id, view, actual, inline=len(view) <= ctx.inline_max)
+            await self.verify_chunk(view, sha256)
+            sealed = await seal_chunk(ctx, tenant_id, view, sha256, inline=len(view) <= ctx.inline_max)
             return await upload_sealed(ctx, sealed, 0, request_id)
         finally:
             ctx.write_budget.release(granted)
+
+    async def verify_chunk(self, data: Buffer, sha256: str) -> None:
+        """ChunkMismatch unless `data` hashes to the announced `sha256` (on a worker thread)."""
+        actual = await self._ctx.run(sha256_hex, data)
+        if actual != sha256:
+            raise ChunkMismatch(f"the body's SHA-256 is {actual}, the upload announced {sha256}")
 
     def read(self, obj: ObjectInfo, start: int, end: int, *, request_id: str | None = None,
              stats: ReadStats | None = None) -> AsyncIterator[bytes]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from aiohttp import web
 
 from blob.errors import ChunkMismatch
-from blob.hashing import sha256_hex
 from coordinator.product_records import UploadStatus, UploadTarget
 from coordinator.records import CoordinatorError
 from gateway.api import shapes
@@ -135,10 +133,7 @@ async def put_chunk_body(ctx: ApiContext) -> web.StreamResponse:
             raise ApiError("IncompleteBody", f"the body ended after {got} of {length} bytes")
         try:
             if target.landed:  # stored already (a retry, or the same chunk at another index)
-                actual = await asyncio.to_thread(sha256_hex, view)
-                if actual != target.sha256:
-                    raise ChunkMismatch(f"the body's SHA-256 is {actual}, "
-                                        f"the upload announced {target.sha256}")
+                await state.store.verify_chunk(view, target.sha256)
             else:
                 ref = await state.store.write_chunk(target.tenant_id, view, target.sha256,
                                                     request_id=ctx.request_id)

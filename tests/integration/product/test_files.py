@@ -73,6 +73,9 @@ def test_empty_file_and_bad_chunks_are_refused_with_nothing_kept(product: Produc
     assert status.json["missing"] == [0, 1] and status.json["landed"] == []
     early = api.post("/api/v1/uploads/finalize", {"upload_id": init.json["upload_id"]})
     assert (early.status, early.code, early.json["error"]["missing"]) == (409, "UploadIncomplete", [0, 1])
+    assert request("PUT", url0, data[:CHUNK]).status == 200
+    again = request("PUT", url0, _bytes(CHUNK))    # chunk 0 has landed: a resend is checked too
+    assert (again.status, again.code) == (400, "BadDigest")
     assert api.call("DELETE", f"/api/v1/uploads/{init.json['upload_id']}").status == 204
     assert request("PUT", url0, data[:CHUNK]).status == 404  # aborted: the signed URL leads nowhere
 
